@@ -1,0 +1,372 @@
+//! Request normalisation: turns Envoy's `:authority` and `:path` into the
+//! canonical host and path that route matching compares.
+//!
+//! Matching is only as safe as this step. Anything a backend might decode
+//! differently from us (encoded `/` or `\`, control characters, dot-segments
+//! with `;` parameters) is refused instead of guessed at.
+
+/// Why a request path was refused by [`normalize_path`].
+///
+/// Variants carry no part of the path: the path is attacker input and the
+/// error may end up in a deny response or a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The path does not start with `/` (e.g. `*` or `example.com/x`).
+    #[error("path does not start with `/`")]
+    NotAbsolute,
+    /// A `%` is not followed by two hex digits (`%zz`, `%4`, a lone `%`).
+    #[error("malformed percent-escape: `%` must be followed by two hex digits")]
+    InvalidEscape,
+    /// `%2F`: an encoded `/` would let one segment pose as two.
+    #[error("encoded `/` (`%2F`) in path")]
+    EncodedSlash,
+    /// `%5C`: an encoded `\`, which some backends treat as `/`.
+    #[error("encoded `\\` (`%5C`) in path")]
+    EncodedBackslash,
+    /// A literal `\`, which some backends treat as `/`.
+    #[error("`\\` in path")]
+    Backslash,
+    /// A control character (C0, DEL or C1), literal or percent-encoded.
+    #[error("control character in path")]
+    ControlCharacter,
+    /// The percent-decoded bytes are not valid UTF-8.
+    #[error("percent-decoded path is not valid UTF-8")]
+    InvalidUtf8,
+    /// A `.` or `..` segment carrying `;` parameters (`/..;/admin`), which
+    /// servlet containers resolve as a dot-segment.
+    #[error("dot-segment with `;` parameters in path")]
+    DotSegmentParameter,
+}
+
+/// Canonical host of an HTTP authority, as [`RequestTarget::host`] expects.
+///
+/// Strips a numeric port (`Example.COM:8443` -> `example.com`), the brackets
+/// and port of an IPv6 literal (`[::1]:80` -> `::1`) and one trailing dot
+/// (`host.` -> `host`), then lower-cases ASCII. An authority that does not
+/// parse this way is only lower-cased; it then matches no host pattern other
+/// than `*`, which is the safe outcome.
+///
+/// [`RequestTarget::host`]: super::RequestTarget::host
+pub fn normalize_host(authority: &str) -> String {
+    let host = strip_port(authority);
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+fn strip_port(authority: &str) -> &str {
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        return match bracketed.split_once(']') {
+            Some((address, rest)) if rest.is_empty() || is_port_suffix(rest) => address,
+            _ => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        // A second colon means an unbracketed IPv6 address, which has no port.
+        Some((host, port)) if !host.contains(':') && is_digits(port) => host,
+        _ => authority,
+    }
+}
+
+fn is_port_suffix(rest: &str) -> bool {
+    rest.strip_prefix(':').is_some_and(is_digits)
+}
+
+fn is_digits(text: &str) -> bool {
+    text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// Canonical form of Envoy's `:path` (which includes the query string), the
+/// form every path matcher compares against.
+///
+/// Steps, in order:
+/// 1. cut at the first `?` or `#`;
+/// 2. require a leading `/`;
+/// 3. percent-decode once, refusing malformed escapes, `%2F`, `%5C`, a
+///    literal `\`, control characters and non-UTF-8 results;
+/// 4. merge repeated slashes, drop `.` segments and resolve `..` segments
+///    (RFC 3986 §5.2.4; `..` at the root stays at the root), refusing `.;x`
+///    and `..;x` segments;
+/// 5. keep a trailing slash if the input ended in `/`, `/.` or `/..`.
+///
+/// Decoded `%`, `?` and `#` are written back as `%25`, `%3F` and `%23` so
+/// that the output keeps its meaning and is a fixed point:
+/// `normalize_path(&normalize_path(p)?) == normalize_path(p)`.
+pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    let path = raw.split(['?', '#']).next().unwrap_or_default();
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = String::from_utf8(percent_decode(path)?).map_err(|_| PathError::InvalidUtf8)?;
+    if decoded.chars().any(char::is_control) {
+        return Err(PathError::ControlCharacter);
+    }
+    remove_dot_segments(&decoded)
+}
+
+fn percent_decode(path: &str) -> Result<Vec<u8>, PathError> {
+    let mut decoded = Vec::with_capacity(path.len());
+    let mut bytes = path.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => {
+                let high = bytes
+                    .next()
+                    .and_then(hex_value)
+                    .ok_or(PathError::InvalidEscape)?;
+                let low = bytes
+                    .next()
+                    .and_then(hex_value)
+                    .ok_or(PathError::InvalidEscape)?;
+                match (high << 4) | low {
+                    b'/' => return Err(PathError::EncodedSlash),
+                    b'\\' => return Err(PathError::EncodedBackslash),
+                    other => decoded.push(other),
+                }
+            }
+            other => decoded.push(other),
+        }
+    }
+    Ok(decoded)
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `decoded` starts with `/` and contains no encoded separators any more.
+fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
+    let relative = decoded.strip_prefix('/').unwrap_or(decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in relative.split('/') {
+        // `/a/.` and `/a/..` name a directory, as `/a/` does (RFC 3986 §5.2.4).
+        trailing_slash = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ if is_dot_with_parameters(segment) => return Err(PathError::DotSegmentParameter),
+            _ => segments.push(segment),
+        }
+    }
+    let mut canonical = String::with_capacity(decoded.len() + 1);
+    for segment in &segments {
+        canonical.push('/');
+        push_escaped(&mut canonical, segment);
+    }
+    if segments.is_empty() || trailing_slash {
+        canonical.push('/');
+    }
+    Ok(canonical)
+}
+
+fn is_dot_with_parameters(segment: &str) -> bool {
+    match segment.split_once(';') {
+        Some((name, _parameters)) => name == "." || name == "..",
+        None => false,
+    }
+}
+
+/// Re-encodes the characters that would change the meaning of a path if
+/// it were normalised again.
+fn push_escaped(out: &mut String, segment: &str) {
+    for character in segment.chars() {
+        match character {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            other => out.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn host_lowercases_and_strips_port_and_dot() {
+        assert_eq!(normalize_host("Example.COM:8443"), "example.com");
+        assert_eq!(normalize_host("Example.com:443"), "example.com");
+        assert_eq!(normalize_host("host."), "host");
+        assert_eq!(normalize_host("host.:80"), "host");
+        assert_eq!(normalize_host("api.example.com"), "api.example.com");
+        assert_eq!(normalize_host("host:"), "host");
+    }
+
+    #[test]
+    fn host_handles_ipv6_literals() {
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert_eq!(normalize_host("[::1]"), "::1");
+        assert_eq!(normalize_host("[FE80::1]"), "fe80::1");
+        assert_eq!(normalize_host("::1"), "::1");
+    }
+
+    #[test]
+    fn host_leaves_malformed_authorities_unmatched_shape() {
+        assert_eq!(normalize_host("[::1]junk"), "[::1]junk");
+        assert_eq!(normalize_host("x:y.example.com"), "x:y.example.com");
+        assert_eq!(normalize_host(""), "");
+    }
+
+    #[test]
+    fn path_attacks_resolve_to_the_real_target() {
+        assert_eq!(normalize_path("/public/../admin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/public/%2e%2e/admin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/public/%2E%2E/admin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/public/.%2e/admin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("//admin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/admin/./x"), Ok("/admin/x".into()));
+        assert_eq!(normalize_path("/%61dmin"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/admin?x=/public"), Ok("/admin".into()));
+        assert_eq!(normalize_path("/admin#/public"), Ok("/admin".into()));
+    }
+
+    #[test]
+    fn path_refuses_encoded_separators() {
+        assert_eq!(
+            normalize_path("/public%2F..%2Fadmin"),
+            Err(PathError::EncodedSlash)
+        );
+        assert_eq!(normalize_path("/admin%2fx"), Err(PathError::EncodedSlash));
+        assert_eq!(
+            normalize_path("/admin%5Cx"),
+            Err(PathError::EncodedBackslash)
+        );
+        assert_eq!(
+            normalize_path("/admin%5cx"),
+            Err(PathError::EncodedBackslash)
+        );
+        assert_eq!(
+            normalize_path("/public\\..\\admin"),
+            Err(PathError::Backslash)
+        );
+    }
+
+    #[test]
+    fn path_refuses_bad_escapes_and_bytes() {
+        assert_eq!(normalize_path("/a%zz"), Err(PathError::InvalidEscape));
+        assert_eq!(normalize_path("/a%4"), Err(PathError::InvalidEscape));
+        assert_eq!(normalize_path("/a%"), Err(PathError::InvalidEscape));
+        assert_eq!(normalize_path("/a%00"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize_path("/a%0a"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize_path("/a%7F"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize_path("/a%C2%85"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize_path("/a\tb"), Err(PathError::ControlCharacter));
+        assert_eq!(normalize_path("/a%ff"), Err(PathError::InvalidUtf8));
+        assert_eq!(normalize_path("/caf%C3%A9"), Ok("/café".into()));
+    }
+
+    #[test]
+    fn path_must_be_absolute() {
+        assert_eq!(normalize_path(""), Err(PathError::NotAbsolute));
+        assert_eq!(normalize_path("*"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize_path("admin"), Err(PathError::NotAbsolute));
+        assert_eq!(normalize_path("?/admin"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn path_resolves_dot_segments_per_rfc_3986() {
+        assert_eq!(normalize_path("/"), Ok("/".into()));
+        assert_eq!(normalize_path("/.."), Ok("/".into()));
+        assert_eq!(normalize_path("/../../etc"), Ok("/etc".into()));
+        assert_eq!(normalize_path("/a/b/../c"), Ok("/a/c".into()));
+        assert_eq!(normalize_path("/a/."), Ok("/a/".into()));
+        assert_eq!(normalize_path("/a/b/.."), Ok("/a/".into()));
+        assert_eq!(normalize_path("/a/..."), Ok("/a/...".into()));
+        assert_eq!(normalize_path("/a//b///"), Ok("/a/b/".into()));
+    }
+
+    #[test]
+    fn path_keeps_trailing_slash() {
+        assert_eq!(normalize_path("/api/"), Ok("/api/".into()));
+        assert_eq!(normalize_path("/api"), Ok("/api".into()));
+        assert_eq!(normalize_path("/api/?q"), Ok("/api/".into()));
+    }
+
+    #[test]
+    fn path_refuses_dot_segments_with_parameters() {
+        assert_eq!(
+            normalize_path("/public/..;/admin"),
+            Err(PathError::DotSegmentParameter)
+        );
+        assert_eq!(
+            normalize_path("/public/%2e%2e;x=1/admin"),
+            Err(PathError::DotSegmentParameter)
+        );
+        assert_eq!(
+            normalize_path("/public/.;/admin"),
+            Err(PathError::DotSegmentParameter)
+        );
+        assert_eq!(normalize_path("/a;b/c"), Ok("/a;b/c".into()));
+    }
+
+    #[test]
+    fn path_reencodes_characters_that_would_change_meaning() {
+        assert_eq!(normalize_path("/100%25"), Ok("/100%25".into()));
+        assert_eq!(normalize_path("/a%3Fb"), Ok("/a%3Fb".into()));
+        assert_eq!(normalize_path("/a%23b"), Ok("/a%23b".into()));
+        assert_eq!(normalize_path("/%252e%252e/x"), Ok("/%252e%252e/x".into()));
+    }
+
+    /// Path pieces chosen to hit every branch: separators, dots in both
+    /// spellings, escapes good and bad, query and fragment markers.
+    fn path_piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/", "/", "/", "a", "b", "admin", ".", "..", "%2e", "%2E", "%2e%2e", "%2f", "%5c",
+            "%41", "%25", "%3f", "%23", "%", "%z", "?", "#", "\\", "%00", "é", ";", "..;", " ",
+        ])
+    }
+
+    fn raw_path() -> impl Strategy<Value = String> {
+        prop::collection::vec(path_piece(), 0..16).prop_map(|pieces| pieces.concat())
+    }
+
+    fn segments(path: &str) -> impl Iterator<Item = &str> {
+        path.split('/').skip(1)
+    }
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent(raw in raw_path()) {
+            if let Ok(once) = normalize_path(&raw) {
+                prop_assert_eq!(normalize_path(&once), Ok(once.clone()));
+            }
+        }
+
+        #[test]
+        fn output_has_no_empty_or_dot_segments(raw in raw_path()) {
+            if let Ok(path) = normalize_path(&raw) {
+                prop_assert!(path.starts_with('/'));
+                prop_assert!(!path.contains("//"));
+                prop_assert!(!path.contains("/./"));
+                prop_assert!(!path.contains("/../"));
+                prop_assert!(!path.ends_with("/.") && !path.ends_with("/.."));
+                prop_assert!(!path.contains('?') && !path.contains('#') && !path.contains('\\'));
+            }
+        }
+
+        #[test]
+        fn output_never_escapes_the_root(raw in raw_path()) {
+            if let Ok(path) = normalize_path(&raw) {
+                prop_assert!(segments(&path).all(|segment| segment != ".." && segment != "."));
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(raw in any::<String>(), host in any::<String>()) {
+            if let Ok(path) = normalize_path(&raw) {
+                prop_assert_eq!(normalize_path(&path), Ok(path.clone()));
+            }
+            let host = normalize_host(&host);
+            prop_assert!(!host.bytes().any(|byte| byte.is_ascii_uppercase()));
+        }
+    }
+}
