@@ -1,0 +1,1199 @@
+//! Where a provider's verification keys come from, and the cache that keeps them fresh.
+//!
+//! A remote provider's JWKS is fetched by a background task on the schedule
+//! the IdP asks for (`Cache-Control: max-age`, clamped), refetched early when a
+//! token names a `kid` we do not know (key rotation), and kept serving for a
+//! while when the IdP is unreachable. Fetches are single-flight per provider.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use tokio::sync::{Mutex, watch};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::jwk::{JwksParseError, KeySet};
+
+/// Real JWKS and discovery documents are a few KiB; the cap keeps a broken or
+/// hostile endpoint from exhausting memory.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Where a provider's keys come from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// Keys given in configuration; never fetched.
+    Static(KeySet),
+    /// OpenID Connect Discovery: `{issuer}/.well-known/openid-configuration`
+    /// names the `jwks_uri`.
+    Discovery {
+        /// The configured issuer, which the discovery document must repeat.
+        issuer: String,
+    },
+    /// A JWKS URL given in configuration.
+    JwksUri(String),
+}
+
+/// Timing of a remote provider's key fetches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwksSettings {
+    /// Refresh period when the response has no `Cache-Control: max-age`
+    /// (default 5 min).
+    pub refresh_interval: Duration,
+    /// Lower bound for a `max-age` refresh period (default 1 min).
+    pub min_refresh_interval: Duration,
+    /// Upper bound for a `max-age` refresh period (default 24 h).
+    pub max_refresh_interval: Duration,
+    /// At most one refetch for unknown kids per this interval (default 30 s).
+    pub unknown_kid_refetch_interval: Duration,
+    /// How long the last good keys keep serving while fetches fail (default
+    /// 24 h); after that the provider has no keys.
+    pub max_stale: Duration,
+    /// Delay before the next background fetch after a failed one (default 10 s).
+    pub retry_interval: Duration,
+    /// Total timeout of one HTTP fetch, body included (default 5 s).
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        JwksSettings {
+            refresh_interval: Duration::from_secs(5 * 60),
+            min_refresh_interval: Duration::from_secs(60),
+            max_refresh_interval: Duration::from_secs(24 * 60 * 60),
+            unknown_kid_refetch_interval: Duration::from_secs(30),
+            max_stale: Duration::from_secs(24 * 60 * 60),
+            retry_interval: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Fetching or using a provider's keys failed. Messages name URLs without
+/// their credentials, and never include response bodies.
+#[derive(thiserror::Error, Debug)]
+pub enum JwksError {
+    /// A configured or discovered URL does not parse.
+    #[error("{what} is not a valid URL")]
+    InvalidUrl {
+        /// Which URL: "issuer", "configured jwks_uri" or "discovered jwks_uri".
+        what: &'static str,
+        /// The parse failure.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The request failed: connect, TLS, timeout or a broken body.
+    #[error("fetching {uri} failed")]
+    Http {
+        /// The URL, without credentials.
+        uri: String,
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with a non-success status.
+    #[error("{uri} answered HTTP {status}")]
+    Status {
+        /// The URL, without credentials.
+        uri: String,
+        /// The status received.
+        status: StatusCode,
+    },
+    /// The body exceeded the size cap.
+    #[error("{uri} sent more than {limit} bytes")]
+    TooLarge {
+        /// The URL, without credentials.
+        uri: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The body is not a JWKS.
+    #[error("{uri} did not return a JWKS")]
+    Parse {
+        /// The URL, without credentials.
+        uri: String,
+        /// Why the document was refused.
+        #[source]
+        source: JwksParseError,
+    },
+    /// The JWKS parsed but holds no key we can verify with.
+    #[error("{uri} returned no usable keys ({skipped} skipped)")]
+    NoUsableKeys {
+        /// The URL, without credentials.
+        uri: String,
+        /// How many keys were skipped.
+        skipped: usize,
+    },
+    /// The discovery document is not JSON with string `issuer` and `jwks_uri`.
+    #[error("discovery document {uri} is not valid")]
+    Discovery {
+        /// The URL, without credentials.
+        uri: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The discovery document belongs to another issuer (OIDC Discovery §4.3).
+    #[error("discovery document {uri} names issuer {found:?}, not the configured {expected:?}")]
+    IssuerMismatch {
+        /// The URL, without credentials.
+        uri: String,
+        /// The configured issuer.
+        expected: String,
+        /// The issuer the document names.
+        found: String,
+    },
+    /// The provider has no keys to verify with: never loaded, or stale past
+    /// `max_stale`.
+    #[error("no keys for provider {provider:?}")]
+    NoKeys {
+        /// The provider's configured name.
+        provider: String,
+        /// The last fetch failure, if one is known.
+        #[source]
+        cause: Option<Arc<JwksError>>,
+    },
+}
+
+/// A provider's keys: a cheap, cloneable handle. A remote provider's refresh
+/// task stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct Jwks {
+    keys: Keys,
+    _refresh: Option<Arc<RefreshTask>>,
+}
+
+#[derive(Clone)]
+enum Keys {
+    Static(Arc<KeySet>),
+    Remote(Arc<Remote>),
+}
+
+/// Aborts the refresh task when the last [`Jwks`] handle goes away.
+struct RefreshTask(AbortHandle);
+
+impl Drop for RefreshTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Jwks");
+        if let Keys::Remote(remote) = &self.keys {
+            debug.field("provider", &remote.provider);
+        }
+        debug
+            .field("keys", &self.current().map(|keys| keys.len()))
+            .finish()
+    }
+}
+
+impl Jwks {
+    /// Keys from configuration: always loaded, never fetched.
+    pub fn new_static(keys: KeySet) -> Jwks {
+        Jwks {
+            keys: Keys::Static(Arc::new(keys)),
+            _refresh: None,
+        }
+    }
+
+    /// Starts the background refresh task (first fetch immediately) for a
+    /// remote source; a [`KeySource::Static`] source gives [`Jwks::new_static`].
+    /// `provider` names the provider in logs and errors.
+    ///
+    /// Must be called within a Tokio runtime. The task holds only a weak
+    /// reference and is aborted when the last handle is dropped.
+    pub fn spawn_remote(
+        provider: String,
+        source: KeySource,
+        settings: JwksSettings,
+        client: reqwest::Client,
+    ) -> Jwks {
+        let origin = match source {
+            KeySource::Static(keys) => return Jwks::new_static(keys),
+            KeySource::Discovery { issuer } => Origin::Discovery { issuer },
+            KeySource::JwksUri(uri) => Origin::JwksUri(uri),
+        };
+        let remote = Arc::new(Remote {
+            provider,
+            origin,
+            settings,
+            client,
+            cache: RwLock::new(Cache {
+                good: None,
+                last_error: None,
+                attempts: 0,
+                next_refresh: Instant::now(),
+            }),
+            loaded: watch::Sender::new(false),
+            gate: Mutex::new(Gate::default()),
+        });
+        let task = tokio::spawn(refresh_loop(Arc::downgrade(&remote)));
+        Jwks {
+            keys: Keys::Remote(remote),
+            _refresh: Some(Arc::new(RefreshTask(task.abort_handle()))),
+        }
+    }
+
+    /// The keys to verify with now: `None` if never loaded, or if the last
+    /// good fetch is older than `max_stale`.
+    pub fn current(&self) -> Option<Arc<KeySet>> {
+        match &self.keys {
+            Keys::Static(keys) => Some(Arc::clone(keys)),
+            Keys::Remote(remote) => remote.current(),
+        }
+    }
+
+    /// A token named a kid we do not have (or there are no keys yet): refetch,
+    /// at most once per `unknown_kid_refetch_interval`, with one fetch in
+    /// flight no matter how many callers wait (all waiters get its result).
+    ///
+    /// Returns the keys to use afterwards (possibly the previous ones, if the
+    /// refetch failed or was rate-limited), or [`JwksError::NoKeys`] carrying
+    /// the last fetch error when there are no usable keys.
+    pub async fn refetch_for_unknown_kid(&self) -> Result<Arc<KeySet>, JwksError> {
+        match &self.keys {
+            Keys::Static(keys) => Ok(Arc::clone(keys)),
+            Keys::Remote(remote) => remote.refetch_for_unknown_kid().await,
+        }
+    }
+
+    /// Becomes `true` once keys have been loaded at least once (for health
+    /// reporting); static keys are loaded from the start.
+    pub fn loaded(&self) -> watch::Receiver<bool> {
+        match &self.keys {
+            Keys::Static(_) => watch::channel(true).1,
+            Keys::Remote(remote) => remote.loaded.subscribe(),
+        }
+    }
+}
+
+enum Origin {
+    Discovery { issuer: String },
+    JwksUri(String),
+}
+
+struct Remote {
+    provider: String,
+    origin: Origin,
+    settings: JwksSettings,
+    client: reqwest::Client,
+    // Read on every token check, written once per fetch; held only to clone
+    // or swap Arcs, never across an await.
+    cache: RwLock<Cache>,
+    loaded: watch::Sender<bool>,
+    // The single-flight gate: held across a whole fetch on purpose, so each
+    // provider has at most one fetch in flight. Callers that queued behind a
+    // fetch see `Cache::attempts` moved on and reuse its result.
+    gate: Mutex<Gate>,
+}
+
+struct Cache {
+    /// The last good keys and when they were fetched.
+    good: Option<(Arc<KeySet>, Instant)>,
+    /// Why the last fetch failed; cleared by a good one.
+    last_error: Option<Arc<JwksError>>,
+    /// Completed fetch attempts, so waiters can tell a fetch finished while
+    /// they queued.
+    attempts: u64,
+    /// When the background task should fetch next.
+    next_refresh: Instant,
+}
+
+/// State only a fetch touches, guarded by the single-flight gate.
+#[derive(Default)]
+struct Gate {
+    discovered_jwks_uri: Option<Url>,
+    last_unknown_kid_refetch: Option<Instant>,
+}
+
+/// A successful JWKS fetch.
+struct Fetched {
+    keys: KeySet,
+    uri: String,
+    refresh_in: Duration,
+}
+
+/// A response body read under the size cap.
+struct Body {
+    bytes: Vec<u8>,
+    max_age: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryDocument {
+    issuer: String,
+    jwks_uri: String,
+}
+
+async fn refresh_loop(remote: Weak<Remote>) {
+    loop {
+        // Upgrade only for one round, so dropping every handle ends the loop
+        // even if the abort guard were bypassed.
+        let Some(strong) = remote.upgrade() else {
+            return;
+        };
+        let next = strong.refresh_if_due().await;
+        drop(strong);
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+impl Remote {
+    fn read_cache(&self) -> RwLockReadGuard<'_, Cache> {
+        // Nothing panics while the lock is held, and the data stays consistent
+        // even if something did, so poisoning is ignored.
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current(&self) -> Option<Arc<KeySet>> {
+        let cache = self.read_cache();
+        let (keys, fetched_at) = cache.good.as_ref()?;
+        (fetched_at.elapsed() <= self.settings.max_stale).then(|| Arc::clone(keys))
+    }
+
+    async fn refresh_if_due(&self) -> Instant {
+        let mut gate = self.gate.lock().await;
+        // An unknown-kid refetch may have run while we slept and moved the
+        // schedule.
+        if Instant::now() >= self.read_cache().next_refresh {
+            self.attempt(&mut gate, "refresh").await;
+        }
+        self.read_cache().next_refresh
+    }
+
+    async fn refetch_for_unknown_kid(&self) -> Result<Arc<KeySet>, JwksError> {
+        let attempts_seen = self.read_cache().attempts;
+        let mut gate = self.gate.lock().await;
+        let started = Instant::now();
+        if self.read_cache().attempts != attempts_seen {
+            debug!(provider = %self.provider, "reusing the JWKS fetch that finished while waiting");
+        } else if gate.last_unknown_kid_refetch.is_some_and(|at| {
+            started.duration_since(at) < self.settings.unknown_kid_refetch_interval
+        }) {
+            debug!(provider = %self.provider, "unknown-kid JWKS refetch rate-limited");
+        } else {
+            self.attempt(&mut gate, "unknown kid").await;
+            // Recorded only once the fetch completed, so a caller cancelled
+            // mid-fetch does not block the next one.
+            gate.last_unknown_kid_refetch = Some(started);
+        }
+        drop(gate);
+        self.current().ok_or_else(|| JwksError::NoKeys {
+            provider: self.provider.clone(),
+            cause: self.read_cache().last_error.clone(),
+        })
+    }
+
+    /// One fetch, its outcome recorded in the cache and logged. Callers hold
+    /// the gate.
+    async fn attempt(&self, gate: &mut Gate, trigger: &'static str) {
+        let outcome = self.fetch(gate).await;
+        let now = Instant::now();
+        let mut cache = self.write_cache();
+        cache.attempts += 1;
+        match outcome {
+            Ok(fetched) => {
+                let count = fetched.keys.len();
+                cache.good = Some((Arc::new(fetched.keys), now));
+                cache.last_error = None;
+                cache.next_refresh = now + fetched.refresh_in;
+                drop(cache);
+                self.loaded.send_replace(true);
+                info!(
+                    provider = %self.provider,
+                    uri = %fetched.uri,
+                    keys = count,
+                    refresh_in = ?fetched.refresh_in,
+                    trigger,
+                    "JWKS fetched"
+                );
+            }
+            Err(error) => {
+                let serving = cache
+                    .good
+                    .as_ref()
+                    .filter(|(_, at)| now.duration_since(*at) <= self.settings.max_stale)
+                    .map(|(keys, _)| keys.len());
+                cache.next_refresh = now + self.settings.retry_interval;
+                let error = Arc::new(error);
+                cache.last_error = Some(Arc::clone(&error));
+                drop(cache);
+                match serving {
+                    Some(count) => warn!(
+                        provider = %self.provider,
+                        error = %ErrorChain(error.as_ref()),
+                        trigger,
+                        "JWKS fetch failed; keeping the previous {count} keys"
+                    ),
+                    None => warn!(
+                        provider = %self.provider,
+                        error = %ErrorChain(error.as_ref()),
+                        trigger,
+                        "JWKS fetch failed; the provider has no keys"
+                    ),
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, gate: &mut Gate) -> Result<Fetched, JwksError> {
+        let jwks_uri = match &self.origin {
+            Origin::JwksUri(uri) => parse_url(uri, "configured jwks_uri")?,
+            Origin::Discovery { issuer } => match &gate.discovered_jwks_uri {
+                Some(uri) => uri.clone(),
+                None => {
+                    let uri = self.discover(issuer).await?;
+                    gate.discovered_jwks_uri = Some(uri.clone());
+                    uri
+                }
+            },
+        };
+        let result = self.fetch_key_set(&jwks_uri).await;
+        if result.is_err() {
+            // The IdP may have moved its keys; the next attempt rediscovers.
+            gate.discovered_jwks_uri = None;
+        }
+        result
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<Url, JwksError> {
+        let base = issuer.trim_end_matches('/');
+        let uri = parse_url(
+            &format!("{base}/.well-known/openid-configuration"),
+            "issuer",
+        )?;
+        let body = self.get(&uri).await?;
+        let document: DiscoveryDocument =
+            serde_json::from_slice(&body.bytes).map_err(|source| JwksError::Discovery {
+                uri: display_url(&uri),
+                source,
+            })?;
+        if !same_issuer(&document.issuer, issuer) {
+            return Err(JwksError::IssuerMismatch {
+                uri: display_url(&uri),
+                expected: issuer.to_owned(),
+                found: document.issuer,
+            });
+        }
+        let jwks_uri = parse_url(&document.jwks_uri, "discovered jwks_uri")?;
+        debug!(provider = %self.provider, jwks_uri = %display_url(&jwks_uri), "discovered jwks_uri");
+        Ok(jwks_uri)
+    }
+
+    async fn fetch_key_set(&self, uri: &Url) -> Result<Fetched, JwksError> {
+        let body = self.get(uri).await?;
+        let shown = display_url(uri);
+        let (keys, skipped) =
+            KeySet::from_json(&body.bytes).map_err(|source| JwksError::Parse {
+                uri: shown.clone(),
+                source,
+            })?;
+        for key in &skipped {
+            warn!(
+                provider = %self.provider,
+                uri = %shown,
+                kid = ?key.kid,
+                reason = %key.reason,
+                "JWKS key skipped"
+            );
+        }
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKeys {
+                uri: shown,
+                skipped: skipped.len(),
+            });
+        }
+        let settings = &self.settings;
+        let refresh_in = body.max_age.map_or(settings.refresh_interval, |age| {
+            // max/min rather than clamp: clamp panics if the bounds are crossed.
+            age.max(settings.min_refresh_interval)
+                .min(settings.max_refresh_interval)
+        });
+        Ok(Fetched {
+            keys,
+            uri: shown,
+            refresh_in,
+        })
+    }
+
+    /// GET under the fetch timeout, reading at most [`MAX_BODY_BYTES`] of the
+    /// body whatever Content-Length claims. Any content type is accepted:
+    /// IdPs label JWKS inconsistently and the parser decides.
+    async fn get(&self, uri: &Url) -> Result<Body, JwksError> {
+        let shown = display_url(uri);
+        let http_error = |source: reqwest::Error| JwksError::Http {
+            uri: shown.clone(),
+            // The URL is in `uri` already, without credentials.
+            source: source.without_url(),
+        };
+        let mut response = self
+            .client
+            .get(uri.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(self.settings.fetch_timeout)
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(JwksError::Status { uri: shown, status });
+        }
+        let max_age = cache_max_age(response.headers());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
+            if chunk.len() > MAX_BODY_BYTES - bytes.len() {
+                return Err(JwksError::TooLarge {
+                    uri: shown,
+                    limit: MAX_BODY_BYTES,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Body { bytes, max_age })
+    }
+}
+
+fn parse_url(uri: &str, what: &'static str) -> Result<Url, JwksError> {
+    Url::parse(uri).map_err(|source| JwksError::InvalidUrl {
+        what,
+        source: Box::new(source),
+    })
+}
+
+/// The URL for logs and errors: credentials in a URL are secrets.
+fn display_url(uri: &Url) -> String {
+    let mut shown = uri.clone();
+    // Both fail only for URLs that cannot carry credentials at all.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// OIDC Discovery §4.3 requires the exact issuer; a lone trailing slash is
+/// tolerated because IdPs and configurations disagree about it.
+fn same_issuer(found: &str, configured: &str) -> bool {
+    found == configured
+        || found.strip_suffix('/') == Some(configured)
+        || configured.strip_suffix('/') == Some(found)
+}
+
+/// `max-age` from Cache-Control; `None` when absent or when `no-cache` or
+/// `no-store` asks us not to rely on it (the configured interval applies).
+fn cache_max_age(headers: &HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for directive in value.split(',') {
+            let (name, argument) = match directive.split_once('=') {
+                Some((name, argument)) => (name.trim(), Some(argument.trim())),
+                None => (directive.trim(), None),
+            };
+            if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("max-age")
+                && let Some(seconds) =
+                    argument.and_then(|argument| argument.trim_matches('"').parse::<u64>().ok())
+            {
+                max_age = Some(Duration::from_secs(seconds));
+            }
+        }
+    }
+    max_age
+}
+
+/// Displays an error with its sources, `outer: inner: root`.
+struct ErrorChain<'a>(&'a (dyn StdError + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::Mutex as StdMutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinSet;
+    use tokio::time::sleep;
+
+    // Relative to this file, so they resolve wherever the module is compiled.
+    const JWKS: &str = include_str!("../../tests/fixtures/keys/jwks.json");
+    const EC1: &str = include_str!("../../tests/fixtures/keys/ec-p256-1.jwk.json");
+    const EC2: &str = include_str!("../../tests/fixtures/keys/ec-p256-2.jwk.json");
+
+    fn jwks_of(keys: &[&str]) -> String {
+        format!("{{\"keys\":[{}]}}", keys.join(","))
+    }
+
+    #[derive(Clone)]
+    struct Reply {
+        status: u16,
+        body: Vec<u8>,
+        cache_control: Option<String>,
+        delay: Duration,
+        content_length: bool,
+    }
+
+    impl Reply {
+        fn ok(body: impl Into<Vec<u8>>) -> Reply {
+            Reply {
+                status: 200,
+                body: body.into(),
+                cache_control: None,
+                delay: Duration::ZERO,
+                content_length: true,
+            }
+        }
+
+        fn status(status: u16) -> Reply {
+            Reply {
+                status,
+                ..Reply::ok("oops")
+            }
+        }
+
+        fn max_age(self, cache_control: &str) -> Reply {
+            Reply {
+                cache_control: Some(cache_control.to_owned()),
+                ..self
+            }
+        }
+
+        fn delayed(self, delay: Duration) -> Reply {
+            Reply { delay, ..self }
+        }
+    }
+
+    #[derive(Default)]
+    struct Routes {
+        replies: HashMap<String, Reply>,
+        hits: HashMap<String, usize>,
+    }
+
+    /// A by-hand HTTP/1.1 server on 127.0.0.1:0: one request per connection,
+    /// configurable replies, counted hits.
+    struct TestServer {
+        addr: SocketAddr,
+        routes: Arc<StdMutex<Routes>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl TestServer {
+        async fn start() -> TestServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let routes = Arc::new(StdMutex::new(Routes::default()));
+            let shared = Arc::clone(&routes);
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(answer(stream, Arc::clone(&shared)));
+                }
+            });
+            TestServer { addr, routes, task }
+        }
+
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        fn set(&self, path: &str, reply: Reply) {
+            let mut routes = self.routes.lock().unwrap();
+            routes.replies.insert(path.to_owned(), reply);
+        }
+
+        fn hits(&self, path: &str) -> usize {
+            let routes = self.routes.lock().unwrap();
+            routes.hits.get(path).copied().unwrap_or(0)
+        }
+    }
+
+    async fn answer(mut stream: TcpStream, routes: Arc<StdMutex<Routes>>) {
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&request);
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let reply = {
+            let mut routes = routes.lock().unwrap();
+            *routes.hits.entry(path.clone()).or_default() += 1;
+            routes
+                .replies
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| Reply::status(404))
+        };
+        if !reply.delay.is_zero() {
+            sleep(reply.delay).await;
+        }
+        let mut head = format!(
+            "HTTP/1.1 {} Test\r\nContent-Type: application/json\r\nConnection: close\r\n",
+            reply.status
+        );
+        if reply.content_length {
+            head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+        }
+        if let Some(cache_control) = &reply.cache_control {
+            head.push_str(&format!("Cache-Control: {cache_control}\r\n"));
+        }
+        head.push_str("\r\n");
+        // The client may hang up early (oversize bodies); that is fine.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(&reply.body).await;
+        let _ = stream.shutdown().await;
+    }
+
+    fn settings() -> JwksSettings {
+        JwksSettings::default()
+    }
+
+    fn remote(server: &TestServer, settings: JwksSettings) -> Jwks {
+        Jwks::spawn_remote(
+            "test-idp".to_owned(),
+            KeySource::JwksUri(server.url("/jwks")),
+            settings,
+            reqwest::Client::new(),
+        )
+    }
+
+    async fn wait_loaded(jwks: &Jwks) {
+        jwks.loaded().wait_for(|loaded| *loaded).await.unwrap();
+    }
+
+    /// Polls in small virtual-time steps; with paused time this also lets the
+    /// background task's timers fire.
+    async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        for _ in 0..1000 {
+            if condition() {
+                return;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn cause(error: JwksError) -> Arc<JwksError> {
+        match error {
+            JwksError::NoKeys {
+                cause: Some(cause), ..
+            } => cause,
+            other => panic!("expected NoKeys with a cause, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn static_keys_are_always_loaded() {
+        let (keys, _) = KeySet::from_json(JWKS.as_bytes()).unwrap();
+        let jwks = Jwks::spawn_remote(
+            "static".to_owned(),
+            KeySource::Static(keys),
+            settings(),
+            reqwest::Client::new(),
+        );
+        assert_eq!(jwks.current().unwrap().len(), 3);
+        assert!(*jwks.loaded().borrow());
+        assert_eq!(jwks.refetch_for_unknown_kid().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_honours_max_age_clamped_to_bounds() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS).max_age("public, max-age=5"));
+        let jwks = remote(
+            &server,
+            JwksSettings {
+                min_refresh_interval: Duration::from_secs(60),
+                max_refresh_interval: Duration::from_secs(3600),
+                ..settings()
+            },
+        );
+        wait_loaded(&jwks).await;
+        assert_eq!(jwks.current().unwrap().len(), 3);
+        assert_eq!(server.hits("/jwks"), 1);
+        // The next response asks for far longer than the maximum.
+        server.set("/jwks", Reply::ok(JWKS).max_age("max-age=\"999999\""));
+
+        // max-age=5 is raised to the 60 s minimum.
+        sleep(Duration::from_secs(55)).await;
+        assert_eq!(server.hits("/jwks"), 1);
+        sleep(Duration::from_secs(6)).await;
+        until("second fetch", || server.hits("/jwks") == 2).await;
+
+        // max-age=999999 is lowered to the 1 h maximum.
+        sleep(Duration::from_secs(3590)).await;
+        assert_eq!(server.hits("/jwks"), 2);
+        sleep(Duration::from_secs(20)).await;
+        until("third fetch", || server.hits("/jwks") == 3).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_cache_uses_refresh_interval() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS).max_age("no-cache, max-age=3600"));
+        let jwks = remote(&server, settings());
+        wait_loaded(&jwks).await;
+        sleep(Duration::from_secs(295)).await;
+        assert_eq!(server.hits("/jwks"), 1);
+        sleep(Duration::from_secs(10)).await;
+        until("refresh after 5 min", || server.hits("/jwks") == 2).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn discovery_finds_jwks_uri_and_rediscovers_after_failure() {
+        let server = TestServer::start().await;
+        let issuer = server.url("");
+        let discovery = |jwks_path: &str| {
+            serde_json::json!({
+                "issuer": issuer,
+                "jwks_uri": server.url(jwks_path),
+                "authorization_endpoint": server.url("/authorize"),
+            })
+            .to_string()
+        };
+        server.set(
+            "/.well-known/openid-configuration",
+            Reply::ok(discovery("/jwks")),
+        );
+        server.set("/jwks", Reply::ok(JWKS));
+        let jwks = Jwks::spawn_remote(
+            "test-idp".to_owned(),
+            // The configured issuer has a trailing slash the document lacks.
+            KeySource::Discovery {
+                issuer: format!("{issuer}/"),
+            },
+            // No background retries to muddle the counts.
+            JwksSettings {
+                retry_interval: Duration::from_secs(3600),
+                ..settings()
+            },
+            reqwest::Client::new(),
+        );
+        wait_loaded(&jwks).await;
+        assert_eq!(server.hits("/.well-known/openid-configuration"), 1);
+        assert_eq!(server.hits("/jwks"), 1);
+
+        // The cached jwks_uri is reused while it works.
+        jwks.refetch_for_unknown_kid().await.unwrap();
+        assert_eq!(server.hits("/.well-known/openid-configuration"), 1);
+        assert_eq!(server.hits("/jwks"), 2);
+
+        // The IdP moves its keys: the old URL fails, then discovery is redone.
+        server.set("/jwks", Reply::status(404));
+        server.set(
+            "/.well-known/openid-configuration",
+            Reply::ok(discovery("/keys")),
+        );
+        server.set("/keys", Reply::ok(jwks_of(&[EC2])));
+        sleep(Duration::from_secs(31)).await;
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("rsa-1"), "old keys keep serving");
+        sleep(Duration::from_secs(31)).await;
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("ec-2"));
+        assert_eq!(server.hits("/.well-known/openid-configuration"), 2);
+        assert_eq!(server.hits("/keys"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn discovery_refuses_another_issuer() {
+        let server = TestServer::start().await;
+        let document = serde_json::json!({
+            "issuer": "https://evil.example",
+            "jwks_uri": server.url("/jwks"),
+        });
+        server.set(
+            "/.well-known/openid-configuration",
+            Reply::ok(document.to_string()),
+        );
+        server.set("/jwks", Reply::ok(JWKS));
+        let jwks = Jwks::spawn_remote(
+            "test-idp".to_owned(),
+            KeySource::Discovery {
+                issuer: server.url(""),
+            },
+            settings(),
+            reqwest::Client::new(),
+        );
+        let error = cause(jwks.refetch_for_unknown_kid().await.unwrap_err());
+        assert!(
+            matches!(error.as_ref(), JwksError::IssuerMismatch { found, .. } if found == "https://evil.example"),
+            "{error:?}"
+        );
+        assert_eq!(server.hits("/jwks"), 0);
+        assert!(jwks.current().is_none());
+        assert!(!*jwks.loaded().borrow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_kid_refetch_is_rate_limited_and_picks_up_rotation() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(jwks_of(&[EC1])));
+        let jwks = remote(&server, settings());
+        wait_loaded(&jwks).await;
+        assert_eq!(server.hits("/jwks"), 1);
+
+        server.set("/jwks", Reply::ok(jwks_of(&[EC1, EC2])));
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("ec-2"));
+        assert_eq!(server.hits("/jwks"), 2);
+
+        // A second unknown kid within the interval does not fetch again.
+        server.set("/jwks", Reply::ok(jwks_of(&[EC2])));
+        sleep(Duration::from_secs(29)).await;
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("ec-1"));
+        assert_eq!(server.hits("/jwks"), 2);
+
+        sleep(Duration::from_secs(2)).await;
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(!keys.contains_kid("ec-1"));
+        assert_eq!(server.hits("/jwks"), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_refetches_share_one_fetch() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS).delayed(Duration::from_millis(500)));
+        let jwks = remote(&server, settings());
+
+        // Before the first load: the callers and the background task share
+        // one request, whoever starts it.
+        let mut callers = JoinSet::new();
+        for _ in 0..50 {
+            let jwks = jwks.clone();
+            callers.spawn(async move { jwks.refetch_for_unknown_kid().await });
+        }
+        while let Some(result) = callers.join_next().await {
+            assert_eq!(result.unwrap().unwrap().len(), 3);
+        }
+        assert_eq!(server.hits("/jwks"), 1);
+
+        // Once loaded, and past the rate limit: 50 unknown kids at once cost
+        // exactly one more request.
+        sleep(Duration::from_secs(31)).await;
+        for _ in 0..50 {
+            let jwks = jwks.clone();
+            callers.spawn(async move { jwks.refetch_for_unknown_kid().await });
+        }
+        while let Some(result) = callers.join_next().await {
+            assert_eq!(result.unwrap().unwrap().len(), 3);
+        }
+        assert_eq!(server.hits("/jwks"), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_keys_serve_until_max_stale() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS));
+        let jwks = remote(
+            &server,
+            JwksSettings {
+                max_stale: Duration::from_secs(3600),
+                retry_interval: Duration::from_secs(60),
+                ..settings()
+            },
+        );
+        wait_loaded(&jwks).await;
+
+        server.set("/jwks", Reply::status(503));
+        sleep(Duration::from_secs(30 * 60)).await;
+        assert!(server.hits("/jwks") > 5, "retries while failing");
+        assert_eq!(jwks.current().unwrap().len(), 3);
+        assert_eq!(jwks.refetch_for_unknown_kid().await.unwrap().len(), 3);
+
+        sleep(Duration::from_secs(31 * 60)).await;
+        assert!(jwks.current().is_none());
+        let error = cause(jwks.refetch_for_unknown_kid().await.unwrap_err());
+        assert!(
+            matches!(error.as_ref(), JwksError::Status { status, .. } if status.as_u16() == 503),
+            "{error:?}"
+        );
+
+        server.set("/jwks", Reply::ok(JWKS));
+        until("recovery", || jwks.current().is_some()).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_or_unusable_key_set_keeps_old_keys() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS));
+        let jwks = remote(&server, settings());
+        wait_loaded(&jwks).await;
+
+        server.set(
+            "/jwks",
+            Reply::ok(r#"{"keys":[{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}]}"#),
+        );
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("rsa-1"));
+
+        server.set("/jwks", Reply::ok(r#"{"keys":[]}"#));
+        sleep(Duration::from_secs(31)).await;
+        let keys = jwks.refetch_for_unknown_kid().await.unwrap();
+        assert!(keys.contains_kid("rsa-1"));
+        assert_eq!(server.hits("/jwks"), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rotation_is_picked_up_on_refresh() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(jwks_of(&[EC1])).max_age("max-age=60"));
+        let jwks = remote(&server, settings());
+        wait_loaded(&jwks).await;
+        assert!(jwks.current().unwrap().contains_kid("ec-1"));
+
+        server.set("/jwks", Reply::ok(jwks_of(&[EC2])).max_age("max-age=60"));
+        sleep(Duration::from_secs(61)).await;
+        until("rotated keys", || {
+            let keys = jwks.current().unwrap();
+            keys.contains_kid("ec-2") && !keys.contains_kid("ec-1")
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn oversize_body_is_refused_without_content_length() {
+        let server = TestServer::start().await;
+        let padded = |len: usize| {
+            let mut body = JWKS.trim_end().as_bytes().to_vec();
+            body.resize(len, b' ');
+            Reply {
+                content_length: false,
+                ..Reply::ok(body)
+            }
+        };
+        server.set("/jwks", padded(MAX_BODY_BYTES + 1));
+        let jwks = remote(&server, settings());
+        let error = cause(jwks.refetch_for_unknown_kid().await.unwrap_err());
+        assert!(
+            matches!(error.as_ref(), JwksError::TooLarge { .. }),
+            "{error:?}"
+        );
+
+        // Exactly at the cap is fine.
+        server.set("/jwks", padded(MAX_BODY_BYTES));
+        sleep(Duration::from_secs(31)).await;
+        assert_eq!(jwks.refetch_for_unknown_kid().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fetch_timeout_applies() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS).delayed(Duration::from_secs(60)));
+        let jwks = remote(&server, settings());
+        let started = Instant::now();
+        let error = cause(jwks.refetch_for_unknown_kid().await.unwrap_err());
+        assert!(
+            matches!(error.as_ref(), JwksError::Http { source, .. } if source.is_timeout()),
+            "{error:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_task_stops_when_the_last_handle_is_dropped() {
+        let server = TestServer::start().await;
+        server.set("/jwks", Reply::ok(JWKS));
+        let jwks = remote(
+            &server,
+            JwksSettings {
+                refresh_interval: Duration::from_secs(60),
+                ..settings()
+            },
+        );
+        wait_loaded(&jwks).await;
+        let clone = jwks.clone();
+        drop(jwks);
+        sleep(Duration::from_secs(61)).await;
+        until("refresh while a clone lives", || server.hits("/jwks") == 2).await;
+
+        drop(clone);
+        sleep(Duration::from_secs(600)).await;
+        assert_eq!(server.hits("/jwks"), 2);
+    }
+
+    #[test]
+    fn cache_control_parsing() {
+        let parse = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(CACHE_CONTROL, value.parse().unwrap());
+            }
+            cache_max_age(&headers)
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["max-age=300"]), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse(&["public, Max-Age = 120 , must-revalidate"]),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse(&["public", "max-age=\"7\""]),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(parse(&["max-age=300", "no-store"]), None);
+        assert_eq!(parse(&["no-cache"]), None);
+        assert_eq!(parse(&["max-age=soon"]), None);
+        assert_eq!(parse(&["s-maxage=10"]), None);
+    }
+
+    #[test]
+    fn issuer_comparison_tolerates_only_a_trailing_slash() {
+        assert!(same_issuer("https://idp.example", "https://idp.example"));
+        assert!(same_issuer("https://idp.example/", "https://idp.example"));
+        assert!(same_issuer("https://idp.example", "https://idp.example/"));
+        assert!(!same_issuer("https://idp.example//", "https://idp.example"));
+        assert!(!same_issuer("https://IDP.example", "https://idp.example"));
+        assert!(!same_issuer(
+            "https://idp.example/tenant",
+            "https://idp.example"
+        ));
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        let url = Url::parse("https://user:secret@idp.example/keys?p=x").unwrap();
+        assert_eq!(display_url(&url), "https://idp.example/keys?p=x");
+        let error = JwksError::Status {
+            uri: display_url(&url),
+            status: StatusCode::BAD_GATEWAY,
+        };
+        assert!(!error.to_string().contains("secret"));
+    }
+}
