@@ -1,0 +1,334 @@
+//! JWT verification for one provider (issuer): its keys, its algorithm
+//! allow-list and its prebuilt validation rules.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::TokenProblem;
+use super::jwks::{Jwks, JwksError};
+use crate::config::ProviderSettings;
+
+/// What can be read from a JWS before verifying it: enough to pick the
+/// provider and the key, nothing that is trusted.
+#[derive(Debug)]
+pub struct Unverified {
+    /// The header's algorithm; checked against the allow-list, never obeyed.
+    pub algorithm: Algorithm,
+    /// The header's key id.
+    pub kid: Option<String>,
+    /// The payload's `iss`, used only to choose a provider.
+    pub issuer: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawIssuer {
+    iss: Option<Value>,
+}
+
+/// Reads the header and issuer of a compact JWS. JWE (five parts) and
+/// anything that is not three base64url parts of JSON is malformed.
+pub fn peek(token: &str) -> Result<Unverified, TokenProblem> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenProblem::Malformed);
+    };
+    let header: RawHeader = decode_json(header)?;
+    // RFC 7515 §4.1.11: a `crit` extension we do not understand must be refused;
+    // tollgate understands none.
+    if header.crit.is_some() {
+        return Err(TokenProblem::Malformed);
+    }
+    let algorithm = header
+        .alg
+        .parse::<Algorithm>()
+        .map_err(|_| TokenProblem::DisallowedAlgorithm)?;
+    let payload: RawIssuer = decode_json(payload)?;
+    let issuer = match payload.iss {
+        Some(Value::String(iss)) => Some(iss),
+        None => None,
+        Some(_) => return Err(TokenProblem::InvalidClaims),
+    };
+    Ok(Unverified {
+        algorithm,
+        kid: header.kid,
+        issuer,
+    })
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProblem> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenProblem::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Malformed)
+}
+
+/// The provider's keys could not be had: a fault, not a deny.
+#[derive(Debug, thiserror::Error)]
+#[error("keys for provider {provider} are unavailable")]
+pub struct KeysUnavailable {
+    /// The provider's name.
+    pub provider: Arc<str>,
+    /// Why the last fetch failed.
+    #[source]
+    pub source: JwksError,
+}
+
+/// One issuer, ready to verify its tokens.
+pub struct JwtProvider {
+    name: Arc<str>,
+    issuer: String,
+    keys: Jwks,
+    hmac: Option<DecodingKey>,
+    /// One prebuilt `Validation` per allowed algorithm: jsonwebtoken insists
+    /// every algorithm in a `Validation` shares the key's family.
+    validations: Vec<(Algorithm, Validation)>,
+    leeway: u64,
+    scope_claims: Arc<[String]>,
+}
+
+impl JwtProvider {
+    /// Builds the verifier for a configured provider around its key handle.
+    pub fn new(settings: &ProviderSettings, keys: Jwks) -> JwtProvider {
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|&algorithm| (algorithm, settings.validation(algorithm)))
+            .collect();
+        JwtProvider {
+            name: settings.name.clone(),
+            issuer: settings.issuer.clone(),
+            keys,
+            hmac: settings
+                .hmac_secret
+                .as_ref()
+                .map(|secret| DecodingKey::from_secret(secret.expose())),
+            validations,
+            leeway: settings.leeway.as_secs(),
+            scope_claims: settings.scope_claims.clone(),
+        }
+    }
+
+    /// The configured provider name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The issuer this provider verifies, exactly as configured.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Claims scopes are read from, in order.
+    pub fn scope_claims(&self) -> &[String] {
+        &self.scope_claims
+    }
+
+    /// The key handle, for readiness reporting.
+    pub fn keys(&self) -> &Jwks {
+        &self.keys
+    }
+
+    /// Verifies signature and registered claims. The outer `Result` is a
+    /// fault (keys unavailable); the inner one is the verdict on the token.
+    pub async fn verify(
+        &self,
+        token: &str,
+        unverified: &Unverified,
+    ) -> Result<Result<Map<String, Value>, TokenProblem>, KeysUnavailable> {
+        let algorithm = unverified.algorithm;
+        let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == algorithm) else {
+            return Ok(Err(TokenProblem::DisallowedAlgorithm));
+        };
+        let result = if is_hmac(algorithm) {
+            match &self.hmac {
+                Some(key) => decode(token, key, validation),
+                None => Err(TokenProblem::DisallowedAlgorithm),
+            }
+        } else {
+            self.verify_with_jwks(token, unverified, validation).await?
+        };
+        Ok(result.and_then(|claims| self.check_issued_at(claims)))
+    }
+
+    async fn verify_with_jwks(
+        &self,
+        token: &str,
+        unverified: &Unverified,
+        validation: &Validation,
+    ) -> Result<Result<Map<String, Value>, TokenProblem>, KeysUnavailable> {
+        let kid = unverified.kid.as_deref();
+        let alg = unverified.algorithm;
+        let keys = match self.keys.current() {
+            Some(keys) if keys.candidates(kid, alg).next().is_some() => keys,
+            // Unknown kid, or no keys yet: the IdP may have rotated. The
+            // refetch is rate-limited and shared by all waiting checks.
+            _ => self
+                .keys
+                .refetch_for_unknown_kid()
+                .await
+                .map_err(|source| KeysUnavailable {
+                    provider: self.name.clone(),
+                    source,
+                })?,
+        };
+        let mut outcome = Err(TokenProblem::UnknownKey);
+        for key in keys.candidates(kid, alg) {
+            outcome = decode(token, &key.key, validation);
+            if outcome != Err(TokenProblem::BadSignature) {
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// jsonwebtoken does not look at `iat`; a token issued in the future is
+    /// as suspect as one not yet valid.
+    fn check_issued_at(
+        &self,
+        claims: Map<String, Value>,
+    ) -> Result<Map<String, Value>, TokenProblem> {
+        match claims.get("iat") {
+            None => Ok(claims),
+            Some(iat) => match iat.as_f64() {
+                Some(iat) if iat <= (unix_now() + self.leeway) as f64 => Ok(claims),
+                Some(_) => Err(TokenProblem::NotYetValid),
+                None => Err(TokenProblem::InvalidClaims),
+            },
+        }
+    }
+}
+
+fn decode(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Map<String, Value>, TokenProblem> {
+    jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
+        .map(|data| data.claims)
+        .map_err(|error| problem(error.kind()))
+}
+
+/// Every jsonwebtoken error, translated by kind, never by message.
+fn problem(kind: &ErrorKind) -> TokenProblem {
+    match kind {
+        ErrorKind::InvalidSignature => TokenProblem::BadSignature,
+        ErrorKind::ExpiredSignature => TokenProblem::Expired,
+        ErrorKind::ImmatureSignature => TokenProblem::NotYetValid,
+        ErrorKind::InvalidAudience => TokenProblem::WrongAudience,
+        ErrorKind::InvalidIssuer => TokenProblem::UnknownIssuer,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName => TokenProblem::DisallowedAlgorithm,
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_)
+        | ErrorKind::InvalidSubject => TokenProblem::InvalidClaims,
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => TokenProblem::Malformed,
+        // Key and signing errors cannot come from a well-formed token with a
+        // key that loaded; refuse rather than guess.
+        ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::RsaFailedSigning
+        | ErrorKind::Signing(_)
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::Provider(_) => TokenProblem::BadSignature,
+        _ => TokenProblem::BadSignature,
+    }
+}
+
+fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    #[test]
+    fn peeks_header_and_issuer() {
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256","kid":"k1"}"#),
+            b64(r#"{"iss":"https://idp","sub":"x"}"#)
+        );
+        let peeked = peek(&token).unwrap();
+        assert_eq!(peeked.algorithm, Algorithm::ES256);
+        assert_eq!(peeked.kid.as_deref(), Some("k1"));
+        assert_eq!(peeked.issuer.as_deref(), Some("https://idp"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_jws() {
+        let h = b64(r#"{"alg":"RS256"}"#);
+        let p = b64(r#"{"iss":"x"}"#);
+        for token in [
+            "abc".to_owned(),
+            format!("{h}.{p}"),
+            format!("{h}.{p}.s.x.y"),
+            format!("{h}.!!!.sig"),
+            format!("{}.{p}.sig", b64("not json")),
+        ] {
+            assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed), "{token}");
+        }
+    }
+
+    #[test]
+    fn alg_none_in_any_casing_is_disallowed() {
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let token = format!("{}.{}.", b64(&format!(r#"{{"alg":"{alg}"}}"#)), b64("{}"));
+            assert_eq!(peek(&token).err(), Some(TokenProblem::DisallowedAlgorithm));
+        }
+    }
+
+    #[test]
+    fn crit_header_is_refused() {
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256","crit":["exp"]}"#),
+            b64("{}")
+        );
+        assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed));
+    }
+
+    #[test]
+    fn non_string_issuer_is_invalid() {
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"ES256"}"#),
+            b64(r#"{"iss":["a"]}"#)
+        );
+        assert_eq!(peek(&token).err(), Some(TokenProblem::InvalidClaims));
+    }
+}
