@@ -1,0 +1,217 @@
+//! The configuration file as written: serde structs that mirror the YAML
+//! one to one. Nothing here is trusted; `config::Config::from_raw` turns it
+//! into typed, validated settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) log: RawLog,
+    /// Where tokens are looked for, in order. Default: `Authorization: Bearer`.
+    pub(crate) token_sources: Option<Vec<RawTokenSource>>,
+    #[serde(default)]
+    pub(crate) providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub(crate) defaults: RawRouteDefaults,
+    #[serde(default)]
+    pub(crate) routes: Vec<RawRoute>,
+    /// What happens to a request no route matches.
+    #[serde(default)]
+    pub(crate) unmatched: RawUnmatched,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    #[serde(default = "default_grpc_listen")]
+    pub(crate) grpc_listen: String,
+    /// `realm` attribute of `WWW-Authenticate`; omitted when unset.
+    pub(crate) realm: Option<String>,
+    /// Longest token accepted, in bytes.
+    pub(crate) max_token_bytes: Option<usize>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            grpc_listen: default_grpc_listen(),
+            realm: None,
+            max_token_bytes: None,
+        }
+    }
+}
+
+fn default_grpc_listen() -> String {
+    "0.0.0.0:9191".to_owned()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    #[serde(default)]
+    pub(crate) format: LogFormat,
+    /// A `tracing` filter such as `info` or `tollgate=debug,info`.
+    pub(crate) level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokenSource {
+    pub(crate) header: Option<String>,
+    /// Authorization scheme such as `Bearer`, matched case-insensitively.
+    pub(crate) scheme: Option<String>,
+    /// A literal prefix before the token, matched exactly.
+    pub(crate) prefix: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) cookie: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub(crate) name: String,
+    pub(crate) issuer: String,
+    /// Find `jwks_uri` through `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub(crate) discovery: bool,
+    pub(crate) jwks_uri: Option<String>,
+    /// A JWKS document written inline.
+    pub(crate) jwks: Option<serde_json::Value>,
+    /// A JWKS document in a file, relative to the config file.
+    pub(crate) jwks_file: Option<PathBuf>,
+    /// Secret for HS256/384/512. Without it no HMAC algorithm is accepted.
+    pub(crate) hmac_secret: Option<RawSecret>,
+    #[serde(default)]
+    pub(crate) audiences: Vec<String>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    pub(crate) leeway: Option<String>,
+    /// Claims scopes are read from, in order. Default `[scope, scp]`.
+    pub(crate) scope_claims: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) jwks_cache: RawJwksCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJwksCache {
+    pub(crate) refresh_interval: Option<String>,
+    pub(crate) min_refresh_interval: Option<String>,
+    pub(crate) max_refresh_interval: Option<String>,
+    pub(crate) unknown_kid_refetch_interval: Option<String>,
+    pub(crate) max_stale: Option<String>,
+    pub(crate) retry_interval: Option<String>,
+    pub(crate) fetch_timeout: Option<String>,
+}
+
+/// A secret read from the environment or a file, never written in the config itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    pub(crate) env: Option<String>,
+    pub(crate) file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouteDefaults {
+    /// Upstream header name -> claim path.
+    pub(crate) upstream_headers: Option<BTreeMap<String, RawClaimPath>>,
+    pub(crate) remove_token_header: Option<bool>,
+    pub(crate) claim_separator: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) name: String,
+    #[serde(default, rename = "match")]
+    pub(crate) matcher: RawMatch,
+    /// Providers whose tokens this route accepts. Default: all of them.
+    pub(crate) providers: Option<Vec<String>>,
+    /// Let requests through without a token.
+    #[serde(default)]
+    pub(crate) anonymous: bool,
+    #[serde(default)]
+    pub(crate) require: RawRequire,
+    pub(crate) upstream_headers: Option<BTreeMap<String, RawClaimPath>>,
+    pub(crate) remove_token_header: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) methods: Vec<String>,
+    pub(crate) path: Option<RawPath>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawPath {
+    Exact(String),
+    Prefix(String),
+    Template(String),
+    Regex(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRequire {
+    /// Every one of these scopes.
+    #[serde(default)]
+    pub(crate) scopes: Vec<String>,
+    /// At least one of these scopes.
+    #[serde(default)]
+    pub(crate) any_scopes: Vec<String>,
+    #[serde(default)]
+    pub(crate) claims: Vec<RawClaimRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClaimRule {
+    pub(crate) claim: RawClaimPath,
+    pub(crate) equals: Option<serde_json::Value>,
+    /// The claim (an array, or a space-separated string) holds this value.
+    pub(crate) contains: Option<serde_json::Value>,
+    /// The claim holds at least one of these values.
+    pub(crate) contains_any: Option<Vec<serde_json::Value>>,
+}
+
+/// `realm_access.roles`, or a list of segments when a key itself holds dots
+/// (`["https://example.com/claims", "roles"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawClaimPath {
+    Dotted(String),
+    Segments(Vec<String>),
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawUnmatched {
+    #[default]
+    Deny,
+    Allow,
+}

@@ -1,0 +1,300 @@
+//! Config loading and validation: every refusal names its field.
+
+use std::path::Path;
+
+use figment::Jail;
+
+use super::*;
+
+const KEYS: &str = "../../tests/fixtures/keys/jwks.json";
+
+fn minimal(extra_provider: &str, routes: &str) -> String {
+    format!(
+        "providers:\n  - name: a\n    issuer: https://a.example\n    jwks_file: {keys}\n{extra_provider}\nroutes:\n{routes}",
+        keys = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys/jwks.json")
+            .display(),
+    )
+}
+
+const ONE_ROUTE: &str = "  - name: r\n    match: { path: { prefix: / } }\n";
+
+fn refuse(yaml: &str) -> String {
+    match Config::from_yaml(yaml, Path::new(".")) {
+        Ok(_) => panic!("config should be refused:\n{yaml}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn loads_the_quickstart_and_defaults() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let config = Config::load(&base.join("quickstart.yaml")).unwrap();
+    assert_eq!(config.server.grpc_listen.to_string(), "127.0.0.1:9191");
+    assert_eq!(config.token_sources, [TokenSource::authorization_bearer()]);
+    assert_eq!(config.providers.len(), 1);
+    let dev = &config.providers[0];
+    assert_eq!(dev.leeway, Duration::from_secs(30));
+    assert_eq!(&*dev.scope_claims, ["scope", "scp"]);
+    assert!(!dev.algorithms.contains(&Algorithm::HS256));
+    assert!(dev.algorithms.contains(&Algorithm::ES256));
+    assert_eq!(config.routes.len(), 3);
+    assert!(config.routes[1].policy.remove_token_header);
+    assert!(!config.allow_unmatched);
+}
+
+#[test]
+fn default_listen_address_is_all_interfaces_9191() {
+    let config = Config::from_yaml(&minimal("", ONE_ROUTE), Path::new(".")).unwrap();
+    assert_eq!(config.server.grpc_listen.to_string(), "0.0.0.0:9191");
+}
+
+#[test]
+fn relative_key_files_resolve_against_the_config_folder() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config");
+    let yaml =
+        format!("providers:\n  - {{name: a, issuer: x, jwks_file: {KEYS}}}\nroutes:\n{ONE_ROUTE}");
+    assert!(Config::from_yaml(&yaml, &base).is_ok());
+    assert!(refuse(&yaml).contains("providers[0].jwks_file"));
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_path() {
+    let error = refuse("providers:\n  - name: a\n    isuer: x\n");
+    assert!(error.contains("isuer"), "{error}");
+    let error = refuse("server:\n  grpc_listn: 1.2.3.4:1\n");
+    assert!(error.contains("grpc_listn"), "{error}");
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    let cases = [
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "leeway: 30\n    jwks_file"),
+            "providers[0].leeway",
+        ),
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "leeway: 10m\n    jwks_file"),
+            "providers[0].leeway",
+        ),
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [none]\n    jwks_file"),
+            "providers[0].algorithms",
+        ),
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [HS256]\n    jwks_file"),
+            "providers[0].algorithms",
+        ),
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [RS999]\n    jwks_file"),
+            "providers[0].algorithms",
+        ),
+        (
+            minimal("", ONE_ROUTE).replace("jwks_file", "discovery: true\n    jwks_file"),
+            "providers[0]",
+        ),
+        (
+            minimal(
+                "  - {name: b, issuer: y, jwks_uri: 'http://keys.example.com/jwks'}",
+                ONE_ROUTE,
+            ),
+            "providers[1].jwks_uri",
+        ),
+        (
+            minimal("  - {name: a, issuer: y, jwks_uri: 'https://k'}", ONE_ROUTE),
+            "providers[1].name",
+        ),
+        (
+            minimal(
+                "  - {name: b, issuer: 'https://a.example', jwks_uri: 'https://k'}",
+                ONE_ROUTE,
+            ),
+            "providers[1].issuer",
+        ),
+        (
+            minimal("  - {name: b, issuer: y}", ONE_ROUTE),
+            "providers[1]",
+        ),
+        (
+            minimal("", "  - {name: r, match: {path: {regex: '(['}}}\n"),
+            "routes[0].match.path",
+        ),
+        (
+            minimal("", "  - {name: r, match: {path: {exact: 'no-slash'}}}\n"),
+            "routes[0].match.path",
+        ),
+        (
+            minimal("", "  - {name: r, match: {hosts: ['a.*.com']}}\n"),
+            "routes[0].match.hosts",
+        ),
+        (
+            minimal("", "  - {name: r, providers: [nope]}\n"),
+            "routes[0].providers",
+        ),
+        (
+            minimal("", "  - {name: r}\n  - {name: r}\n"),
+            "routes[1].name",
+        ),
+        (
+            minimal("", "  - {name: r, require: {scopes: ['two words']}}\n"),
+            "routes[0].require.scopes",
+        ),
+        (
+            minimal(
+                "",
+                "  - {name: r, anonymous: true, require: {scopes: [a]}}\n",
+            ),
+            "routes[0].require",
+        ),
+        (
+            minimal(
+                "",
+                "  - {name: r, require: {claims: [{claim: a, equals: 1, contains: 2}]}}\n",
+            ),
+            "routes[0].require.claims[0]",
+        ),
+        (
+            minimal("", "  - {name: r, upstream_headers: {host: sub}}\n"),
+            "routes[0].upstream_headers.host",
+        ),
+        (
+            format!("server: {{grpc_listen: nine}}\n{}", minimal("", ONE_ROUTE)),
+            "server.grpc_listen",
+        ),
+        (
+            format!("token_sources: []\n{}", minimal("", ONE_ROUTE)),
+            "token_sources",
+        ),
+        (
+            format!(
+                "token_sources: [{{header: a, query: b}}]\n{}",
+                minimal("", ONE_ROUTE)
+            ),
+            "token_sources[0]",
+        ),
+        (
+            format!(
+                "token_sources: [{{query: q, scheme: Bearer}}]\n{}",
+                minimal("", ONE_ROUTE)
+            ),
+            "token_sources[0]",
+        ),
+    ];
+    for (yaml, field) in cases {
+        let error = refuse(&yaml);
+        assert!(
+            error.starts_with(field),
+            "expected `{field}` first in: {error}\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn a_route_needs_a_provider_unless_anonymous() {
+    let yaml = "routes:\n  - {name: r}\n";
+    assert!(refuse(yaml).starts_with("routes[0].providers"));
+    assert!(Config::from_yaml("routes:\n  - {name: r, anonymous: true}\n", Path::new(".")).is_ok());
+}
+
+#[test]
+fn jwks_skips_unusable_keys_with_a_warning_and_refuses_when_none_remain() {
+    let yaml = r#"
+providers:
+  - name: a
+    issuer: x
+    jwks: {keys: [{kty: RSA, kid: enc, use: enc, n: AQAB, e: AQAB}]}
+routes: [{name: r}]
+"#;
+    assert!(refuse(yaml).starts_with("providers[0].jwks"));
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ec-p256-1.jwk.json"),
+    )
+    .unwrap();
+    let yaml = format!(
+        "providers:\n  - name: a\n    issuer: x\n    jwks: {{keys: [{good}, {{kty: oct, kid: s, k: c2VjcmV0}}]}}\nroutes: [{{name: r}}]\n"
+    );
+    let config = Config::from_yaml(&yaml, Path::new(".")).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("providers[0].jwks") && w.contains("key s skipped")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn hmac_secret_comes_from_env_or_file_and_enables_only_hmac() {
+    Jail::expect_with(|jail| {
+        jail.set_env("MY_HMAC", "s3cret");
+        jail.create_file("hmac.txt", "from-file\n")?;
+        let yaml = "providers:\n  - {name: a, issuer: x, hmac_secret: {env: MY_HMAC}}\n  - {name: b, issuer: y, hmac_secret: {file: hmac.txt}}\nroutes: [{name: r}]\n";
+        let config = Config::from_yaml(yaml, jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(
+            config.providers[0].hmac_secret.as_ref().map(Secret::expose),
+            Some(&b"s3cret"[..])
+        );
+        assert_eq!(
+            config.providers[1].hmac_secret.as_ref().map(Secret::expose),
+            Some(&b"from-file"[..])
+        );
+        assert_eq!(config.providers[0].algorithms, HMAC_ALGORITHMS);
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_scalar_settings() {
+    Jail::expect_with(|jail| {
+        jail.create_file("tollgate.yaml", &minimal("", ONE_ROUTE))?;
+        jail.set_env("TOLLGATE_SERVER__GRPC_LISTEN", "127.0.0.1:7000");
+        jail.set_env("TOLLGATE_LOG__FORMAT", "json");
+        // Not a config section: must be ignored, not refused as unknown.
+        jail.set_env("TOLLGATE_ENVOY_BIN", "/nowhere");
+        let config =
+            Config::load(&jail.directory().join("tollgate.yaml")).map_err(|e| e.to_string())?;
+        assert_eq!(config.server.grpc_listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.log.format, LogFormat::Json);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_an_empty_config() {
+    let error = Config::load(Path::new("/definitely/not/here.yaml"))
+        .err()
+        .map(|e| e.to_string());
+    assert!(error.is_some_and(|e| e.contains("here.yaml")));
+}
+
+#[test]
+fn validation_is_explicit() {
+    let config = Config::from_yaml(
+        &minimal("", ONE_ROUTE).replace("jwks_file", "audiences: [api]\n    jwks_file"),
+        Path::new("."),
+    )
+    .unwrap();
+    let v = config.providers[0].validation(Algorithm::ES256);
+    assert!(v.validate_nbf && v.validate_exp);
+    assert_eq!(v.leeway, 30);
+    assert_eq!(v.algorithms, [Algorithm::ES256]);
+    assert!(v.required_spec_claims.contains("aud") && v.required_spec_claims.contains("iss"));
+    assert!(
+        v.iss
+            .as_ref()
+            .is_some_and(|i| i.contains("https://a.example"))
+    );
+}
+
+#[test]
+fn the_annotated_example_loads() {
+    Jail::expect_with(|jail| {
+        jail.set_env("TOLLGATE_INTERNAL_HMAC", "x");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.yaml");
+        let config = Config::load(&path).map_err(|e| e.to_string())?;
+        assert_eq!(config.providers.len(), 4);
+        assert_eq!(config.token_sources.len(), 5);
+        Ok(())
+    });
+}
