@@ -1,0 +1,316 @@
+//! The authorizer: one request in, one decision out. It knows nothing of
+//! gRPC or Envoy; the edges translate to and from [`AuthzRequest`] and
+//! [`Decision`].
+
+mod decision;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use decision::{Caller, Decision, Denial, DenyReason, Fault, Grant, grpc_code};
+
+use crate::claims::{Unmet, scopes};
+use crate::config::{Config, RoutePolicy};
+use crate::headers::UpstreamHeaders;
+use crate::routes::{PathError, RequestTarget, RouteTable};
+use crate::token::TokenProblem;
+use crate::token::extract::{self, ExtractError, TokenCarrier, TokenSource};
+use crate::token::jwks::Jwks;
+use crate::token::jwt::{self, JwtProvider};
+
+/// A request as the authorizer sees it, built once at the edge.
+#[derive(Debug, Clone)]
+pub struct AuthzRequest {
+    /// Host, lower-case, without port.
+    pub host: String,
+    /// Method, upper-case.
+    pub method: String,
+    /// The normalised path without query, or why it could not be normalised.
+    pub path: Result<String, PathError>,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
+    /// Header lines, names lower-case, one entry per value.
+    pub headers: Vec<(String, String)>,
+}
+
+impl TokenCarrier for AuthzRequest {
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+}
+
+/// Decides requests against one immutable configuration.
+pub struct Authorizer {
+    routes: RouteTable<RoutePolicy>,
+    providers: Vec<JwtProvider>,
+    token_sources: Vec<TokenSource>,
+    /// Headers tokens are read from, for `remove_token_header`.
+    token_headers: Vec<String>,
+    allow_unmatched: bool,
+    max_token_bytes: usize,
+    realm: Option<String>,
+}
+
+impl Authorizer {
+    /// Builds the authorizer, starting a JWKS refresh task per remote key
+    /// source (so it must run inside a Tokio runtime). The tasks stop when
+    /// the authorizer is dropped.
+    pub fn new(config: Config, client: reqwest::Client) -> Authorizer {
+        let providers = config
+            .providers
+            .into_iter()
+            .map(|settings| {
+                let keys = match settings.keys.clone() {
+                    crate::token::jwks::KeySource::Static(keys) => Jwks::new_static(keys),
+                    remote => Jwks::spawn_remote(
+                        settings.name.to_string(),
+                        remote,
+                        settings.jwks.clone(),
+                        client.clone(),
+                    ),
+                };
+                JwtProvider::new(&settings, keys)
+            })
+            .collect();
+        let token_headers = config
+            .token_sources
+            .iter()
+            .filter_map(|source| match source {
+                TokenSource::Header { name, .. } => Some(name.clone()),
+                TokenSource::Query(_) | TokenSource::Cookie(_) => None,
+            })
+            .collect();
+        let routes = RouteTable::new(
+            config
+                .routes
+                .into_iter()
+                .map(|route| (route.matcher, route.policy))
+                .collect(),
+        );
+        Authorizer {
+            routes,
+            providers,
+            token_sources: config.token_sources,
+            token_headers,
+            allow_unmatched: config.allow_unmatched,
+            max_token_bytes: config.server.max_token_bytes,
+            realm: config.server.realm,
+        }
+    }
+
+    /// The providers, for readiness reporting.
+    pub fn providers(&self) -> &[JwtProvider] {
+        &self.providers
+    }
+
+    /// `realm` for `WWW-Authenticate`.
+    pub fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// Decides one request and logs the decision (never the token).
+    pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        let outcome = self.decide(request).await;
+        log_outcome(request, &outcome);
+        outcome
+    }
+
+    async fn decide(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        let path = match &request.path {
+            Ok(path) => path.as_str(),
+            Err(_) => return Ok(deny(DenyReason::BadPath, None)),
+        };
+        let target = RequestTarget {
+            host: &request.host,
+            method: &request.method,
+            path,
+        };
+        let Some((_, route)) = self.routes.find(&target) else {
+            return Ok(if self.allow_unmatched {
+                Decision::Allow(Grant {
+                    route: None,
+                    caller: None,
+                    upstream: UpstreamHeaders::default(),
+                })
+            } else {
+                deny(DenyReason::NoRoute, None)
+            });
+        };
+        let route_name = Some(route.name.clone());
+        if route.anonymous {
+            return Ok(Decision::Allow(Grant {
+                route: route_name,
+                caller: None,
+                upstream: self.strip_token(route, UpstreamHeaders::strip(&route.upstream_headers)),
+            }));
+        }
+        let token = match extract::extract(&self.token_sources, request) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(deny(DenyReason::MissingToken, route_name)),
+            Err(ExtractError::Conflict) => {
+                return Ok(deny(DenyReason::ConflictingTokens, route_name));
+            }
+            Err(ExtractError::Malformed) => {
+                return Ok(deny(
+                    DenyReason::InvalidToken(TokenProblem::Malformed),
+                    route_name,
+                ));
+            }
+        };
+        let (provider, claims) = match self.verify(route, token.as_ref()).await? {
+            Ok(verified) => verified,
+            Err(problem) => return Ok(deny(DenyReason::InvalidToken(problem), route_name)),
+        };
+        let caller = caller(provider, &claims);
+        let granted = scopes(&claims, provider.scope_claims());
+        if let Err(unmet) = route.require.check(&granted, &claims) {
+            let (reason, scope_hint) = match unmet {
+                Unmet::Scope => (
+                    DenyReason::InsufficientScope,
+                    Some(route.require.scope_hint().join(" ")),
+                ),
+                Unmet::Claim(_) => (DenyReason::ClaimMismatch, None),
+            };
+            return Ok(Decision::Deny(Denial {
+                reason,
+                route: route_name,
+                caller: Some(caller),
+                scope_hint,
+            }));
+        }
+        let upstream =
+            UpstreamHeaders::from_claims(&route.upstream_headers, &claims, &route.claim_separator);
+        Ok(Decision::Allow(Grant {
+            route: route_name,
+            caller: Some(caller),
+            upstream: self.strip_token(route, upstream),
+        }))
+    }
+
+    /// Picks the provider by the token's issuer among those the route
+    /// accepts, then verifies.
+    async fn verify(
+        &self,
+        route: &RoutePolicy,
+        token: &str,
+    ) -> Result<Result<(&JwtProvider, Map<String, Value>), TokenProblem>, Fault> {
+        if token.len() > self.max_token_bytes {
+            return Ok(Err(TokenProblem::TooLong));
+        }
+        let unverified = match jwt::peek(token) {
+            Ok(unverified) => unverified,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let Some(issuer) = unverified.issuer.as_deref() else {
+            return Ok(Err(TokenProblem::InvalidClaims));
+        };
+        let Some(index) = self.providers.iter().position(|p| p.issuer() == issuer) else {
+            return Ok(Err(TokenProblem::UnknownIssuer));
+        };
+        if !route.providers.contains(&index) {
+            return Ok(Err(TokenProblem::IssuerNotAllowed));
+        }
+        let provider = &self.providers[index];
+        Ok(provider
+            .verify(token, &unverified)
+            .await?
+            .map(|claims| (provider, claims)))
+    }
+
+    fn strip_token(&self, route: &RoutePolicy, mut upstream: UpstreamHeaders) -> UpstreamHeaders {
+        if route.remove_token_header {
+            upstream.remove.extend(self.token_headers.iter().cloned());
+        }
+        upstream
+    }
+}
+
+fn deny(reason: DenyReason, route: Option<Arc<str>>) -> Decision {
+    Decision::Deny(Denial {
+        reason,
+        route,
+        caller: None,
+        scope_hint: None,
+    })
+}
+
+fn caller(provider: &JwtProvider, claims: &Map<String, Value>) -> Caller {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    Caller {
+        provider: provider.name().clone(),
+        subject: text("sub"),
+        client_id: text("client_id")
+            .or_else(|| text("azp"))
+            .or_else(|| text("cid")),
+    }
+}
+
+fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
+    let path = request.path.as_deref().unwrap_or("<invalid>");
+    match outcome {
+        Ok(Decision::Allow(grant)) => {
+            let caller = grant.caller.as_ref();
+            tracing::info!(
+                decision = "allow",
+                route = grant.route.as_deref().unwrap_or("<unmatched>"),
+                method = %request.method,
+                host = %request.host,
+                path,
+                provider = caller.map(|c| &*c.provider),
+                subject = caller.and_then(|c| c.subject.as_deref()),
+                client_id = caller.and_then(|c| c.client_id.as_deref()),
+                "check"
+            );
+        }
+        Ok(Decision::Deny(denial)) => {
+            let caller = denial.caller.as_ref();
+            tracing::info!(
+                decision = "deny",
+                reason = denial.reason.label(),
+                status = denial.reason.http_status(),
+                route = denial.route.as_deref().unwrap_or("<unmatched>"),
+                method = %request.method,
+                host = %request.host,
+                path,
+                provider = caller.map(|c| &*c.provider),
+                subject = caller.and_then(|c| c.subject.as_deref()),
+                client_id = caller.and_then(|c| c.client_id.as_deref()),
+                "check"
+            );
+        }
+        Err(fault) => {
+            tracing::error!(
+                decision = "error",
+                reason = fault.label(),
+                method = %request.method,
+                host = %request.host,
+                path,
+                error = %error_chain(fault),
+                "check failed; Envoy's failure mode decides"
+            );
+        }
+    }
+}
+
+/// `outer: inner: innermost`, for log lines.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! The authorizer's decisions, with static keys and no network.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, json};
+
+use super::*;
+use crate::devtoken::{DevToken, SigningKey};
+
+const ISSUER: &str = "https://idp.test";
+
+fn authorizer(routes: &str) -> Authorizer {
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/jwks.json");
+    let yaml = format!(
+        "providers:\n  - {{name: idp, issuer: '{ISSUER}', audiences: [api], jwks_file: '{}'}}\n\
+         token_sources: [{{header: authorization, scheme: Bearer}}, {{header: x-token}}]\n\
+         defaults:\n  upstream_headers: {{x-sub: sub, x-client: client_id}}\n\
+         routes:\n{routes}",
+        keys.display()
+    );
+    let config = Config::from_yaml(&yaml, Path::new(".")).unwrap();
+    Authorizer::new(config, reqwest::Client::new())
+}
+
+fn token(scopes: &[&str], claims: serde_json::Value) -> String {
+    let pem = include_bytes!("../../tests/fixtures/keys/ec-p256-1.pem");
+    let key = SigningKey::from_pem(pem, Algorithm::ES256, Some("ec-1".into())).unwrap();
+    let serde_json::Value::Object(claims) = claims else {
+        panic!("claims must be an object")
+    };
+    DevToken {
+        issuer: ISSUER.into(),
+        audience: vec!["api".into()],
+        subject: "svc-1".into(),
+        client_id: "client-1".into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        lifetime: Duration::from_secs(300),
+        claims,
+    }
+    .sign(&key)
+    .unwrap()
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> AuthzRequest {
+    AuthzRequest {
+        host: "api.test".into(),
+        method: method.into(),
+        path: crate::routes::normalize_path(path),
+        query: path.split_once('?').map(|(_, q)| q.to_owned()),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn decide(authorizer: &Authorizer, request: &AuthzRequest) -> Decision {
+    authorizer.check(request).await.unwrap()
+}
+
+fn denied(decision: &Decision) -> DenyReason {
+    match decision {
+        Decision::Deny(denial) => denial.reason,
+        Decision::Allow(_) => panic!("expected a deny, got {decision:?}"),
+    }
+}
+
+fn granted(decision: Decision) -> Grant {
+    match decision {
+        Decision::Allow(grant) => grant,
+        Decision::Deny(denial) => panic!("expected an allow, got {denial:?}"),
+    }
+}
+
+const HTTPBIN: &str = concat!(
+    "  - {name: post, match: {methods: [POST], path: {exact: /post}}, require: {scopes: [write]}}\n",
+    "  - {name: get, match: {methods: [GET], path: {prefix: /}}, require: {scopes: [read]}}\n",
+);
+
+#[tokio::test]
+async fn the_httpbin_scenario() {
+    let authz = authorizer(HTTPBIN);
+    let read = bearer(&token(&["read"], json!({})));
+    let write = bearer(&token(&["write"], json!({})));
+
+    assert_eq!(
+        denied(&decide(&authz, &request("GET", "/get", &[])).await),
+        DenyReason::MissingToken
+    );
+    let grant = granted(decide(&authz, &request("GET", "/get", &[("authorization", &read)])).await);
+    assert_eq!(grant.route.as_deref(), Some("get"));
+    let caller = grant.caller.unwrap();
+    assert_eq!(caller.subject.as_deref(), Some("svc-1"));
+    assert_eq!(caller.client_id.as_deref(), Some("client-1"));
+
+    let post_read = decide(
+        &authz,
+        &request("POST", "/post", &[("authorization", &read)]),
+    )
+    .await;
+    assert_eq!(denied(&post_read), DenyReason::InsufficientScope);
+    let Decision::Deny(denial) = post_read else {
+        unreachable!()
+    };
+    assert_eq!(denial.scope_hint.as_deref(), Some("write"));
+    granted(
+        decide(
+            &authz,
+            &request("POST", "/post", &[("authorization", &write)]),
+        )
+        .await,
+    );
+    // Routes are first-match: a GET to /post is the `get` route.
+    granted(
+        decide(
+            &authz,
+            &request("GET", "/post", &[("authorization", &read)]),
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn upstream_headers_are_set_or_removed() {
+    let authz = authorizer("  - {name: r, remove_token_header: true}\n");
+    let no_client = bearer(&token(&[], json!({"client_id": null})));
+    let grant = granted(
+        decide(
+            &authz,
+            &request("GET", "/", &[("authorization", &no_client)]),
+        )
+        .await,
+    );
+    assert_eq!(
+        grant.upstream.set,
+        [("x-sub".to_owned(), "svc-1".to_owned())]
+    );
+    // The absent claim's header is removed so a client cannot supply it;
+    // the token headers go too.
+    assert_eq!(
+        grant.upstream.remove,
+        ["x-client", "authorization", "x-token"]
+    );
+}
+
+#[tokio::test]
+async fn anonymous_routes_strip_identity_headers() {
+    let authz = authorizer("  - {name: open, anonymous: true}\n");
+    let grant = granted(decide(&authz, &request("GET", "/", &[("x-sub", "admin")])).await);
+    assert!(grant.caller.is_none());
+    assert!(grant.upstream.set.is_empty());
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub"]);
+}
+
+#[tokio::test]
+async fn requests_matching_no_route_are_denied_by_default() {
+    let authz = authorizer("  - {name: only, match: {path: {exact: /only}}}\n");
+    assert_eq!(
+        denied(&decide(&authz, &request("GET", "/other", &[])).await),
+        DenyReason::NoRoute
+    );
+}
+
+#[tokio::test]
+async fn bad_paths_and_conflicting_tokens_are_400() {
+    let authz = authorizer(HTTPBIN);
+    let read = bearer(&token(&["read"], json!({})));
+    let bad = request("GET", "/a%2F..%2Fpost", &[("authorization", &read)]);
+    assert_eq!(denied(&decide(&authz, &bad).await), DenyReason::BadPath);
+    let other = token(&["read"], json!({"jti": "2"}));
+    let two = request(
+        "GET",
+        "/get",
+        &[("authorization", &read), ("x-token", &other)],
+    );
+    assert_eq!(
+        denied(&decide(&authz, &two).await),
+        DenyReason::ConflictingTokens
+    );
+}
+
+#[tokio::test]
+async fn token_problems_are_401_with_a_reason() {
+    let authz = authorizer("  - {name: r}\n");
+    let cases = [
+        ("garbage", TokenProblem::Malformed),
+        ("a.b", TokenProblem::Malformed),
+        (&*"x".repeat(20_000), TokenProblem::TooLong),
+    ];
+    for (value, problem) in cases {
+        let r = request("GET", "/", &[("x-token", value)]);
+        assert_eq!(
+            denied(&decide(&authz, &r).await),
+            DenyReason::InvalidToken(problem),
+            "{value:.20}"
+        );
+    }
+    let expired = token(&[], json!({"exp": 1_000, "iat": 900}));
+    let r = request("GET", "/", &[("x-token", &expired)]);
+    assert_eq!(
+        denied(&decide(&authz, &r).await),
+        DenyReason::InvalidToken(TokenProblem::Expired)
+    );
+    let future_iat = token(
+        &[],
+        json!({"iat": 4_000_000_000_u64, "exp": 4_000_000_100_u64}),
+    );
+    let r = request("GET", "/", &[("x-token", &future_iat)]);
+    assert_eq!(
+        denied(&decide(&authz, &r).await),
+        DenyReason::InvalidToken(TokenProblem::NotYetValid)
+    );
+    let other_issuer = token(&[], json!({"iss": "https://elsewhere"}));
+    let r = request("GET", "/", &[("x-token", &other_issuer)]);
+    assert_eq!(
+        denied(&decide(&authz, &r).await),
+        DenyReason::InvalidToken(TokenProblem::UnknownIssuer)
+    );
+    let wrong_aud = token(&[], json!({"aud": "other"}));
+    let r = request("GET", "/", &[("x-token", &wrong_aud)]);
+    assert_eq!(
+        denied(&decide(&authz, &r).await),
+        DenyReason::InvalidToken(TokenProblem::WrongAudience)
+    );
+    let no_exp = token(&[], json!({"exp": null}));
+    let r = request("GET", "/", &[("x-token", &no_exp)]);
+    assert_eq!(
+        denied(&decide(&authz, &r).await),
+        DenyReason::InvalidToken(TokenProblem::InvalidClaims)
+    );
+}
+
+#[tokio::test]
+async fn claim_requirements_deny_with_403() {
+    let authz = authorizer(
+        "  - {name: admin, require: {claims: [{claim: realm_access.roles, contains: admin}]}}\n",
+    );
+    let user = bearer(&token(&[], json!({"realm_access": {"roles": ["user"]}})));
+    let admin = bearer(&token(
+        &[],
+        json!({"realm_access": {"roles": ["user", "admin"]}}),
+    ));
+    assert_eq!(
+        denied(&decide(&authz, &request("GET", "/", &[("authorization", &user)])).await),
+        DenyReason::ClaimMismatch
+    );
+    granted(decide(&authz, &request("GET", "/", &[("authorization", &admin)])).await);
+}
+
+#[test]
+fn unverified_claims_never_reach_the_caller() {
+    // `caller` reads only from verified claims; this guards the field names.
+    let mut claims = Map::new();
+    claims.insert("azp".into(), json!("kc-client"));
+    claims.insert("sub".into(), json!(7));
+    let settings = crate::config::Config::from_yaml(
+        "providers: [{name: p, issuer: i, hmac_secret: {env: PATH}}]\nroutes: [{name: r}]\n",
+        Path::new("."),
+    )
+    .unwrap();
+    let provider = JwtProvider::new(&settings.providers[0], Jwks::new_static(Default::default()));
+    let caller = caller(&provider, &claims);
+    assert_eq!(caller.client_id.as_deref(), Some("kc-client"));
+    assert_eq!(caller.subject, None);
+}

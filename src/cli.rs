@@ -1,0 +1,238 @@
+//! The command line: `serve`, `check-config` and `dev-token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::devtoken::{DEV_AUDIENCE, DEV_ISSUER, DevToken, SigningKey};
+use crate::routes::{FindingKind, RouteTable};
+
+/// BSD `EX_USAGE`: the configuration or command line is wrong.
+const EX_USAGE: u8 = 64;
+/// BSD `EX_SOFTWARE`: tollgate failed while running.
+const EX_SOFTWARE: u8 = 70;
+
+/// External authorization for Envoy and Istio: OAuth2 bearer tokens checked per route.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve envoy.service.auth.v3.Authorization/Check.
+    Serve {
+        /// The YAML config file.
+        #[arg(
+            short,
+            long,
+            env = "TOLLGATE_CONFIG",
+            default_value = "config/quickstart.yaml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a config file and warn about routes that shadow or overlap others.
+    CheckConfig {
+        /// The YAML config file.
+        config: PathBuf,
+    },
+    /// Mint a token with the quickstart's development key (never for production).
+    DevToken(Box<DevTokenArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct DevTokenArgs {
+    /// A scope to grant; repeat for more.
+    #[arg(long = "scope", short = 's')]
+    scopes: Vec<String>,
+    /// `aud`; repeat for more.
+    #[arg(long = "audience", default_value = DEV_AUDIENCE)]
+    audiences: Vec<String>,
+    /// Lifetime such as 30s, 15m or 1h.
+    #[arg(long, default_value = "1h")]
+    lifetime: String,
+    /// `sub`.
+    #[arg(long, default_value = "dev-client")]
+    subject: String,
+    /// `client_id`.
+    #[arg(long, default_value = "dev-client")]
+    client_id: String,
+    /// `iss`.
+    #[arg(long, default_value = DEV_ISSUER)]
+    issuer: String,
+    /// An extra claim as NAME=VALUE; VALUE is parsed as JSON when it can be, else taken as a string.
+    #[arg(long = "claim")]
+    claims: Vec<String>,
+    /// Sign with this PEM private key instead of the development key.
+    #[arg(long, requires = "algorithm")]
+    key: Option<PathBuf>,
+    /// Algorithm for --key, such as RS256, ES256 or EdDSA.
+    #[arg(long)]
+    algorithm: Option<String>,
+    /// `kid` header for --key.
+    #[arg(long)]
+    kid: Option<String>,
+}
+
+impl Cli {
+    /// Runs the chosen command to completion.
+    pub fn run(self) -> ExitCode {
+        match self.command {
+            Command::Serve { config } => serve(config),
+            Command::CheckConfig { config } => check_config(config),
+            Command::DevToken(args) => {
+                let DevTokenArgs {
+                    scopes,
+                    audiences,
+                    lifetime,
+                    subject,
+                    client_id,
+                    issuer,
+                    claims,
+                    key,
+                    algorithm,
+                    kid,
+                } = *args;
+                let token = (|| {
+                    let lifetime = crate::config::parse_duration(&lifetime)?;
+                    let claims = parse_claims(&claims)?;
+                    let key = match key {
+                        None => SigningKey::dev()?,
+                        Some(path) => {
+                            let pem = std::fs::read(&path)
+                                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                            let algorithm: Algorithm = algorithm
+                                .as_deref()
+                                .unwrap_or_default()
+                                .parse()
+                                .map_err(|_| "unknown --algorithm".to_owned())?;
+                            SigningKey::from_pem(&pem, algorithm, kid)?
+                        }
+                    };
+                    DevToken {
+                        issuer,
+                        audience: audiences,
+                        subject,
+                        client_id,
+                        scopes,
+                        lifetime,
+                        claims,
+                    }
+                    .sign(&key)
+                })();
+                match token {
+                    Ok(token) => {
+                        println!("{token}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(message) => {
+                        eprintln!("tollgate dev-token: {message}");
+                        ExitCode::from(EX_USAGE)
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn parse_claims(pairs: &[String]) -> Result<Map<String, Value>, String> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--claim {pair}: expected NAME=VALUE"))?;
+            let value =
+                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+            Ok((name.to_owned(), value))
+        })
+        .collect()
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tollgate: refusing to start: {}: {error}", path.display());
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if let Err(message) = crate::telemetry::init(config.log.format, &config.log.level) {
+        eprintln!("tollgate: refusing to start: {message}");
+        return ExitCode::from(EX_USAGE);
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    runtime.block_on(async {
+        let addr = config.server.grpc_listen;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%addr, %error, "cannot listen");
+                return ExitCode::from(EX_USAGE);
+            }
+        };
+        match crate::server::serve(config, listener, crate::server::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = %crate::authz::error_chain(&error), "tollgate stopped");
+                ExitCode::from(EX_SOFTWARE)
+            }
+        }
+    })
+}
+
+fn check_config(path: PathBuf) -> ExitCode {
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: invalid: {error}", path.display());
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let names: Vec<_> = config
+        .routes
+        .iter()
+        .map(|r| r.policy.name.clone())
+        .collect();
+    let table = RouteTable::new(config.routes.into_iter().map(|r| (r.matcher, ())).collect());
+    for finding in table.lint() {
+        let earlier = names.get(finding.earlier).map_or("?", |n| n);
+        let later = names.get(finding.later).map_or("?", |n| n);
+        match finding.kind {
+            FindingKind::Shadows => eprintln!(
+                "warning: route `{later}` can never match: route `{earlier}` comes first and matches every request it would"
+            ),
+            FindingKind::Overlaps => eprintln!(
+                "note: routes `{earlier}` and `{later}` overlap: requests matching both get `{earlier}`'s policy (first match wins)"
+            ),
+        }
+    }
+    println!(
+        "{}: ok ({} providers, {} routes)",
+        path.display(),
+        config.providers.len(),
+        names.len()
+    );
+    ExitCode::SUCCESS
+}

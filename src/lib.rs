@@ -1,0 +1,36 @@
+//! tollgate: an external authorization service for Envoy and Istio.
+//!
+//! Envoy's ext_authz filter calls `envoy.service.auth.v3.Authorization/Check`
+//! for every request. tollgate finds the route policy for the request, takes
+//! the bearer token from where the config says to look, verifies it against
+//! its issuer's keys, enforces the route's scopes and claims, and answers
+//! allow (with headers for the upstream) or deny (401/403 with an RFC 6750
+//! `WWW-Authenticate`). When it cannot decide (an IdP outage) it returns a
+//! gRPC error so Envoy's failure mode decides; it never fails open itself.
+//!
+//! Data flows one way: edge (`grpc`) -> [`authz::Authorizer`] -> edge.
+//!
+//! # Layout
+//! - [`cli`]: the command line (`serve`, `check-config`, `dev-token`).
+//! - [`config`]: the YAML file to typed, validated settings, once at start.
+//! - [`server`]: binds the gRPC services, health and reflection; shutdown.
+//! - [`grpc`]: Envoy protobuf types in and out; nothing else touches them.
+//! - [`authz`]: the decision for one request, and how a deny maps to HTTP.
+//! - [`routes`]: host, method and path matching; path normalisation.
+//! - [`token`]: token extraction, JWT verification, JWKS parsing and cache.
+//! - [`claims`]: claim paths, scopes and route requirements.
+//! - [`headers`]: what is set and removed on the upstream request.
+//! - [`devtoken`]: tokens signed with the committed development key.
+//! - [`telemetry`]: log output.
+
+pub mod authz;
+pub mod claims;
+pub mod cli;
+pub mod config;
+pub mod devtoken;
+pub mod grpc;
+pub mod headers;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,9 @@
+//! The `tollgate` binary: parse the command line and hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    tollgate::cli::Cli::parse().run()
+}

@@ -1,0 +1,133 @@
+//! Serving: binds the gRPC Check service with health and reflection beside
+//! it, reports readiness once every provider has keys, and stops gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::authz::Authorizer;
+use crate::config::Config;
+use crate::grpc::{CheckService, FILE_DESCRIPTOR_SET};
+
+/// The fully qualified name health checks ask about.
+pub const CHECK_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The HTTP client for IdPs could not be built.
+    #[error("cannot build the HTTP client for identity providers")]
+    Client(#[source] reqwest::Error),
+    /// Reflection descriptors are broken (a build problem).
+    #[error("cannot build the reflection service")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// The client tollgate uses to reach identity providers.
+pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+        // A JWKS or discovery document is never a redirect target an
+        // attacker should be able to steer; a few hops cover real IdPs.
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+}
+
+/// Serves checks on `listener` until `shutdown` completes, then drains
+/// in-flight calls and returns.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let client = idp_client().map_err(ServeError::Client)?;
+    let authorizer = Arc::new(Authorizer::new(config, client));
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_status(&reporter, ServingStatus::NotServing).await;
+    let readiness = tokio::spawn(report_ready(authorizer.clone(), reporter.clone()));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(ServeError::Reflection)?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(ServeError::Reflection)?;
+
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving envoy.service.auth.v3.Authorization");
+    }
+    let check = AuthorizationServer::new(CheckService::new(authorizer));
+    let result = Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(check)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight checks");
+            set_status(&reporter, ServingStatus::NotServing).await;
+        })
+        .await
+        .map_err(ServeError::Transport);
+    readiness.abort();
+    result
+}
+
+/// Marks the service SERVING once every provider has loaded keys at least once.
+async fn report_ready(authorizer: Arc<Authorizer>, reporter: HealthReporter) {
+    for provider in authorizer.providers() {
+        let mut loaded = provider.keys().loaded();
+        if loaded.wait_for(|loaded| *loaded).await.is_err() {
+            return;
+        }
+    }
+    tracing::info!("keys loaded for every provider: SERVING");
+    set_status(&reporter, ServingStatus::Serving).await;
+}
+
+async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(CHECK_SERVICE_NAME, status)
+        .await;
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

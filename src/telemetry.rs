@@ -1,0 +1,23 @@
+//! Logging: `tracing` to stderr, as human-readable or JSON lines.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. `RUST_LOG`, when set, wins over the
+/// configured level so an operator can turn up detail without editing config.
+pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
+        _ => EnvFilter::try_new(level),
+    }
+    .map_err(|e| format!("log.level: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
