@@ -23,6 +23,10 @@
 //! - [`devtoken`]: tokens signed with the committed development key.
 //! - [`telemetry`]: log output.
 
+// A panic on input a request or an IdP can reach is a security bug; tests
+// and benches may unwrap, since there a panic is a failed assertion.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod authz;
 pub mod claims;
 pub mod cli;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -15,6 +16,9 @@ use tonic_health::server::HealthReporter;
 use crate::authz::Authorizer;
 use crate::config::Config;
 use crate::grpc::{CheckService, FILE_DESCRIPTOR_SET};
+
+/// How long in-flight calls may take to finish after shutdown starts.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// The fully qualified name health checks ask about.
 pub const CHECK_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -73,18 +77,38 @@ pub async fn serve(
         tracing::info!(%addr, "serving envoy.service.auth.v3.Authorization");
     }
     let check = AuthorizationServer::new(CheckService::new(authorizer));
-    let result = Server::builder()
+    let (draining, drain_started) = oneshot::channel::<()>();
+    let server = Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(check)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight checks");
+            let _ = draining.send(());
             set_status(&reporter, ServingStatus::NotServing).await;
-        })
-        .await
-        .map_err(ServeError::Transport);
+            // Health `Watch` streams end only when their status is cleared;
+            // an open one would otherwise hold the drain forever.
+            let mut reporter = reporter;
+            reporter.clear_service_status("").await;
+            reporter.clear_service_status(CHECK_SERVICE_NAME).await;
+        });
+    // Bounds the drain: a client holding a stream open cannot keep the
+    // process alive past the grace period.
+    let grace = async {
+        if drain_started.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(ServeError::Transport),
+        () = grace => {
+            tracing::warn!(grace = ?DRAIN_GRACE, "drain grace period elapsed; closing remaining streams");
+            Ok(())
+        }
+    };
     readiness.abort();
     result
 }

@@ -437,8 +437,8 @@ fn provider(
     };
     let leeway = raw
         .leeway
-        .as_deref()
-        .map(parse_duration)
+        .as_ref()
+        .map(|d| parse_duration(&d.text()))
         .transpose()
         .map_err(|m| invalid(format!("{field}.leeway"), m))?
         .unwrap_or(Duration::from_secs(30));
@@ -557,10 +557,10 @@ fn algorithm(name: &str, has_secret: bool) -> Result<Algorithm, String> {
 
 fn jwks_settings(raw: &raw::RawJwksCache, field: &str) -> Result<JwksSettings, ConfigError> {
     let defaults = JwksSettings::default();
-    let get = |value: &Option<String>, name: &str, default: Duration| {
+    let get = |value: &Option<raw::RawDuration>, name: &str, default: Duration| {
         value
-            .as_deref()
-            .map(parse_duration)
+            .as_ref()
+            .map(|d| parse_duration(&d.text()))
             .transpose()
             .map_err(|m| invalid(format!("{field}.jwks_cache.{name}"), m))
             .map(|v| v.unwrap_or(default))

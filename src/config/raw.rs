@@ -103,7 +103,7 @@ pub(crate) struct RawProvider {
     #[serde(default)]
     pub(crate) audiences: Vec<String>,
     pub(crate) algorithms: Option<Vec<String>>,
-    pub(crate) leeway: Option<String>,
+    pub(crate) leeway: Option<RawDuration>,
     /// Claims scopes are read from, in order. Default `[scope, scp]`.
     pub(crate) scope_claims: Option<Vec<String>>,
     #[serde(default)]
@@ -113,13 +113,13 @@ pub(crate) struct RawProvider {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawJwksCache {
-    pub(crate) refresh_interval: Option<String>,
-    pub(crate) min_refresh_interval: Option<String>,
-    pub(crate) max_refresh_interval: Option<String>,
-    pub(crate) unknown_kid_refetch_interval: Option<String>,
-    pub(crate) max_stale: Option<String>,
-    pub(crate) retry_interval: Option<String>,
-    pub(crate) fetch_timeout: Option<String>,
+    pub(crate) refresh_interval: Option<RawDuration>,
+    pub(crate) min_refresh_interval: Option<RawDuration>,
+    pub(crate) max_refresh_interval: Option<RawDuration>,
+    pub(crate) unknown_kid_refetch_interval: Option<RawDuration>,
+    pub(crate) max_stale: Option<RawDuration>,
+    pub(crate) retry_interval: Option<RawDuration>,
+    pub(crate) fetch_timeout: Option<RawDuration>,
 }
 
 /// A secret read from the environment or a file, never written in the config itself.
@@ -214,4 +214,22 @@ pub(crate) enum RawUnmatched {
     #[default]
     Deny,
     Allow,
+}
+
+/// A duration as written: `30s`. A bare number is kept as text so that
+/// validation can say it needs a unit, instead of a type error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawDuration {
+    Text(String),
+    Number(u64),
+}
+
+impl RawDuration {
+    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            RawDuration::Text(text) => std::borrow::Cow::Borrowed(text),
+            RawDuration::Number(n) => std::borrow::Cow::Owned(n.to_string()),
+        }
+    }
 }

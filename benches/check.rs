@@ -1,0 +1,140 @@
+//! Check-path benchmarks: a full `Authorizer::check` (extraction, route
+//! lookup, signature verification, requirements, upstream headers) against
+//! the floor of verifying the same token with jsonwebtoken alone.
+//!
+//! Run: `cargo bench --bench check`. Compare each `check/*` with its
+//! `floor/*`: the difference is what tollgate adds around the crypto.
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use tollgate::authz::{Authorizer, AuthzRequest, Decision};
+use tollgate::config::Config;
+use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::routes::{
+    MatchSpec, PathSpec, RequestTarget, RouteMatcher, RouteTable, normalize_path,
+};
+use tollgate::token::jwk::KeySet;
+
+const ISSUER: &str = "https://bench.idp";
+const KEYS: [(&str, Algorithm, &str); 3] = [
+    ("rsa-2048.pem", Algorithm::RS256, "rsa-1"),
+    ("ec-p256-1.pem", Algorithm::ES256, "ec-1"),
+    ("ed25519.pem", Algorithm::EdDSA, "ed-1"),
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn token(pem: &str, algorithm: Algorithm, kid: &str) -> String {
+    let key =
+        SigningKey::from_pem(&fixture(pem), algorithm, Some(kid.into())).expect("fixture key");
+    DevToken {
+        issuer: ISSUER.into(),
+        audience: vec!["api".into()],
+        subject: "svc".into(),
+        client_id: "client".into(),
+        scopes: vec!["read".into(), "write".into()],
+        lifetime: Duration::from_secs(3600),
+        claims: Map::new(),
+    }
+    .sign(&key)
+    .expect("sign")
+}
+
+fn authorizer() -> Authorizer {
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/jwks.json");
+    let yaml = format!(
+        "providers: [{{name: idp, issuer: '{ISSUER}', audiences: [api], jwks_file: '{}'}}]\n\
+         defaults:\n  upstream_headers: {{x-sub: sub, x-client: client_id, x-scope: scope, x-iss: iss, x-aud: aud}}\n\
+         routes:\n  - {{name: post, match: {{methods: [POST], path: {{exact: /post}}}}, require: {{scopes: [write]}}}}\n  \
+         - {{name: get, match: {{methods: [GET], path: {{prefix: /}}}}, require: {{scopes: [read]}}}}\n",
+        keys.display()
+    );
+    Authorizer::new(
+        Config::from_yaml(&yaml, Path::new(".")).expect("config"),
+        reqwest::Client::new(),
+    )
+}
+
+fn checks(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let authorizer = runtime.block_on(async { authorizer() });
+    let (keys, _) = KeySet::from_json(&fixture("jwks.json")).expect("jwks");
+    for (pem, algorithm, kid) in KEYS {
+        let token = token(pem, algorithm, kid);
+        let key: DecodingKey = keys
+            .candidates(Some(kid), algorithm)
+            .next()
+            .expect("key")
+            .key
+            .clone();
+        let mut validation = Validation::new(algorithm);
+        validation.set_audience(&["api"]);
+        validation.set_issuer(&[ISSUER]);
+        c.bench_function(&format!("floor/{algorithm:?}"), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &validation)
+                    .expect("valid")
+            })
+        });
+        let request = AuthzRequest {
+            host: "api.example.com".into(),
+            method: "GET".into(),
+            path: normalize_path("/get"),
+            query: None,
+            headers: vec![
+                ("authorization".into(), format!("Bearer {token}")),
+                ("user-agent".into(), "bench".into()),
+                ("accept".into(), "*/*".into()),
+            ],
+        };
+        c.bench_function(&format!("check/{algorithm:?}"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                match authorizer.check(&request).await {
+                    Ok(Decision::Allow(grant)) => grant,
+                    other => panic!("expected an allow: {other:?}"),
+                }
+            })
+        });
+    }
+}
+
+fn route_lookup(c: &mut Criterion) {
+    for count in [10, 1_000] {
+        let routes = (0..count)
+            .map(|i| {
+                let spec = MatchSpec {
+                    hosts: vec![format!("svc{i}.example.com")],
+                    methods: vec!["GET".into()],
+                    path: PathSpec::Prefix(format!("/api/v{i}")),
+                };
+                (RouteMatcher::new(&spec).expect("route"), i)
+            })
+            .collect();
+        let table = RouteTable::new(routes);
+        let host = format!("svc{}.example.com", count - 1);
+        let path = format!("/api/v{}/items", count - 1);
+        let target = RequestTarget {
+            host: &host,
+            method: "GET",
+            path: &path,
+        };
+        c.bench_function(&format!("routes/last_of_{count}"), |b| {
+            b.iter(|| table.find(&target).expect("match"))
+        });
+    }
+}
+
+criterion_group!(benches, checks, route_lookup);
+criterion_main!(benches);

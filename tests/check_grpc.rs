@@ -1,0 +1,1711 @@
+//! `envoy.service.auth.v3.Authorization/Check` end to end over gRPC: the real
+//! server on 127.0.0.1:0, in-process, with tokens signed by the committed
+//! test keys and, for remote keys, a test IdP on 127.0.0.1:0.
+//!
+//! Every deny is checked for its exact HTTP status, gRPC code,
+//! `WWW-Authenticate` and JSON body; every allow for the headers it sets
+//! and removes upstream.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Request as AttributeRequest,
+};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tollgate::config::Config;
+use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::server::{CHECK_SERVICE_NAME, ServeError};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use support::idp::{DISCOVERY_PATH, Idp, IdpMode, JWKS_PATH, jwks_of};
+
+const ISSUER_A: &str = "https://issuer-a.test";
+const ISSUER_B: &str = "https://issuer-b.test";
+const AUDIENCE: &str = "orders-api";
+const REALM: &str = "tollgate-test";
+/// What a missing token gets: a challenge with no `error` (RFC 6750 §3.1).
+const CHALLENGE: &str = r#"Bearer realm="tollgate-test""#;
+const INVALID_TOKEN: &str = r#"Bearer realm="tollgate-test", error="invalid_token""#;
+const INVALID_REQUEST: &str = r#"Bearer realm="tollgate-test", error="invalid_request""#;
+const INSUFFICIENT_SCOPE: &str = r#"Bearer realm="tollgate-test", error="insufficient_scope""#;
+
+/// gRPC codes tollgate puts in `CheckResponse.status`.
+const GRPC_OK: i32 = 0;
+const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const GRPC_UNAUTHENTICATED: i32 = 16;
+
+const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
+const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
+/// How long a test waits for tollgate to load remote keys.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+fn keys_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = keys_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// tollgate serving on 127.0.0.1:0 in this runtime; shut down on drop.
+struct Tollgate {
+    addr: SocketAddr,
+    client: AuthorizationClient<Channel>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Tollgate {
+    async fn start(yaml: &str) -> Tollgate {
+        let config = Config::from_yaml(yaml, &keys_dir())
+            .unwrap_or_else(|e| panic!("test config refused: {e}\n{yaml}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding tollgate on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("tollgate address");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(tollgate::server::serve(config, listener, async {
+            // A dropped sender is a shutdown too.
+            let _ = stop.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("tollgate URI")
+            .connect()
+            .await
+            .expect("connecting to tollgate");
+        Tollgate {
+            addr,
+            client: AuthorizationClient::new(channel),
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// The raw gRPC answer, for tests that expect a gRPC error.
+    async fn try_check(&self, request: CheckRequest) -> Result<CheckResponse, tonic::Status> {
+        self.client
+            .clone()
+            .check(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn check(&self, request: CheckRequest) -> CheckResponse {
+        self.try_check(request)
+            .await
+            .unwrap_or_else(|status| panic!("Check failed with a gRPC error: {status:?}"))
+    }
+
+    /// Waits (bounded) until health says SERVING: every provider has keys.
+    async fn wait_ready(&self) {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .expect("tollgate URI")
+            .connect()
+            .await
+            .expect("connecting to tollgate health");
+        let mut health = HealthClient::new(channel);
+        let mut stream = health
+            .watch(HealthCheckRequest {
+                service: CHECK_SERVICE_NAME.to_owned(),
+            })
+            .await
+            .expect("health watch")
+            .into_inner();
+        tokio::time::timeout(READY_LIMIT, async {
+            while let Some(reply) = stream.message().await.expect("health watch stream") {
+                if reply.status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            panic!("health watch ended before SERVING");
+        })
+        .await
+        .expect("tollgate did not report SERVING in time");
+    }
+}
+
+impl Drop for Tollgate {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A `CheckRequest` as Envoy sends it with `headers` (names lower-case; a
+/// repeated name is joined with a comma, as Envoy does).
+fn request(method: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    let mut map: HashMap<String, String> = HashMap::new();
+    for (name, value) in headers {
+        map.entry(name.to_ascii_lowercase())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(value);
+            })
+            .or_insert_with(|| (*value).to_owned());
+    }
+    with_http(HttpRequest {
+        host: host.to_owned(),
+        method: method.to_owned(),
+        path: path.to_owned(),
+        headers: map,
+        ..Default::default()
+    })
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    request("GET", "api.example.com", path, headers)
+}
+
+fn with_http(http: HttpRequest) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(AttributeRequest {
+                http: Some(http),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// The allow response; panics (with the response) on anything else.
+fn allowed(response: &CheckResponse) -> &OkHttpResponse {
+    assert_eq!(
+        response.status.as_ref().map(|s| s.code),
+        Some(GRPC_OK),
+        "expected an allow: {response:?}"
+    );
+    match &response.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ok,
+        other => panic!("expected an OkHttpResponse, got {other:?}"),
+    }
+}
+
+/// Headers set upstream, each checked to overwrite a client-sent one.
+fn upstream_headers(ok: &OkHttpResponse) -> HashMap<String, String> {
+    ok.headers
+        .iter()
+        .map(|option| {
+            assert_eq!(
+                option.append_action,
+                HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                "upstream header must replace a client-sent one: {option:?}"
+            );
+            let header = option.header.as_ref().expect("header in HeaderValueOption");
+            (header.key.clone(), header.value.clone())
+        })
+        .collect()
+}
+
+/// A deny, read back.
+#[derive(Debug)]
+struct Denied {
+    status: i32,
+    headers: HashMap<String, String>,
+    body: Value,
+    raw_body: String,
+}
+
+fn denied(response: &CheckResponse) -> Denied {
+    let Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+        status,
+        headers,
+        body,
+    })) = &response.http_response
+    else {
+        panic!("expected a DeniedHttpResponse, got {response:?}");
+    };
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .filter_map(|option| option.header.as_ref())
+        .map(|header| (header.key.clone(), header.value.clone()))
+        .collect();
+    let parsed: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("deny body is not JSON ({e}): {body}"));
+    Denied {
+        status: status.as_ref().map_or(0, |s| s.code),
+        headers,
+        body: parsed,
+        raw_body: body.clone(),
+    }
+}
+
+/// Asserts a deny: HTTP `status`, the matching gRPC code, exactly this
+/// `WWW-Authenticate` (or none), JSON body `error`, and that nothing in the
+/// response repeats `token`.
+fn assert_denied(
+    response: &CheckResponse,
+    status: i32,
+    challenge: Option<&str>,
+    error: &str,
+    token: Option<&str>,
+) -> Denied {
+    let deny = denied(response);
+    assert_eq!(deny.status, status, "HTTP status of {response:?}");
+    let grpc = match status {
+        400 => GRPC_INVALID_ARGUMENT,
+        401 => GRPC_UNAUTHENTICATED,
+        _ => GRPC_PERMISSION_DENIED,
+    };
+    assert_eq!(
+        response.status.as_ref().map(|s| s.code),
+        Some(grpc),
+        "gRPC code of {response:?}"
+    );
+    assert_eq!(
+        deny.headers.get("www-authenticate").map(String::as_str),
+        challenge,
+        "WWW-Authenticate of {response:?}"
+    );
+    assert_eq!(
+        deny.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    assert_eq!(deny.body["error"], error, "body: {}", deny.raw_body);
+    let description = deny.body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        !description.is_empty(),
+        "body lacks error_description: {}",
+        deny.raw_body
+    );
+    if let Some(token) = token {
+        let text = format!("{response:?}");
+        assert!(
+            !text.contains(token),
+            "the response repeats the token: {text}"
+        );
+        // A token's signature alone is also secret enough to keep out.
+        if let Some(signature) = token.rsplit('.').next().filter(|s| s.len() > 8) {
+            assert!(
+                !deny.raw_body.contains(signature),
+                "body repeats the signature"
+            );
+        }
+    }
+    deny
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------
+
+fn rsa_key() -> SigningKey {
+    signing_key("rsa-2048.pem", Algorithm::RS256, "rsa-1")
+}
+
+fn ec1_key() -> SigningKey {
+    signing_key("ec-p256-1.pem", Algorithm::ES256, "ec-1")
+}
+
+fn ec2_key() -> SigningKey {
+    signing_key("ec-p256-2.pem", Algorithm::ES256, "ec-2")
+}
+
+fn ed_key() -> SigningKey {
+    signing_key("ed25519.pem", Algorithm::EdDSA, "ed-1")
+}
+
+fn signing_key(file: &str, algorithm: Algorithm, kid: &str) -> SigningKey {
+    SigningKey::from_pem(&fixture(file), algorithm, Some(kid.to_owned()))
+        .unwrap_or_else(|e| panic!("loading {file}: {e}"))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A token from `issuer` for [`AUDIENCE`] with `scopes`; `extra` claims
+/// override the defaults (`null` removes nothing, it sets null).
+fn mint(key: &SigningKey, issuer: &str, scopes: &[&str], extra: Value) -> String {
+    let claims: Map<String, Value> = match extra {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => panic!("extra claims must be an object, got {other}"),
+    };
+    DevToken {
+        issuer: issuer.to_owned(),
+        audience: vec![AUDIENCE.to_owned()],
+        subject: "alice".to_owned(),
+        client_id: "orders-ui".to_owned(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        lifetime: Duration::from_secs(300),
+        claims,
+    }
+    .sign(key)
+    .unwrap_or_else(|e| panic!("signing a test token: {e}"))
+}
+
+/// A valid provider-A token with scope `read`.
+fn token_a() -> String {
+    mint(&ec1_key(), ISSUER_A, &["read"], Value::Null)
+}
+
+fn b64(json: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// The RSA test key's public half as PEM text: what a key-confusion attacker
+/// would use as an HMAC secret.
+fn rsa_public_pem() -> String {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::KeyPair as _;
+    let pem = String::from_utf8(fixture("rsa-2048.pem")).expect("PEM is text");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pkcs8 = STANDARD.decode(body).expect("PEM body is base64");
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).expect("RSA PKCS#8 key");
+    let der = pair.public_key().as_der().expect("public key DER");
+    let encoded = STANDARD.encode(der.as_ref());
+    let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in encoded.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END PUBLIC KEY-----\n");
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+/// Two static providers and one route per behaviour under test.
+fn static_config() -> String {
+    format!(
+        r#"
+server:
+  grpc_listen: 127.0.0.1:0
+  realm: {REALM}
+token_sources:
+  - header: authorization
+    scheme: Bearer
+  - header: x-octelium-auth
+  - header: x-api-key
+    prefix: "Token "
+  - query: access_token
+  - cookie: session
+providers:
+  - name: a
+    issuer: {ISSUER_A}
+    audiences: [{AUDIENCE}]
+    jwks_file: jwks.json
+  - name: b
+    issuer: {ISSUER_B}
+    audiences: [{AUDIENCE}]
+    jwks: {{"keys": [{ec2}]}}
+defaults:
+  upstream_headers:
+    x-auth-subject: sub
+    x-auth-client-id: client_id
+    x-auth-scopes: scope
+routes:
+  - name: public
+    match: {{ path: {{ prefix: /public }} }}
+    anonymous: true
+  - name: admin
+    match: {{ path: {{ prefix: /admin }} }}
+    providers: [a]
+    require: {{ scopes: [admin] }}
+  - name: strip
+    match: {{ path: {{ prefix: /strip }} }}
+    providers: [a]
+    remove_token_header: true
+  - name: write
+    match: {{ methods: [POST], path: {{ prefix: /orders }} }}
+    providers: [a]
+    require: {{ scopes: [write] }}
+  - name: roles
+    match: {{ path: {{ prefix: /roles }} }}
+    providers: [a]
+    require:
+      claims:
+        - claim: realm_access.roles
+          contains: order-writer
+        - claim: resource_access.{AUDIENCE}.roles
+          contains_any: [editor, admin]
+        - claim: azp
+          equals: billing-service
+    upstream_headers:
+      x-auth-subject: sub
+      x-auth-roles: realm_access.roles
+  - name: b-only
+    match: {{ path: {{ prefix: /b-only }} }}
+    providers: [b]
+  - name: tenants
+    match: {{ hosts: ["*.tenants.example"], path: {{ prefix: /tenant }} }}
+    providers: [a]
+    upstream_headers:
+      x-tenant-subject: sub
+  - name: api
+    match: {{ path: {{ prefix: /api }} }}
+    providers: [a]
+"#,
+        ec2 = EC2_JWK.trim()
+    )
+}
+
+/// Default token sources only (Authorization: Bearer), unmatched allowed.
+fn minimal_config(unmatched: &str) -> String {
+    format!(
+        r#"
+server:
+  grpc_listen: 127.0.0.1:0
+  realm: {REALM}
+providers:
+  - name: a
+    issuer: {ISSUER_A}
+    audiences: [{AUDIENCE}]
+    jwks_file: jwks.json
+routes:
+  - name: api
+    match: {{ path: {{ prefix: /api }} }}
+unmatched: {unmatched}
+"#
+    )
+}
+
+/// One provider whose keys come from `source` (YAML lines under the provider).
+fn remote_config(issuer: &str, source: &str) -> String {
+    format!(
+        r#"
+server:
+  grpc_listen: 127.0.0.1:0
+  realm: {REALM}
+providers:
+  - name: idp
+    issuer: {issuer}
+    audiences: [{AUDIENCE}]
+{source}
+defaults:
+  upstream_headers:
+    x-auth-subject: sub
+routes:
+  - name: api
+    match: {{ path: {{ prefix: /api }} }}
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Valid tokens
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    for key in [rsa_key(), ec1_key(), ed_key()] {
+        let token = mint(&key, ISSUER_A, &["read", "write"], Value::Null);
+        let auth = bearer(&token);
+        // A client-sent identity header must be overwritten, not appended to.
+        let response = tollgate
+            .check(get(
+                "/api/items",
+                &[("authorization", &auth), ("x-auth-subject", "mallory")],
+            ))
+            .await;
+        let ok = allowed(&response);
+        let headers = upstream_headers(ok);
+        assert_eq!(
+            headers.get("x-auth-subject").map(String::as_str),
+            Some("alice"),
+            "{:?}",
+            key.algorithm
+        );
+        assert_eq!(
+            headers.get("x-auth-client-id").map(String::as_str),
+            Some("orders-ui")
+        );
+        assert_eq!(
+            headers.get("x-auth-scopes").map(String::as_str),
+            Some("read write")
+        );
+        assert!(
+            ok.headers_to_remove.is_empty(),
+            "token kept on this route: {ok:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_headers_are_removed_when_the_route_says_so() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let auth = bearer(&token_a());
+    let response = tollgate
+        .check(get("/strip/x", &[("authorization", &auth)]))
+        .await;
+    let ok = allowed(&response);
+    for header in ["authorization", "x-octelium-auth", "x-api-key"] {
+        assert!(
+            ok.headers_to_remove.iter().any(|h| h == header),
+            "{header} not removed: {:?}",
+            ok.headers_to_remove
+        );
+    }
+    assert_eq!(
+        upstream_headers(ok)
+            .get("x-auth-subject")
+            .map(String::as_str),
+        Some("alice")
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_a_mapped_claim_removes_that_header() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    // No scopes: `scope` is absent, so a client-sent x-auth-scopes must go.
+    let token = mint(&ec1_key(), ISSUER_A, &[], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get(
+            "/api/x",
+            &[("authorization", &auth), ("x-auth-scopes", "admin")],
+        ))
+        .await;
+    let ok = allowed(&response);
+    assert!(!upstream_headers(ok).contains_key("x-auth-scopes"));
+    assert!(
+        ok.headers_to_remove.iter().any(|h| h == "x-auth-scopes"),
+        "{ok:?}"
+    );
+}
+
+#[tokio::test]
+async fn header_map_with_raw_values_is_read() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token = token_a();
+    let request = with_http(HttpRequest {
+        host: "api.example.com".to_owned(),
+        method: "GET".to_owned(),
+        path: "/api/raw".to_owned(),
+        header_map: Some(HeaderMap {
+            headers: vec![HeaderValue {
+                key: "authorization".to_owned(),
+                raw_value: bearer(&token).into_bytes(),
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    });
+    let response = tollgate.check(request).await;
+    let headers = upstream_headers(allowed(&response));
+    assert_eq!(
+        headers.get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+
+    // The same request without the header is a missing token: the map was read.
+    let empty = with_http(HttpRequest {
+        host: "api.example.com".to_owned(),
+        method: "GET".to_owned(),
+        path: "/api/raw".to_owned(),
+        header_map: Some(HeaderMap { headers: vec![] }),
+        ..Default::default()
+    });
+    assert_denied(
+        &tollgate.check(empty).await,
+        401,
+        Some(CHALLENGE),
+        "unauthorized",
+        None,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Missing and malformed tokens
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn missing_token_is_401_with_a_bare_challenge() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let response = tollgate.check(get("/api/items", &[])).await;
+    let deny = assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
+    assert_eq!(
+        deny.headers.get("cache-control").map(String::as_str),
+        Some("no-store")
+    );
+
+    // Another auth scheme is not a bearer token: still "missing".
+    let response = tollgate
+        .check(get(
+            "/api/items",
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+        ))
+        .await;
+    assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_401_invalid_token() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let header = b64(&json!({"alg": "ES256", "kid": "ec-1"}));
+    let payload = b64(&json!({"iss": ISSUER_A, "aud": AUDIENCE, "exp": now() + 300}));
+    let jwe_header = b64(&json!({"alg": "RSA-OAEP", "enc": "A256GCM"}));
+    let cases = [
+        "garbage".to_owned(),
+        format!("{header}.{payload}"),
+        format!("{jwe_header}.ZW5jcnlwdGVka2V5.aXY.Y2lwaGVydGV4dA.dGFn"),
+        format!("{header}.{payload}.c2ln.extra"),
+        format!("{header}.bm90IGpzb24.c2ln"),
+    ];
+    for token in &cases {
+        let auth = bearer(token);
+        let response = tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await;
+        assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(token),
+        );
+    }
+    // Not token68 at all, or an empty bearer.
+    for value in ["Bearer a b", "Bearer", "Bearer {\"alg\":1}"] {
+        let response = tollgate
+            .check(get("/api/items", &[("authorization", value)]))
+            .await;
+        assert_denied(&response, 401, Some(INVALID_TOKEN), "invalid_token", None);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signatures and registered claims
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_signatures_are_401() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    // ec-2's private key under ec-1's kid.
+    let wrong_key = signing_key("ec-p256-2.pem", Algorithm::ES256, "ec-1");
+    let forged = mint(&wrong_key, ISSUER_A, &["read"], Value::Null);
+
+    // A valid token with its payload swapped for another subject.
+    let good = token_a();
+    let mut parts = good.split('.');
+    let (header, _, signature) = (
+        parts.next().expect("header"),
+        parts.next().expect("payload"),
+        parts.next().expect("signature"),
+    );
+    let payload = b64(&json!({
+        "iss": ISSUER_A, "aud": AUDIENCE, "sub": "root", "scope": "read admin", "exp": now() + 300
+    }));
+    let tampered_payload = format!("{header}.{payload}.{signature}");
+
+    // A valid token with a character in the middle of its signature changed.
+    let mut bytes = good.clone().into_bytes();
+    let middle = good.len() - signature.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(bytes).expect("ASCII token");
+
+    for token in [&forged, &tampered_payload, &flipped] {
+        let auth = bearer(token);
+        let response = tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await;
+        assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(token),
+        );
+    }
+    // The untouched token is fine, so the denials above are about the changes.
+    let auth = bearer(&good);
+    allowed(
+        &tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn expired_token_is_401_and_says_expired_without_internals() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let exp = now() - 120;
+    let token = mint(
+        &ec1_key(),
+        ISSUER_A,
+        &["read"],
+        json!({"exp": exp, "iat": now() - 600}),
+    );
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/api/items", &[("authorization", &auth)]))
+        .await;
+    let deny = assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+    assert_eq!(deny.body["error_description"], "the access token expired");
+    let members: Vec<&String> = deny.body.as_object().expect("JSON object").keys().collect();
+    assert_eq!(
+        members,
+        ["error", "error_description"],
+        "no extra detail in the body"
+    );
+    let exp = exp.to_string();
+    for internal in [
+        exp.as_str(),
+        "\"exp\"",
+        "leeway",
+        "ec-1",
+        "jsonwebtoken",
+        "ExpiredSignature",
+        ISSUER_A,
+    ] {
+        assert!(
+            !deny.raw_body.contains(internal),
+            "body leaks {internal:?}: {}",
+            deny.raw_body
+        );
+    }
+
+    // Inside the 30 s leeway it is still accepted.
+    let token = mint(&ec1_key(), ISSUER_A, &["read"], json!({"exp": now() - 5}));
+    let auth = bearer(&token);
+    allowed(
+        &tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn not_yet_valid_and_future_iat_are_401_beyond_leeway() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    for claims in [json!({"nbf": now() + 300}), json!({"iat": now() + 300})] {
+        let token = mint(&ec1_key(), ISSUER_A, &["read"], claims.clone());
+        let auth = bearer(&token);
+        let response = tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await;
+        let deny = assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(&token),
+        );
+        assert_eq!(
+            deny.body["error_description"], "the access token is not valid",
+            "{claims}"
+        );
+    }
+    // Within the leeway both are clock skew, not an attack.
+    for claims in [json!({"nbf": now() + 5}), json!({"iat": now() + 5})] {
+        let token = mint(&ec1_key(), ISSUER_A, &["read"], claims);
+        let auth = bearer(&token);
+        allowed(
+            &tollgate
+                .check(get("/api/items", &[("authorization", &auth)]))
+                .await,
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_issuer_audience_and_claim_types_are_401() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let cases = [
+        (
+            "unknown issuer",
+            mint(&ec1_key(), "https://evil.test", &["read"], Value::Null),
+        ),
+        (
+            "wrong audience",
+            mint(&ec1_key(), ISSUER_A, &["read"], json!({"aud": "other-api"})),
+        ),
+        (
+            "no audience",
+            mint(&ec1_key(), ISSUER_A, &["read"], json!({"aud": null})),
+        ),
+        (
+            "string exp",
+            mint(
+                &ec1_key(),
+                ISSUER_A,
+                &["read"],
+                json!({"exp": "9999999999"}),
+            ),
+        ),
+        (
+            "no exp",
+            mint(&ec1_key(), ISSUER_A, &["read"], json!({"exp": null})),
+        ),
+        (
+            "array iss",
+            mint(&ec1_key(), ISSUER_A, &["read"], json!({"iss": [ISSUER_A]})),
+        ),
+    ];
+    for (case, token) in &cases {
+        let auth = bearer(token);
+        let response = tollgate
+            .check(get("/api/items", &[("authorization", &auth)]))
+            .await;
+        let deny = denied(&response);
+        assert_eq!(deny.status, 401, "{case}: {response:?}");
+        assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(token),
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_with_static_keys_is_401() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let key = signing_key("ec-p256-1.pem", Algorithm::ES256, "no-such-kid");
+    let token = mint(&key, ISSUER_A, &["read"], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/api/items", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+}
+
+#[tokio::test]
+async fn alg_none_in_any_casing_is_401() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let payload = b64(&json!({
+        "iss": ISSUER_A, "aud": AUDIENCE, "sub": "alice", "scope": "read admin", "exp": now() + 300
+    }));
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        for kid in [None, Some("ec-1")] {
+            let mut header = json!({"alg": alg, "typ": "JWT"});
+            if let Some(kid) = kid {
+                header["kid"] = json!(kid);
+            }
+            let header = b64(&header);
+            for signature in ["", "c2lnbmF0dXJl"] {
+                let token = format!("{header}.{payload}.{signature}");
+                let auth = bearer(&token);
+                let response = tollgate
+                    .check(get("/api/items", &[("authorization", &auth)]))
+                    .await;
+                assert_denied(
+                    &response,
+                    401,
+                    Some(INVALID_TOKEN),
+                    "invalid_token",
+                    Some(&token),
+                );
+                let response = tollgate
+                    .check(get("/admin", &[("authorization", &auth)]))
+                    .await;
+                assert_denied(
+                    &response,
+                    401,
+                    Some(INVALID_TOKEN),
+                    "invalid_token",
+                    Some(&token),
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_rsa_public_key_is_401() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let pem = rsa_public_pem();
+    assert!(
+        pem.starts_with("-----BEGIN PUBLIC KEY-----\nMIIBIjAN"),
+        "an RSA 2048 SPKI: {pem}"
+    );
+    for (secret, kid) in [
+        (pem.clone(), Some("rsa-1")),
+        (pem.clone(), None),
+        (pem.trim_end().to_owned(), Some("rsa-1")),
+    ] {
+        let key = SigningKey::from_pem(secret.as_bytes(), Algorithm::HS256, kid.map(str::to_owned))
+            .expect("HMAC key");
+        let token = mint(&key, ISSUER_A, &["read", "admin"], Value::Null);
+        let auth = bearer(&token);
+        let response = tollgate
+            .check(get("/admin", &[("authorization", &auth)]))
+            .await;
+        assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(&token),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scopes and claims
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn missing_scope_is_403_insufficient_scope_naming_it() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token = token_a();
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(request(
+            "POST",
+            "api.example.com",
+            "/orders/1",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    assert_denied(
+        &response,
+        403,
+        Some(r#"Bearer realm="tollgate-test", error="insufficient_scope", scope="write""#),
+        "insufficient_scope",
+        Some(&token),
+    );
+
+    let token = mint(&ec1_key(), ISSUER_A, &["read", "write"], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(request(
+            "POST",
+            "api.example.com",
+            "/orders/1",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    allowed(&response);
+    // `scp` as an array counts too (Okta, Azure AD).
+    let token = mint(&ec1_key(), ISSUER_A, &[], json!({"scp": ["write"]}));
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(request(
+            "POST",
+            "api.example.com",
+            "/orders/1",
+            &[("authorization", &auth)],
+        ))
+        .await;
+    allowed(&response);
+}
+
+fn keycloak_claims() -> Value {
+    json!({
+        "realm_access": {"roles": ["order-writer", "viewer"]},
+        "resource_access": {AUDIENCE: {"roles": ["editor"]}},
+        "azp": "billing-service",
+    })
+}
+
+#[tokio::test]
+async fn keycloak_claim_requirements_pass() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token = mint(&ec1_key(), ISSUER_A, &[], keycloak_claims());
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/roles/x", &[("authorization", &auth)]))
+        .await;
+    let headers = upstream_headers(allowed(&response));
+    assert_eq!(
+        headers.get("x-auth-roles").map(String::as_str),
+        Some("order-writer,viewer")
+    );
+    assert_eq!(
+        headers.get("x-auth-subject").map(String::as_str),
+        Some("alice")
+    );
+    assert!(
+        !headers.contains_key("x-auth-client-id"),
+        "route headers replace the defaults"
+    );
+}
+
+#[tokio::test]
+async fn keycloak_claim_requirements_fail_with_403() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let mut cases = Vec::new();
+    let mut no_realm_role = keycloak_claims();
+    no_realm_role["realm_access"]["roles"] = json!(["viewer"]);
+    cases.push(("realm role missing", no_realm_role));
+    let mut no_client_role = keycloak_claims();
+    no_client_role["resource_access"][AUDIENCE]["roles"] = json!(["viewer"]);
+    cases.push(("client role missing", no_client_role));
+    let mut other_client = keycloak_claims();
+    other_client["resource_access"] = json!({"other-api": {"roles": ["editor"]}});
+    cases.push(("role for another client", other_client));
+    let mut wrong_azp = keycloak_claims();
+    wrong_azp["azp"] = json!("billing-service-2");
+    cases.push(("azp differs", wrong_azp));
+    let mut azp_array = keycloak_claims();
+    azp_array["azp"] = json!(["billing-service"]);
+    cases.push(("azp is an array", azp_array));
+    for (case, claims) in cases {
+        let token = mint(&ec1_key(), ISSUER_A, &[], claims);
+        let auth = bearer(&token);
+        let response = tollgate
+            .check(get("/roles/x", &[("authorization", &auth)]))
+            .await;
+        let deny = denied(&response);
+        assert_eq!(deny.status, 403, "{case}");
+        assert_denied(
+            &response,
+            403,
+            Some(INSUFFICIENT_SCOPE),
+            "insufficient_scope",
+            Some(&token),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn anonymous_route_allows_without_a_token_and_strips_identity_headers() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let response = tollgate
+        .check(get("/public/info", &[("x-auth-subject", "admin")]))
+        .await;
+    let ok = allowed(&response);
+    assert!(
+        ok.headers.is_empty(),
+        "nothing is set for an anonymous request: {ok:?}"
+    );
+    let mut removed = ok.headers_to_remove.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        ["x-auth-client-id", "x-auth-scopes", "x-auth-subject"]
+    );
+}
+
+#[tokio::test]
+async fn no_route_is_403_without_a_challenge() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let auth = bearer(&token_a());
+    for path in ["/nowhere", "/administrator", "/apis"] {
+        let response = tollgate.check(get(path, &[("authorization", &auth)])).await;
+        let deny = assert_denied(&response, 403, None, "access_denied", Some(&auth));
+        assert!(!deny.headers.contains_key("www-authenticate"), "{path}");
+    }
+    // The write route is POST only.
+    let response = tollgate
+        .check(get("/orders/1", &[("authorization", &auth)]))
+        .await;
+    assert_denied(&response, 403, None, "access_denied", None);
+}
+
+#[tokio::test]
+async fn unmatched_allow_lets_unrouted_requests_through_without_identity() {
+    let tollgate = Tollgate::start(&minimal_config("allow")).await;
+    let response = tollgate.check(get("/elsewhere", &[])).await;
+    let ok = allowed(&response);
+    assert!(
+        ok.headers.is_empty() && ok.headers_to_remove.is_empty(),
+        "{ok:?}"
+    );
+    // Routed requests still need a token.
+    let response = tollgate.check(get("/api/x", &[])).await;
+    assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
+}
+
+#[tokio::test]
+async fn path_tricks_are_normalised_or_refused() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    // Dot-segments resolve before matching: this is the admin route.
+    for path in [
+        "/public/../admin",
+        "/public/./../admin/",
+        "//public/..//admin",
+    ] {
+        let response = tollgate.check(get(path, &[])).await;
+        assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
+    }
+    let admin = mint(&ec1_key(), ISSUER_A, &["admin"], Value::Null);
+    let auth = bearer(&admin);
+    allowed(
+        &tollgate
+            .check(get("/public/../admin?x=1", &[("authorization", &auth)]))
+            .await,
+    );
+
+    // Encoded slashes and backslashes are refused outright.
+    for path in [
+        "/public%2F..%2Fadmin",
+        "/public%2f..%2fadmin",
+        "/public%5C..%5Cadmin",
+        "/public/%zz",
+    ] {
+        let response = tollgate.check(get(path, &[])).await;
+        assert_denied(
+            &response,
+            400,
+            Some(INVALID_REQUEST),
+            "invalid_request",
+            None,
+        );
+    }
+    // The anonymous route itself is still anonymous.
+    allowed(&tollgate.check(get("/public/a/../b", &[])).await);
+}
+
+#[tokio::test]
+async fn host_wildcards_route_by_host() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let auth = bearer(&token_a());
+    for host in [
+        "acme.tenants.example",
+        "ACME.Tenants.Example:8443",
+        "a.b.tenants.example",
+    ] {
+        let response = tollgate
+            .check(request(
+                "GET",
+                host,
+                "/tenant/1",
+                &[("authorization", &auth)],
+            ))
+            .await;
+        let headers = upstream_headers(allowed(&response));
+        assert_eq!(
+            headers.get("x-tenant-subject").map(String::as_str),
+            Some("alice"),
+            "{host}"
+        );
+    }
+    for host in [
+        "tenants.example",
+        "eviltenants.example",
+        "acme.tenants.example.evil",
+    ] {
+        let response = tollgate
+            .check(request(
+                "GET",
+                host,
+                "/tenant/1",
+                &[("authorization", &auth)],
+            ))
+            .await;
+        assert_denied(&response, 403, None, "access_denied", None);
+    }
+}
+
+#[tokio::test]
+async fn a_route_for_provider_b_refuses_provider_a() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token_b = mint(&ec2_key(), ISSUER_B, &["read"], Value::Null);
+    let auth_a = bearer(&token_a());
+    let auth_b = bearer(&token_b);
+    let response = tollgate
+        .check(get("/b-only/x", &[("authorization", &auth_a)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&auth_a[7..]),
+    );
+    allowed(
+        &tollgate
+            .check(get("/b-only/x", &[("authorization", &auth_b)]))
+            .await,
+    );
+    // And the other way round.
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth_b)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token_b),
+    );
+    // B's key under A's issuer is a bad signature, not a pass.
+    let forged = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
+    let auth = bearer(&forged);
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&forged),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Where tokens come from
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn two_different_tokens_are_400_invalid_request() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let one = token_a();
+    let two = mint(&rsa_key(), ISSUER_A, &["read"], Value::Null);
+    let auth_one = bearer(&one);
+    let auth_two = bearer(&two);
+    let cookie = format!("session={two}");
+    let query = format!("/api/x?access_token={two}");
+    let cases = [
+        get(
+            "/api/x",
+            &[("authorization", &auth_one), ("x-octelium-auth", &two)],
+        ),
+        // Envoy's `headers` map joins a repeated header with a comma.
+        get(
+            "/api/x",
+            &[("authorization", &auth_one), ("authorization", &auth_two)],
+        ),
+        get(
+            "/api/x",
+            &[("authorization", &auth_one), ("cookie", &cookie)],
+        ),
+        get(&query, &[("authorization", &auth_one)]),
+    ];
+    for case in cases {
+        let response = tollgate.check(case).await;
+        let deny = assert_denied(
+            &response,
+            400,
+            Some(INVALID_REQUEST),
+            "invalid_request",
+            Some(&one),
+        );
+        assert!(!deny.raw_body.contains(&two));
+    }
+}
+
+#[tokio::test]
+async fn the_same_token_twice_is_one_token() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token = token_a();
+    let auth = bearer(&token);
+    let cookie = format!("theme=dark; session={token}");
+    let prefixed = format!("Token {token}");
+    let response = tollgate
+        .check(get(
+            "/api/x",
+            &[
+                ("authorization", &auth),
+                ("authorization", &auth),
+                ("x-octelium-auth", &token),
+                ("x-api-key", &prefixed),
+                ("cookie", &cookie),
+            ],
+        ))
+        .await;
+    allowed(&response);
+}
+
+#[tokio::test]
+async fn tokens_are_read_from_every_configured_source() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let token = token_a();
+    let prefixed = format!("Token {token}");
+    let cookie = format!("theme=dark; session={token}; lang=en");
+    let query = format!("/api/x?page=2&access_token={token}");
+    let cases = [
+        ("raw header", get("/api/x", &[("x-octelium-auth", &token)])),
+        ("prefix", get("/api/x", &[("x-api-key", &prefixed)])),
+        ("query", get(&query, &[])),
+        ("cookie", get("/api/x", &[("cookie", &cookie)])),
+        (
+            "lower-case bearer",
+            get("/api/x", &[("authorization", &format!("bearer {token}"))]),
+        ),
+        (
+            "upper-case bearer",
+            get("/api/x", &[("authorization", &format!("BEARER {token}"))]),
+        ),
+    ];
+    for (source, case) in cases {
+        let response = tollgate.check(case).await;
+        let ok = allowed(&response);
+        assert_eq!(
+            upstream_headers(ok)
+                .get("x-auth-subject")
+                .map(String::as_str),
+            Some("alice"),
+            "{source}"
+        );
+    }
+    // A prefix is matched exactly.
+    let lower = format!("token {token}");
+    let response = tollgate
+        .check(get("/api/x", &[("x-api-key", &lower)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(CHALLENGE),
+        "unauthorized",
+        Some(&token),
+    );
+}
+
+#[tokio::test]
+async fn query_and_cookie_tokens_count_only_when_configured() {
+    let tollgate = Tollgate::start(&minimal_config("deny")).await;
+    let token = token_a();
+    let query = format!("/api/x?access_token={token}");
+    let cookie = format!("session={token}");
+    for case in [
+        get(&query, &[]),
+        get("/api/x", &[("cookie", &cookie)]),
+        get("/api/x", &[("x-octelium-auth", &token)]),
+    ] {
+        let response = tollgate.check(case).await;
+        assert_denied(
+            &response,
+            401,
+            Some(CHALLENGE),
+            "unauthorized",
+            Some(&token),
+        );
+    }
+    let auth = bearer(&token);
+    allowed(
+        &tollgate
+            .check(get("/api/x", &[("authorization", &auth)]))
+            .await,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Remote keys: discovery, rotation, outages
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn discovery_provider_verifies_with_the_discovered_jwks() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let source = "    discovery: true";
+    let tollgate = Tollgate::start(&remote_config(idp.base_url(), source)).await;
+    tollgate.wait_ready().await;
+    assert!(
+        idp.hits(DISCOVERY_PATH) >= 1,
+        "discovery document was not read"
+    );
+    assert!(
+        idp.hits(JWKS_PATH) >= 1,
+        "discovered jwks_uri was not fetched"
+    );
+
+    let token = mint(&ec1_key(), idp.base_url(), &["read"], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_eq!(
+        upstream_headers(allowed(&response))
+            .get("x-auth-subject")
+            .map(String::as_str),
+        Some("alice")
+    );
+
+    // A token naming another issuer is not verified with these keys.
+    let other = mint(&ec1_key(), ISSUER_A, &["read"], Value::Null);
+    let auth = bearer(&other);
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&other),
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let source = format!(
+        "    jwks_uri: {}\n    jwks_cache:\n      unknown_kid_refetch_interval: 1s",
+        idp.jwks_uri()
+    );
+    let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
+    tollgate.wait_ready().await;
+    let initial_fetches = idp.hits(JWKS_PATH);
+
+    let token = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+    assert_eq!(
+        idp.hits(JWKS_PATH),
+        initial_fetches + 1,
+        "an unknown kid refetches once"
+    );
+
+    // The IdP rotates; the refetch just done rate-limits the next one.
+    idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+    assert_eq!(
+        idp.hits(JWKS_PATH),
+        initial_fetches + 1,
+        "refetches are rate-limited"
+    );
+
+    // Once the interval has passed, the same token verifies: no restart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_eq!(
+        upstream_headers(allowed(&response))
+            .get("x-auth-subject")
+            .map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(idp.hits(JWKS_PATH), initial_fetches + 2);
+    // The old key keeps working, and known kids cost no fetch.
+    let old = bearer(&mint(&ec1_key(), ISSUER_A, &["read"], Value::Null));
+    allowed(
+        &tollgate
+            .check(get("/api/x", &[("authorization", &old)]))
+            .await,
+    );
+    allowed(
+        &tollgate
+            .check(get("/api/x", &[("authorization", &auth)]))
+            .await,
+    );
+    assert_eq!(idp.hits(JWKS_PATH), initial_fetches + 2);
+}
+
+#[tokio::test]
+async fn keys_never_loaded_is_a_grpc_unavailable_not_a_decision() {
+    for mode in [IdpMode::Fail, IdpMode::Hang] {
+        let idp = Idp::start_in(jwks_of(&[EC1_JWK]), mode).await;
+        let source = format!(
+            "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      retry_interval: 1m\n      unknown_kid_refetch_interval: 0s",
+            idp.jwks_uri()
+        );
+        let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
+        let auth = bearer(&token_a());
+        let outcome = tollgate
+            .try_check(get("/api/x", &[("authorization", &auth)]))
+            .await;
+        match outcome {
+            Err(status) => {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::Unavailable,
+                    "{mode:?}: {status:?}"
+                );
+                assert!(
+                    !status.message().contains(&auth[7..]),
+                    "status repeats the token"
+                );
+                assert!(
+                    !status.message().contains("127.0.0.1"),
+                    "status leaks the IdP: {status:?}"
+                );
+            }
+            Ok(response) => panic!("{mode:?}: an outage must not decide, got {response:?}"),
+        }
+        assert!(
+            idp.hits(JWKS_PATH) >= 1,
+            "{mode:?}: the IdP was never asked"
+        );
+        // Requests that need no key are still decided.
+        let response = tollgate.check(get("/api/x", &[])).await;
+        assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
+    }
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_known_kids_through_an_outage() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let source = format!(
+        "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      unknown_kid_refetch_interval: 0s",
+        idp.jwks_uri()
+    );
+    let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
+    tollgate.wait_ready().await;
+    let auth = bearer(&token_a());
+    let unknown = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
+    let auth_unknown = bearer(&unknown);
+
+    for mode in [IdpMode::Fail, IdpMode::Hang] {
+        idp.set_mode(mode);
+        let response = tollgate
+            .check(get("/api/x", &[("authorization", &auth)]))
+            .await;
+        allowed(&response);
+        // An unknown kid triggers a refetch that fails; the cached keys
+        // still decide, so this is a deny rather than a fault.
+        let before = idp.hits(JWKS_PATH);
+        let response = tollgate
+            .try_check(get("/api/x", &[("authorization", &auth_unknown)]))
+            .await
+            .unwrap_or_else(|status| panic!("{mode:?}: cached keys must decide, got {status:?}"));
+        assert_denied(
+            &response,
+            401,
+            Some(INVALID_TOKEN),
+            "invalid_token",
+            Some(&unknown),
+        );
+        assert_eq!(
+            idp.hits(JWKS_PATH),
+            before + 1,
+            "{mode:?}: a refetch was attempted"
+        );
+        // And the known kid is still fine after the failed refetch.
+        allowed(
+            &tollgate
+                .check(get("/api/x", &[("authorization", &auth)]))
+                .await,
+        );
+    }
+}
+
+#[tokio::test]
+async fn deny_bodies_never_echo_the_token() {
+    let tollgate = Tollgate::start(&static_config()).await;
+    let valid = token_a();
+    let expired = mint(
+        &ec1_key(),
+        ISSUER_A,
+        &["read"],
+        json!({"exp": now() - 3600}),
+    );
+    let long = "A".repeat(20 * 1024);
+    for (path, token) in [
+        ("/admin", valid.as_str()),
+        ("/api/x", expired.as_str()),
+        ("/b-only/x", valid.as_str()),
+        ("/api/x", long.as_str()),
+        ("/nowhere", valid.as_str()),
+    ] {
+        let auth = bearer(token);
+        let response = tollgate.check(get(path, &[("authorization", &auth)])).await;
+        let deny = denied(&response);
+        assert!(matches!(deny.status, 401 | 403), "{path}: {response:?}");
+        let members: Vec<&String> = deny.body.as_object().expect("JSON object").keys().collect();
+        assert_eq!(members, ["error", "error_description"], "{path}");
+        assert!(
+            !format!("{response:?}").contains(token),
+            "{path}: token echoed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn jwks_max_age_schedules_the_background_refresh() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    idp.set_cache_control(Some("public, max-age=1"));
+    let source = format!(
+        "    jwks_uri: {}\n    jwks_cache:\n      refresh_interval: 1h\n      min_refresh_interval: 1s\n      unknown_kid_refetch_interval: 1h",
+        idp.jwks_uri()
+    );
+    let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
+    tollgate.wait_ready().await;
+
+    // Spend the one unknown-kid refetch allowed per hour, so only the
+    // background refresh can bring in the rotated key.
+    let token = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
+    let auth = bearer(&token);
+    let response = tollgate
+        .check(get("/api/x", &[("authorization", &auth)]))
+        .await;
+    assert_denied(
+        &response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+    idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
+    let fetches = idp.hits(JWKS_PATH);
+
+    // max-age=1 (clamped to min_refresh_interval 1s) rather than the 1h
+    // refresh_interval: the key shows up within a few seconds.
+    tokio::time::timeout(READY_LIMIT, async {
+        loop {
+            let response = tollgate
+                .check(get("/api/x", &[("authorization", &auth)]))
+                .await;
+            if matches!(response.http_response, Some(HttpResponse::OkResponse(_))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the rotated key never arrived: max-age was not honoured");
+    assert!(
+        idp.hits(JWKS_PATH) > fetches,
+        "a background refresh fetched the JWKS"
+    );
+}

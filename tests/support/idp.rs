@@ -1,0 +1,201 @@
+//! A test identity provider: an HTTP/1.1 server on 127.0.0.1:0 serving
+//! `/.well-known/openid-configuration` (issuer = its own base URL, `jwks_uri`
+//! = base + `/jwks`) and `/jwks`.
+//!
+//! Tests can swap the JWKS at run time (key rotation), make every answer a
+//! 500 or never answer at all (outage), add a `Cache-Control` header to the
+//! JWKS, and count the requests each path received (outage requests
+//! included).
+
+// clippy.toml lets `#[test]` functions panic on a failed expectation; the
+// helpers here are part of the tests in the same way.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The discovery document's path.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+/// The JWKS path.
+pub const JWKS_PATH: &str = "/jwks";
+
+/// How the IdP answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdpMode {
+    /// Serve discovery and the JWKS.
+    Serve,
+    /// Answer every request `500 Internal Server Error`.
+    Fail,
+    /// Accept requests and never answer them.
+    Hang,
+}
+
+/// The IdP; it stops (with its open connections) when dropped.
+#[derive(Debug)]
+pub struct Idp {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct State {
+    base_url: String,
+    // Held only to read or replace a value, never across an await.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    jwks: String,
+    mode: IdpMode,
+    cache_control: Option<String>,
+    hits: HashMap<String, usize>,
+}
+
+impl Idp {
+    /// Starts serving `jwks` (a JWKS document) in [`IdpMode::Serve`].
+    pub async fn start(jwks: impl Into<String>) -> Self {
+        Self::start_in(jwks, IdpMode::Serve).await
+    }
+
+    /// Starts serving `jwks`, answering as `mode` says from the first request.
+    pub async fn start_in(jwks: impl Into<String>, mode: IdpMode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the test IdP on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("test IdP address");
+        let state = Arc::new(State {
+            base_url: format!("http://{addr}"),
+            inner: Mutex::new(Inner {
+                jwks: jwks.into(),
+                mode,
+                cache_control: None,
+                hits: HashMap::new(),
+            }),
+        });
+        let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+        Self {
+            addr,
+            state,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`: the issuer its discovery document names.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// `http://127.0.0.1:<port>/jwks`.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}{JWKS_PATH}", self.state.base_url)
+    }
+
+    /// Serves `jwks` from the next request on.
+    pub fn set_jwks(&self, jwks: impl Into<String>) {
+        self.state.lock().jwks = jwks.into();
+    }
+
+    /// Answers as `mode` says from the next request on.
+    pub fn set_mode(&self, mode: IdpMode) {
+        self.state.lock().mode = mode;
+    }
+
+    /// Sends this `Cache-Control` value with the JWKS (`None`: no header).
+    pub fn set_cache_control(&self, value: Option<&str>) {
+        self.state.lock().cache_control = value.map(str::to_owned);
+    }
+
+    /// How many requests `path` has received, whatever the answer was.
+    pub fn hits(&self, path: &str) -> usize {
+        self.state.lock().hits.get(path).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        // Dropping the accept task drops its JoinSet, aborting connections.
+        self.server.abort();
+    }
+}
+
+impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panicking test thread must not turn every later call into a panic.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Builds a JWKS document from single-JWK JSON texts (such as the
+/// `*.jwk.json` fixtures).
+pub fn jwks_of(keys: &[&str]) -> String {
+    let keys: Vec<&str> = keys.iter().map(|k| k.trim()).collect();
+    format!("{{\"keys\":[{}]}}", keys.join(","))
+}
+
+async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let service = service_fn(move |request| answer(request, Arc::clone(&state)));
+            // A peer giving up on a hung request is the point of Hang mode.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    state: Arc<State>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let (mode, jwks, cache_control) = {
+        let mut inner = state.lock();
+        *inner.hits.entry(path.clone()).or_insert(0) += 1;
+        (inner.mode, inner.jwks.clone(), inner.cache_control.clone())
+    };
+    let mut builder = Response::builder().header(header::CONTENT_TYPE, "application/json");
+    let (status, body) = match mode {
+        IdpMode::Hang => std::future::pending().await,
+        IdpMode::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "{}".to_owned()),
+        IdpMode::Serve if path == DISCOVERY_PATH => {
+            let document = serde_json::json!({
+                "issuer": state.base_url,
+                "jwks_uri": format!("{}{JWKS_PATH}", state.base_url),
+                "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+            });
+            (StatusCode::OK, document.to_string())
+        }
+        IdpMode::Serve if path == JWKS_PATH => {
+            if let Some(value) = cache_control {
+                builder = builder.header(header::CACHE_CONTROL, value);
+            }
+            (StatusCode::OK, jwks)
+        }
+        IdpMode::Serve => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned()),
+    };
+    let response = builder
+        .status(status)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|e| panic!("building the IdP response: {e}"));
+    Ok(response)
+}

@@ -1,0 +1,54 @@
+//! Integration test support: the real Envoy in front of an echo upstream,
+//! the real `tollgate` binary, and a test identity provider.
+//!
+//! # Layout
+//! - `envoy_bin`: finds (or installs, once) the official Envoy binary and
+//!   validates config files with it.
+//! - `envoy`: writes a bootstrap and runs one Envoy per test on ephemeral
+//!   ports, killed on drop.
+//! - `echo`: an HTTP/1.1 upstream that answers with what it received.
+//! - `client`: one-call HTTP helpers returning a plain `Response`.
+//! - `scratch`: per-test temporary directories, kept when a test panics.
+//! - `idp`: a test identity provider serving discovery and a swappable JWKS,
+//!   with failure modes and request counts.
+//! - `tollgate`: runs the real `tollgate` binary and learns its address.
+//!
+//! Envoy runs against the wall clock, so tests using it must not pause
+//! tokio's time (`start_paused`).
+
+// Each integration test binary compiles this module and uses a different
+// subset of it; the rest would warn as dead code in every binary.
+#![allow(dead_code)]
+// The items are this module's API for the test binaries, which are not
+// libraries, so `pub` can never be reachable from outside them.
+#![allow(unreachable_pub)]
+
+mod client;
+mod echo;
+mod envoy;
+mod envoy_bin;
+pub mod idp;
+mod scratch;
+pub mod tollgate;
+
+// Re-exports unused by a given test binary are the same case as dead code.
+#[allow(unused_imports)]
+pub use self::tollgate::{TollgateProcess, tollgate_binary};
+#[allow(unused_imports)]
+pub use client::{Response, get, request};
+#[allow(unused_imports)]
+pub use echo::EchoUpstream;
+#[allow(unused_imports)]
+pub use envoy::{Envoy, EnvoyOptions, wait_for_file_containing};
+#[allow(unused_imports)]
+pub use envoy_bin::{ENVOY_VERSION, envoy_binary, validate_config};
+#[allow(unused_imports)]
+pub use scratch::ScratchDir;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (where `Cargo.toml` is), for paths such as
+/// `config/envoy/envoy.yaml`.
+pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
