@@ -1,5 +1,7 @@
 //! Logging: `tracing` to stderr, as human-readable or JSON lines.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -12,8 +14,11 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
         _ => EnvFilter::try_new(level),
     }
     .map_err(|e| format!("log.level: {e}"))?;
+    // Colour only for a person at a terminal; log collectors get plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Human => builder.try_init(),

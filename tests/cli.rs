@@ -475,3 +475,52 @@ async fn quickstart_serves_checks_with_an_env_listen_override() {
         .map(|h| h.value.as_str());
     assert_eq!(challenge, Some("Bearer realm=\"quickstart\""), "{deny:?}");
 }
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_decision_and_never_the_token() {
+    let tollgate = TollgateProcess::serve_file(
+        &repo_path("config/quickstart.yaml"),
+        &[
+            ("TOLLGATE_SERVER__GRPC_LISTEN", "127.0.0.1:0"),
+            ("TOLLGATE_LOG__FORMAT", "json"),
+        ],
+    )
+    .await;
+    tollgate.wait_until_serving().await;
+    let token = dev_token(&["--scope", "read", "--subject", "svc-logs"]);
+    let bearer = format!("Bearer {token}");
+    check(
+        tollgate.addr(),
+        check_request("GET", "/get", &[("authorization", &bearer)]),
+    )
+    .await;
+    check(
+        tollgate.addr(),
+        check_request("POST", "/post", &[("authorization", &bearer)]),
+    )
+    .await;
+    tollgate.wait_for_log("insufficient_scope").await;
+
+    let decisions: Vec<Value> = tollgate
+        .logs()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+        })
+        .filter(|line| line.get("decision").is_some())
+        .collect();
+    assert_eq!(decisions.len(), 2, "{}", tollgate.logs());
+    assert_eq!(decisions[0]["decision"], "allow");
+    assert_eq!(decisions[0]["route"], "get-needs-read");
+    assert_eq!(decisions[0]["subject"], "svc-logs");
+    assert_eq!(decisions[0]["client_id"], "dev-client");
+    assert_eq!(decisions[1]["decision"], "deny");
+    assert_eq!(decisions[1]["reason"], "insufficient_scope");
+    assert_eq!(decisions[1]["status"], 403);
+    let signature = token.rsplit('.').next().unwrap_or_default();
+    assert!(
+        !tollgate.logs().contains(signature),
+        "the token leaked into the logs"
+    );
+}

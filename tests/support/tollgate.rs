@@ -98,7 +98,7 @@ impl TollgateProcess {
                     lines
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push(strip_ansi(&line));
+                        .push(line);
                 }
             });
         }
@@ -256,24 +256,4 @@ fn listen_address(line: &str) -> Option<SocketAddr> {
     }
     let start = line.find("addr=")? + "addr=".len();
     line[start..].split_whitespace().next()?.parse().ok()
-}
-
-/// Removes ANSI escape sequences (`ESC [ ... letter`), in case colours are on.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
