@@ -192,7 +192,7 @@ fn serve(path: PathBuf) -> ExitCode {
         match crate::server::serve(config, listener, crate::server::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!(error = %crate::authz::error_chain(&error), "tollgate stopped");
+                tracing::error!(error = %crate::telemetry::ErrorChain(&error), "tollgate stopped");
                 ExitCode::from(EX_SOFTWARE)
             }
         }

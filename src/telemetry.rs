@@ -1,5 +1,8 @@
-//! Logging: `tracing` to stderr, as human-readable or JSON lines.
+//! Logging: `tracing` to stderr, as human-readable or JSON lines, and how
+//! errors are written into them.
 
+use std::error::Error;
+use std::fmt;
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
@@ -25,4 +28,19 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|e| e.to_string())
+}
+
+/// Displays an error with its sources, `outer: inner: root`, for log lines.
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
 }

@@ -14,6 +14,7 @@ use crate::claims::{Unmet, scopes};
 use crate::config::{Config, RoutePolicy};
 use crate::headers::UpstreamHeaders;
 use crate::routes::{PathError, RequestTarget, RouteTable};
+use crate::telemetry::ErrorChain;
 use crate::token::TokenProblem;
 use crate::token::extract::{self, ExtractError, TokenCarrier, TokenSource};
 use crate::token::jwks::Jwks;
@@ -293,23 +294,11 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
                 method = %request.method,
                 host = %request.host,
                 path,
-                error = %error_chain(fault),
+                error = %ErrorChain(fault),
                 "check failed; Envoy's failure mode decides"
             );
         }
     }
-}
-
-/// `outer: inner: innermost`, for log lines.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@ use std::path::Path;
 
 use figment::Jail;
 
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use super::provider::HMAC_ALGORITHMS;
 use super::*;
 
 const KEYS: &str = "../../tests/fixtures/keys/jwks.json";

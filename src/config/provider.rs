@@ -1,0 +1,310 @@
+//! Providers in config: key sources, algorithm allow-lists, leeway and the
+//! JWKS cache settings, validated into [`ProviderSettings`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Validation};
+
+use super::raw::{self, RawProvider};
+use super::values::{Secret, parse_duration};
+use super::{ConfigError, invalid};
+use crate::token::jwk::KeySet;
+use crate::token::jwks::{JwksSettings, KeySource};
+
+/// Algorithms accepted when a provider lists none: asymmetric only.
+const DEFAULT_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+pub(super) const HMAC_ALGORITHMS: &[Algorithm] =
+    &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+/// One token issuer.
+pub struct ProviderSettings {
+    /// Name used by routes and in logs.
+    pub name: Arc<str>,
+    /// The exact `iss` its tokens carry.
+    pub issuer: String,
+    /// Where its verification keys come from.
+    pub keys: KeySource,
+    /// Secret for HMAC algorithms, if configured.
+    pub hmac_secret: Option<Secret>,
+    /// Accepted `aud` values; empty means `aud` is not checked.
+    pub audiences: Vec<String>,
+    /// The allow-list; the token header only selects among these.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Claims scopes are read from, in order.
+    pub scope_claims: Arc<[String]>,
+    /// JWKS fetching and caching.
+    pub jwks: JwksSettings,
+}
+
+impl ProviderSettings {
+    /// The validation rules for tokens signed with `algorithm`, built
+    /// explicitly: jsonwebtoken's defaults skip `nbf` and `iss`.
+    pub fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        let mut required = vec!["exp", "iss"];
+        if self.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.audiences);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+}
+
+pub(super) fn provider(
+    raw: RawProvider,
+    field: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<ProviderSettings, ConfigError> {
+    if raw.name.is_empty() {
+        return Err(invalid(format!("{field}.name"), "must not be empty"));
+    }
+    if raw.issuer.is_empty() {
+        return Err(invalid(format!("{field}.issuer"), "must not be empty"));
+    }
+    let hmac_secret = raw
+        .hmac_secret
+        .as_ref()
+        .map(|s| {
+            Secret::load(
+                s.env.as_deref(),
+                s.file.as_ref().map(|f| base.join(f)).as_deref(),
+            )
+        })
+        .transpose()
+        .map_err(|m| invalid(format!("{field}.hmac_secret"), m))?;
+
+    let sources = [
+        raw.discovery,
+        raw.jwks_uri.is_some(),
+        raw.jwks.is_some(),
+        raw.jwks_file.is_some(),
+    ];
+    let keys = match sources.iter().filter(|s| **s).count() {
+        0 if hmac_secret.is_some() => KeySource::Static(empty_key_set()),
+        1 => key_source(&raw, field, base, warnings)?,
+        0 => {
+            return Err(invalid(
+                field,
+                "needs a key source: `discovery: true`, `jwks_uri`, `jwks` or `jwks_file`",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                field,
+                "set only one of `discovery`, `jwks_uri`, `jwks` and `jwks_file`",
+            ));
+        }
+    };
+
+    let algorithms = match raw.algorithms {
+        None if hmac_secret.is_some() && matches!(&keys, KeySource::Static(k) if k.is_empty()) => {
+            HMAC_ALGORITHMS.to_vec()
+        }
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(list) if list.is_empty() => {
+            return Err(invalid(
+                format!("{field}.algorithms"),
+                "list at least one algorithm",
+            ));
+        }
+        Some(list) => list
+            .iter()
+            .map(|name| algorithm(name, hmac_secret.is_some()))
+            .collect::<Result<_, _>>()
+            .map_err(|m| invalid(format!("{field}.algorithms"), m))?,
+    };
+    let leeway = raw
+        .leeway
+        .as_ref()
+        .map(|d| parse_duration(&d.text()))
+        .transpose()
+        .map_err(|m| invalid(format!("{field}.leeway"), m))?
+        .unwrap_or(Duration::from_secs(30));
+    if leeway > Duration::from_secs(300) {
+        return Err(invalid(
+            format!("{field}.leeway"),
+            "at most 5m; a longer leeway lets expired tokens through",
+        ));
+    }
+    let scope_claims = raw
+        .scope_claims
+        .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]);
+    if scope_claims.is_empty() {
+        return Err(invalid(
+            format!("{field}.scope_claims"),
+            "list at least one claim",
+        ));
+    }
+    Ok(ProviderSettings {
+        name: raw.name.into(),
+        issuer: raw.issuer,
+        keys,
+        hmac_secret,
+        audiences: raw.audiences,
+        algorithms,
+        leeway,
+        scope_claims: scope_claims.into(),
+        jwks: jwks_settings(&raw.jwks_cache, field)?,
+    })
+}
+
+fn empty_key_set() -> KeySet {
+    KeySet::from_json(br#"{"keys":[]}"#)
+        .map(|(keys, _)| keys)
+        .unwrap_or_else(|_| unreachable!("an empty JWKS always parses"))
+}
+
+fn key_source(
+    raw: &RawProvider,
+    field: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<KeySource, ConfigError> {
+    if raw.discovery {
+        check_fetch_url(&raw.issuer).map_err(|m| invalid(format!("{field}.issuer"), m))?;
+        return Ok(KeySource::Discovery {
+            issuer: raw.issuer.clone(),
+        });
+    }
+    if let Some(uri) = &raw.jwks_uri {
+        check_fetch_url(uri).map_err(|m| invalid(format!("{field}.jwks_uri"), m))?;
+        return Ok(KeySource::JwksUri(uri.clone()));
+    }
+    let (document, key_field) = match (&raw.jwks, &raw.jwks_file) {
+        (Some(inline), _) => (
+            serde_json::to_vec(inline).map_err(|e| invalid(format!("{field}.jwks"), e))?,
+            format!("{field}.jwks"),
+        ),
+        (None, Some(file)) => {
+            let path: PathBuf = base.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    format!("{field}.jwks_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            (bytes, format!("{field}.jwks_file"))
+        }
+        (None, None) => unreachable!("key_source is called with exactly one source set"),
+    };
+    let (keys, skipped) = KeySet::from_json(&document).map_err(|e| invalid(&key_field, e))?;
+    for skip in skipped {
+        warnings.push(format!(
+            "{key_field}: key {} skipped: {}",
+            skip.kid.as_deref().unwrap_or("(no kid)"),
+            skip.reason
+        ));
+    }
+    if keys.is_empty() {
+        return Err(invalid(
+            key_field,
+            "holds no key usable for verifying signatures",
+        ));
+    }
+    Ok(KeySource::Static(keys))
+}
+
+/// Keys fetched over plain HTTP can be swapped by anyone on the path, so only
+/// loopback may use `http://`.
+fn check_fetch_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
+        "http" => Err(format!(
+            "`{url}` uses plain http; keys must be fetched over https (http is allowed only for localhost)"
+        )),
+        other => Err(format!("`{url}` has scheme `{other}`; use https")),
+    }
+}
+
+fn algorithm(name: &str, has_secret: bool) -> Result<Algorithm, String> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err("`none` is never accepted".to_owned());
+    }
+    let algorithm: Algorithm = name
+        .parse()
+        .map_err(|_| format!("unknown algorithm `{name}`"))?;
+    if HMAC_ALGORITHMS.contains(&algorithm) && !has_secret {
+        return Err(format!(
+            "`{name}` needs `hmac_secret`; HMAC is never verified with public keys"
+        ));
+    }
+    Ok(algorithm)
+}
+
+fn jwks_settings(raw: &raw::RawJwksCache, field: &str) -> Result<JwksSettings, ConfigError> {
+    let defaults = JwksSettings::default();
+    let get = |value: &Option<raw::RawDuration>, name: &str, default: Duration| {
+        value
+            .as_ref()
+            .map(|d| parse_duration(&d.text()))
+            .transpose()
+            .map_err(|m| invalid(format!("{field}.jwks_cache.{name}"), m))
+            .map(|v| v.unwrap_or(default))
+    };
+    let settings = JwksSettings {
+        refresh_interval: get(
+            &raw.refresh_interval,
+            "refresh_interval",
+            defaults.refresh_interval,
+        )?,
+        min_refresh_interval: get(
+            &raw.min_refresh_interval,
+            "min_refresh_interval",
+            defaults.min_refresh_interval,
+        )?,
+        max_refresh_interval: get(
+            &raw.max_refresh_interval,
+            "max_refresh_interval",
+            defaults.max_refresh_interval,
+        )?,
+        unknown_kid_refetch_interval: get(
+            &raw.unknown_kid_refetch_interval,
+            "unknown_kid_refetch_interval",
+            defaults.unknown_kid_refetch_interval,
+        )?,
+        max_stale: get(&raw.max_stale, "max_stale", defaults.max_stale)?,
+        retry_interval: get(
+            &raw.retry_interval,
+            "retry_interval",
+            defaults.retry_interval,
+        )?,
+        fetch_timeout: get(&raw.fetch_timeout, "fetch_timeout", defaults.fetch_timeout)?,
+    };
+    if settings.min_refresh_interval > settings.max_refresh_interval {
+        return Err(invalid(
+            format!("{field}.jwks_cache.min_refresh_interval"),
+            "is longer than max_refresh_interval",
+        ));
+    }
+    if settings.fetch_timeout.is_zero() {
+        return Err(invalid(
+            format!("{field}.jwks_cache.fetch_timeout"),
+            "must be more than 0",
+        ));
+    }
+    Ok(settings)
+}

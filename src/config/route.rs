@@ -1,0 +1,198 @@
+//! Routes in config: matchers, accepted providers, requirements and upstream
+//! header mappings, validated into [`RouteSettings`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::raw::{self, RawClaimPath, RawPath, RawRoute};
+use super::{ConfigError, invalid, is_http_token};
+use crate::claims::{ClaimPath, ClaimRule, ClaimTest, Requirements};
+use crate::routes::{MatchSpec, PathSpec, RouteMatcher};
+
+/// One route: what it matches and what it demands.
+pub struct RouteSettings {
+    /// What requests it applies to.
+    pub matcher: RouteMatcher,
+    /// What it demands of them.
+    pub policy: RoutePolicy,
+}
+
+/// What a route demands of a request, and what it sends upstream.
+pub struct RoutePolicy {
+    /// Name used in logs and metrics.
+    pub name: Arc<str>,
+    /// Indexes into `Config::providers` of the providers it accepts.
+    pub providers: Vec<usize>,
+    /// No token needed.
+    pub anonymous: bool,
+    /// Scopes and claims the token must have.
+    pub require: Requirements,
+    /// Headers set on the upstream request from claims.
+    pub upstream_headers: Arc<[HeaderMapping]>,
+    /// Remove the headers tokens are read from before the request goes upstream.
+    pub remove_token_header: bool,
+    /// Joins array claims rendered into one header.
+    pub claim_separator: Arc<str>,
+}
+
+/// One upstream header filled from a claim.
+#[derive(Debug, Clone)]
+pub struct HeaderMapping {
+    /// Lower-case header name.
+    pub header: String,
+    /// The claim rendered into it.
+    pub claim: ClaimPath,
+}
+
+pub(super) fn route(
+    raw: RawRoute,
+    field: &str,
+    providers: &HashMap<String, usize>,
+    default_headers: &Arc<[HeaderMapping]>,
+    default_remove: Option<bool>,
+    separator: &Arc<str>,
+) -> Result<RouteSettings, ConfigError> {
+    if raw.name.is_empty() {
+        return Err(invalid(format!("{field}.name"), "must not be empty"));
+    }
+    let path = match raw.matcher.path {
+        None => PathSpec::Any,
+        Some(RawPath::Exact(p)) => PathSpec::Exact(p),
+        Some(RawPath::Prefix(p)) => PathSpec::Prefix(p),
+        Some(RawPath::Template(p)) => PathSpec::Template(p),
+        Some(RawPath::Regex(p)) => PathSpec::Regex(p),
+    };
+    let spec = MatchSpec {
+        hosts: raw.matcher.hosts,
+        methods: raw.matcher.methods,
+        path,
+    };
+    let matcher =
+        RouteMatcher::new(&spec).map_err(|e| invalid(format!("{field}.match.{}", e.field()), e))?;
+    let provider_indexes = match raw.providers {
+        None => providers.values().copied().collect::<Vec<_>>(),
+        Some(list) => list
+            .iter()
+            .map(|name| {
+                providers.get(name).copied().ok_or_else(|| {
+                    invalid(
+                        format!("{field}.providers"),
+                        format!("no provider is named `{name}`"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let require = requirements(raw.require, field)?;
+    if raw.anonymous
+        && (!require.all_scopes.is_empty()
+            || !require.any_scopes.is_empty()
+            || !require.claims.is_empty())
+    {
+        return Err(invalid(
+            format!("{field}.require"),
+            "an anonymous route cannot require scopes or claims",
+        ));
+    }
+    let upstream_headers = match raw.upstream_headers {
+        Some(map) => header_mappings(map, &format!("{field}.upstream_headers"))?,
+        None => default_headers.clone(),
+    };
+    let mut provider_indexes = provider_indexes;
+    provider_indexes.sort_unstable();
+    provider_indexes.dedup();
+    Ok(RouteSettings {
+        matcher,
+        policy: RoutePolicy {
+            name: raw.name.into(),
+            providers: provider_indexes,
+            anonymous: raw.anonymous,
+            require,
+            upstream_headers,
+            remove_token_header: raw.remove_token_header.or(default_remove).unwrap_or(false),
+            claim_separator: separator.clone(),
+        },
+    })
+}
+
+fn requirements(raw: raw::RawRequire, field: &str) -> Result<Requirements, ConfigError> {
+    for (name, list) in [("scopes", &raw.scopes), ("any_scopes", &raw.any_scopes)] {
+        if let Some(bad) = list.iter().find(|s| {
+            s.is_empty() || s.contains(|c: char| c.is_ascii_whitespace() || c == '"' || c == '\\')
+        }) {
+            return Err(invalid(
+                format!("{field}.require.{name}"),
+                format!(
+                    "`{bad}` is not a scope token (RFC 6749 §3.3: no spaces, quotes or backslashes)"
+                ),
+            ));
+        }
+    }
+    let claims = raw
+        .claims
+        .into_iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let at = format!("{field}.require.claims[{i}]");
+            let path = claim_path(rule.claim).map_err(|m| invalid(format!("{at}.claim"), m))?;
+            let test = match (rule.equals, rule.contains, rule.contains_any) {
+                (Some(v), None, None) => ClaimTest::Equals(v),
+                (None, Some(v), None) => ClaimTest::Contains(v),
+                (None, None, Some(v)) if !v.is_empty() => ClaimTest::ContainsAny(v),
+                _ => {
+                    return Err(invalid(
+                        at,
+                        "set exactly one of `equals`, `contains` or `contains_any` (non-empty)",
+                    ));
+                }
+            };
+            Ok(ClaimRule { path, test })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Requirements {
+        all_scopes: raw.scopes,
+        any_scopes: raw.any_scopes,
+        claims,
+    })
+}
+
+fn claim_path(raw: RawClaimPath) -> Result<ClaimPath, String> {
+    match raw {
+        RawClaimPath::Dotted(path) => ClaimPath::dotted(&path),
+        RawClaimPath::Segments(segments) => ClaimPath::segments(segments),
+    }
+}
+
+/// Headers that Envoy owns or that would change how the request is routed or framed.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "keep-alive",
+    "proxy-connection",
+];
+
+pub(super) fn header_mappings(
+    map: std::collections::BTreeMap<String, RawClaimPath>,
+    field: &str,
+) -> Result<Arc<[HeaderMapping]>, ConfigError> {
+    map.into_iter()
+        .map(|(header, claim)| {
+            let lower = header.to_ascii_lowercase();
+            if !is_http_token(&lower) || RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(invalid(
+                    format!("{field}.{header}"),
+                    "is not a header tollgate may set",
+                ));
+            }
+            let claim = claim_path(claim).map_err(|m| invalid(format!("{field}.{header}"), m))?;
+            Ok(HeaderMapping {
+                header: lower,
+                claim,
+            })
+        })
+        .collect()
+}
