@@ -42,9 +42,7 @@ pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        // A JWKS or discovery document is never a redirect target an
-        // attacker should be able to steer; a few hops cover real IdPs.
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(crate::token::jwks::redirect_policy())
         .build()
 }
 

@@ -11,7 +11,7 @@ use super::raw::{self, RawProvider};
 use super::values::{Secret, parse_duration};
 use super::{ConfigError, invalid};
 use crate::token::jwk::KeySet;
-use crate::token::jwks::{JwksSettings, KeySource};
+use crate::token::jwks::{JwksSettings, KeySource, check_key_url};
 
 /// Algorithms accepted when a provider lists none: asymmetric only.
 const DEFAULT_ALGORITHMS: &[Algorithm] = &[
@@ -226,18 +226,9 @@ fn key_source(
     Ok(KeySource::Static(keys))
 }
 
-/// Keys fetched over plain HTTP can be swapped by anyone on the path, so only
-/// loopback may use `http://`.
 fn check_fetch_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
-        "http" => Err(format!(
-            "`{url}` uses plain http; keys must be fetched over https (http is allowed only for localhost)"
-        )),
-        other => Err(format!("`{url}` has scheme `{other}`; use https")),
-    }
+    check_key_url(&parsed, None)
 }
 
 fn algorithm(name: &str, has_secret: bool) -> Result<Algorithm, String> {

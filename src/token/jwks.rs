@@ -88,6 +88,14 @@ pub enum JwksError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+    /// A discovered URL would fetch keys insecurely.
+    #[error("refusing {uri}: {reason}")]
+    InsecureUrl {
+        /// The URL, without credentials.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The request failed: connect, TLS, timeout or a broken body.
     #[error("fetching {uri} failed")]
     Http {
@@ -489,6 +497,10 @@ impl Remote {
             });
         }
         let jwks_uri = parse_url(&document.jwks_uri, "discovered jwks_uri")?;
+        check_key_url(&jwks_uri, Some(&uri)).map_err(|reason| JwksError::InsecureUrl {
+            uri: display_url(&jwks_uri),
+            reason,
+        })?;
         debug!(provider = %self.provider, jwks_uri = %display_url(&jwks_uri), "discovered jwks_uri");
         Ok(jwks_uri)
     }
@@ -564,6 +576,52 @@ impl Remote {
         }
         Ok(Body { bytes, max_age })
     }
+}
+
+/// Keys fetched over plain HTTP can be swapped by anyone on the path, so a
+/// key URL must be https, or http on a loopback host. `from`, when given, is
+/// where the URL came from (the issuer, or the previous redirect hop): https
+/// may never lead to http.
+pub fn check_key_url(url: &Url, from: Option<&Url>) -> Result<(), String> {
+    let loopback = url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if from.is_some_and(|from| from.scheme() == "https") => Err(format!(
+            "`{}` would downgrade from https to plain http",
+            display_url(url)
+        )),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{}` uses plain http; keys must be fetched over https (http is allowed only for localhost)",
+            display_url(url)
+        )),
+        other => Err(format!(
+            "`{}` has scheme `{other}`; use https",
+            display_url(url)
+        )),
+    }
+}
+
+/// Redirects for key fetches: at most three hops, each of which must pass
+/// [`check_key_url`]. IdPs publish final URLs; a redirect is followed only
+/// where it cannot lower the transport's security.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > 3 {
+            return attempt.error("more than 3 redirects");
+        }
+        match check_key_url(attempt.url(), attempt.previous().last()) {
+            Ok(()) => attempt.follow(),
+            Err(reason) => attempt.error(reason),
+        }
+    })
 }
 
 fn parse_url(uri: &str, what: &'static str) -> Result<Url, JwksError> {

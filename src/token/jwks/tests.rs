@@ -26,6 +26,7 @@ struct Reply {
     cache_control: Option<String>,
     delay: Duration,
     content_length: bool,
+    location: Option<String>,
 }
 
 impl Reply {
@@ -36,6 +37,14 @@ impl Reply {
             cache_control: None,
             delay: Duration::ZERO,
             content_length: true,
+            location: None,
+        }
+    }
+
+    fn redirect(to: &str) -> Reply {
+        Reply {
+            location: Some(to.to_owned()),
+            ..Reply::status(302)
         }
     }
 
@@ -137,6 +146,9 @@ async fn answer(mut stream: TcpStream, routes: Arc<StdMutex<Routes>>) {
     if reply.content_length {
         head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
     }
+    if let Some(location) = &reply.location {
+        head.push_str(&format!("Location: {location}\r\n"));
+    }
     if let Some(cache_control) = &reply.cache_control {
         head.push_str(&format!("Cache-Control: {cache_control}\r\n"));
     }
@@ -145,6 +157,17 @@ async fn answer(mut stream: TcpStream, routes: Arc<StdMutex<Routes>>) {
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(&reply.body).await;
     let _ = stream.shutdown().await;
+}
+
+fn remote_discovery(server: &TestServer) -> Jwks {
+    Jwks::spawn_remote(
+        "test-idp".to_owned(),
+        KeySource::Discovery {
+            issuer: server.url(""),
+        },
+        settings(),
+        reqwest::Client::new(),
+    )
 }
 
 fn settings() -> JwksSettings {
@@ -326,6 +349,85 @@ async fn discovery_refuses_another_issuer() {
     assert_eq!(server.hits("/jwks"), 0);
     assert!(jwks.current().is_none());
     assert!(!*jwks.loaded().borrow());
+}
+
+#[tokio::test]
+async fn discovery_refuses_a_plain_http_jwks_uri() {
+    let server = TestServer::start().await;
+    let document = serde_json::json!({
+        "issuer": server.url(""),
+        "jwks_uri": "http://keys.example.com/jwks",
+    });
+    server.set(
+        "/.well-known/openid-configuration",
+        Reply::ok(document.to_string()),
+    );
+    let jwks = remote_discovery(&server);
+    let error = cause(jwks.refetch_for_unknown_kid().await.unwrap_err());
+    assert!(
+        matches!(error.as_ref(), JwksError::InsecureUrl { uri, .. } if uri == "http://keys.example.com/jwks"),
+        "{error:?}"
+    );
+    assert!(jwks.current().is_none());
+}
+
+#[tokio::test]
+async fn redirects_are_followed_only_where_they_keep_transport_security() {
+    let server = TestServer::start().await;
+    server.set("/moved", Reply::redirect(&server.url("/jwks")));
+    server.set("/jwks", Reply::ok(JWKS));
+    server.set("/away", Reply::redirect("http://keys.example.com/jwks"));
+    let client = || {
+        reqwest::Client::builder()
+            .redirect(super::redirect_policy())
+            .build()
+            .unwrap()
+    };
+    let fetch = |path: &str| {
+        Jwks::spawn_remote(
+            "test-idp".to_owned(),
+            KeySource::JwksUri(server.url(path)),
+            settings(),
+            client(),
+        )
+    };
+    let moved = fetch("/moved");
+    wait_loaded(&moved).await;
+    assert_eq!(server.hits("/jwks"), 1);
+
+    let away = fetch("/away");
+    let error = cause(away.refetch_for_unknown_kid().await.unwrap_err());
+    assert!(
+        matches!(error.as_ref(), JwksError::Http { .. }),
+        "{error:?}"
+    );
+    assert!(away.current().is_none());
+}
+
+#[test]
+fn key_urls_must_be_https_or_loopback_http() {
+    let url = |u: &str| reqwest::Url::parse(u).unwrap();
+    for ok in [
+        "https://idp.example.com/jwks",
+        "http://localhost:8080/jwks",
+        "http://127.0.0.1/jwks",
+        "http://127.0.0.2/jwks",
+        "http://[::1]:9000/jwks",
+    ] {
+        assert_eq!(super::check_key_url(&url(ok), None), Ok(()), "{ok}");
+    }
+    for bad in [
+        "http://idp.example.com/jwks",
+        "http://10.0.0.1/jwks",
+        "ftp://idp.example.com/jwks",
+        "file:///etc/jwks.json",
+    ] {
+        assert!(super::check_key_url(&url(bad), None).is_err(), "{bad}");
+    }
+    // https never leads to http, not even to loopback.
+    let from = url("https://idp.example.com/");
+    assert!(super::check_key_url(&url("http://localhost/jwks"), Some(&from)).is_err());
+    assert!(super::check_key_url(&url("https://cdn.example.com/jwks"), Some(&from)).is_ok());
 }
 
 #[tokio::test(start_paused = true)]
