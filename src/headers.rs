@@ -17,53 +17,44 @@ pub struct UpstreamHeaders {
     pub remove: Vec<String>,
 }
 
-impl UpstreamHeaders {
-    /// Renders each mapping from the claims. A mapped header whose claim is
-    /// absent, unrenderable or oversized is removed instead of set, so a
-    /// client-sent header of that name never reaches the upstream.
-    pub fn from_claims(
-        mappings: &[HeaderMapping],
-        claims: &Map<String, Value>,
-        separator: &str,
-    ) -> UpstreamHeaders {
-        let mut headers = UpstreamHeaders::default();
-        for mapping in mappings {
-            let rendered = mapping
-                .claim
-                .lookup(claims)
-                .and_then(|value| render(value, separator));
-            match rendered {
-                Some(value) if value.len() <= MAX_HEADER_VALUE_BYTES => {
-                    headers.set.push((mapping.header.clone(), value));
-                }
-                Some(value) => {
-                    tracing::warn!(
-                        header = %mapping.header,
-                        claim = %mapping.claim,
-                        bytes = value.len(),
-                        "claim too large for an upstream header; header dropped"
-                    );
-                    headers.remove.push(mapping.header.clone());
-                }
-                None => headers.remove.push(mapping.header.clone()),
+/// Renders each mapping from the claims. A mapping whose claim is absent,
+/// unrenderable or oversized yields nothing; the caller removes that header
+/// so a client-sent one never reaches the upstream.
+pub fn render_claims(
+    mappings: &[HeaderMapping],
+    claims: &Map<String, Value>,
+    separator: &str,
+) -> Vec<(String, String)> {
+    let mut set = Vec::with_capacity(mappings.len());
+    for mapping in mappings {
+        let Some(value) = mapping.claim.lookup(claims) else {
+            continue;
+        };
+        match render(value, separator) {
+            Some(text) if text.len() <= MAX_HEADER_VALUE_BYTES => {
+                set.push((mapping.header.clone(), text));
             }
+            Some(text) => tracing::warn!(
+                header = %mapping.header,
+                claim = %mapping.claim,
+                bytes = text.len(),
+                "claim too large for an upstream header; header dropped"
+            ),
+            None => tracing::debug!(
+                header = %mapping.header,
+                claim = %mapping.claim,
+                "claim cannot be rendered safely as a header; header dropped"
+            ),
         }
-        headers
     }
-
-    /// Only removals: for anonymous requests, which carry no identity.
-    pub fn strip(mappings: &[HeaderMapping]) -> UpstreamHeaders {
-        UpstreamHeaders {
-            set: Vec::new(),
-            remove: mappings.iter().map(|m| m.header.clone()).collect(),
-        }
-    }
+    set
 }
 
 /// A claim as header text: strings as they are, numbers and booleans in
 /// JSON form, arrays joined by `separator`, objects as compact JSON. `None`
-/// for null, or for text that would be unsafe in a header (control
-/// characters, which includes CR and LF).
+/// for null, for text that would be unsafe in a header (control characters,
+/// which includes CR and LF), and for an array with an element holding the
+/// separator, which the upstream would split into two values.
 pub fn render(value: &Value, separator: &str) -> Option<String> {
     let text = match value {
         Value::Null => return None,
@@ -73,8 +64,8 @@ pub fn render(value: &Value, separator: &str) -> Option<String> {
             let parts: Vec<String> = items
                 .iter()
                 .map(|item| match item {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Null => None,
+                    Value::String(s) if !s.contains(separator) => Some(s.clone()),
+                    Value::String(_) | Value::Null => None,
                     other => Some(other.to_string()),
                 })
                 .collect::<Option<_>>()?;
@@ -113,7 +104,16 @@ mod tests {
     }
 
     #[test]
-    fn absent_and_oversized_claims_become_removals() {
+    fn array_elements_holding_the_separator_are_refused() {
+        assert_eq!(render(&json!(["user,admin"]), ","), None);
+        assert_eq!(
+            render(&json!(["user,admin"]), ";"),
+            Some("user,admin".into())
+        );
+    }
+
+    #[test]
+    fn absent_and_oversized_claims_are_not_set() {
         let claims = match json!({
             "sub": "svc-1",
             "realm_access": {"roles": ["a", "b"]},
@@ -128,20 +128,12 @@ mod tests {
             mapping("x-auth-client-id", "client_id"),
             mapping("x-huge", "huge"),
         ];
-        let headers = UpstreamHeaders::from_claims(&mappings, &claims, ",");
         assert_eq!(
-            headers.set,
+            render_claims(&mappings, &claims, ","),
             [
                 ("x-auth-subject".to_owned(), "svc-1".to_owned()),
                 ("x-auth-roles".to_owned(), "a,b".to_owned()),
             ]
         );
-        assert_eq!(headers.remove, ["x-auth-client-id", "x-huge"]);
-    }
-
-    #[test]
-    fn strip_removes_every_mapped_header() {
-        let mappings = [mapping("x-auth-subject", "sub")];
-        assert_eq!(UpstreamHeaders::strip(&mappings).remove, ["x-auth-subject"]);
     }
 }

@@ -555,9 +555,12 @@ async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() 
             headers.get("x-auth-scopes").map(String::as_str),
             Some("read write")
         );
-        assert!(
-            ok.headers_to_remove.is_empty(),
-            "token kept on this route: {ok:?}"
+        // The token stays on this route; identity headers that only other
+        // routes set are removed so the client cannot supply them.
+        assert_eq!(
+            ok.headers_to_remove,
+            ["x-auth-roles", "x-tenant-subject"],
+            "{ok:?}"
         );
     }
 }
@@ -1120,9 +1123,16 @@ async fn anonymous_route_allows_without_a_token_and_strips_identity_headers() {
     );
     let mut removed = ok.headers_to_remove.clone();
     removed.sort();
+    // Every header any route sets from claims, not only this route's.
     assert_eq!(
         removed,
-        ["x-auth-client-id", "x-auth-scopes", "x-auth-subject"]
+        [
+            "x-auth-client-id",
+            "x-auth-roles",
+            "x-auth-scopes",
+            "x-auth-subject",
+            "x-tenant-subject"
+        ]
     );
 }
 

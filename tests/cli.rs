@@ -182,7 +182,10 @@ fn check_config_accepts_the_quickstart() {
 fn check_config_accepts_the_annotated_reference_when_its_secret_is_set() {
     let outcome = tollgate(
         &["check-config", "config/tollgate.yaml"],
-        &[("TOLLGATE_INTERNAL_HMAC", "an internal signing secret")],
+        &[(
+            "TOLLGATE_INTERNAL_HMAC",
+            "an internal signing secret, 32+ bytes",
+        )],
     );
     assert_eq!(outcome.code(), Some(0), "{outcome}");
     assert!(outcome.stdout.contains(": ok (4 providers"), "{outcome}");

@@ -12,7 +12,7 @@ pub use decision::{Caller, Decision, Denial, DenyReason, Fault, Grant, grpc_code
 
 use crate::claims::{Unmet, scopes};
 use crate::config::{Config, RoutePolicy};
-use crate::headers::UpstreamHeaders;
+use crate::headers::{UpstreamHeaders, render_claims};
 use crate::routes::{PathError, RequestTarget, RouteTable};
 use crate::telemetry::ErrorChain;
 use crate::token::TokenProblem;
@@ -55,6 +55,10 @@ pub struct Authorizer {
     token_sources: Vec<TokenSource>,
     /// Headers tokens are read from, for `remove_token_header`.
     token_headers: Vec<String>,
+    /// Every header any route may set from claims. Each allow removes those
+    /// it does not set, so a client can never supply identity itself,
+    /// whichever route (or none) the request takes.
+    identity_headers: Vec<String>,
     allow_unmatched: bool,
     max_token_bytes: usize,
     realm: Option<String>,
@@ -89,6 +93,14 @@ impl Authorizer {
                 TokenSource::Query(_) | TokenSource::Cookie(_) => None,
             })
             .collect();
+        let mut identity_headers: Vec<String> = config
+            .routes
+            .iter()
+            .flat_map(|route| route.policy.upstream_headers.iter())
+            .map(|mapping| mapping.header.clone())
+            .collect();
+        identity_headers.sort_unstable();
+        identity_headers.dedup();
         let routes = RouteTable::new(
             config
                 .routes
@@ -101,6 +113,7 @@ impl Authorizer {
             providers,
             token_sources: config.token_sources,
             token_headers,
+            identity_headers,
             allow_unmatched: config.allow_unmatched,
             max_token_bytes: config.server.max_token_bytes,
             realm: config.server.realm,
@@ -139,7 +152,7 @@ impl Authorizer {
                 Decision::Allow(Grant {
                     route: None,
                     caller: None,
-                    upstream: UpstreamHeaders::default(),
+                    upstream: self.upstream(None, Vec::new()),
                 })
             } else {
                 deny(DenyReason::NoRoute, None)
@@ -150,7 +163,7 @@ impl Authorizer {
             return Ok(Decision::Allow(Grant {
                 route: route_name,
                 caller: None,
-                upstream: self.strip_token(route, UpstreamHeaders::strip(&route.upstream_headers)),
+                upstream: self.upstream(Some(route), Vec::new()),
             }));
         }
         let token = match extract::extract(&self.token_sources, request) {
@@ -187,12 +200,11 @@ impl Authorizer {
                 scope_hint,
             }));
         }
-        let upstream =
-            UpstreamHeaders::from_claims(&route.upstream_headers, &claims, &route.claim_separator);
+        let set = render_claims(&route.upstream_headers, &claims, &route.claim_separator);
         Ok(Decision::Allow(Grant {
             route: route_name,
             caller: Some(caller),
-            upstream: self.strip_token(route, upstream),
+            upstream: self.upstream(Some(route), set),
         }))
     }
 
@@ -226,11 +238,19 @@ impl Authorizer {
             .map(|claims| (provider, claims)))
     }
 
-    fn strip_token(&self, route: &RoutePolicy, mut upstream: UpstreamHeaders) -> UpstreamHeaders {
-        if route.remove_token_header {
-            upstream.remove.extend(self.token_headers.iter().cloned());
+    /// The header changes for an allow: `set`, plus removal of every other
+    /// identity header and, where the route asks, of the token headers.
+    fn upstream(&self, route: Option<&RoutePolicy>, set: Vec<(String, String)>) -> UpstreamHeaders {
+        let mut remove: Vec<String> = self
+            .identity_headers
+            .iter()
+            .filter(|header| !set.iter().any(|(name, _)| name == *header))
+            .cloned()
+            .collect();
+        if route.is_some_and(|route| route.remove_token_header) {
+            remove.extend(self.token_headers.iter().cloned());
         }
-        upstream
+        UpstreamHeaders { set, remove }
     }
 }
 

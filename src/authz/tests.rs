@@ -12,6 +12,10 @@ use crate::devtoken::{DevToken, SigningKey};
 const ISSUER: &str = "https://idp.test";
 
 fn authorizer(routes: &str) -> Authorizer {
+    Authorizer::new(authorizer_config(routes), reqwest::Client::new())
+}
+
+fn authorizer_config(routes: &str) -> Config {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/jwks.json");
     let yaml = format!(
         "providers:\n  - {{name: idp, issuer: '{ISSUER}', audiences: [api], jwks_file: '{}'}}\n\
@@ -20,8 +24,7 @@ fn authorizer(routes: &str) -> Authorizer {
          routes:\n{routes}",
         keys.display()
     );
-    let config = Config::from_yaml(&yaml, Path::new(".")).unwrap();
-    Authorizer::new(config, reqwest::Client::new())
+    Config::from_yaml(&yaml, Path::new(".")).unwrap()
 }
 
 fn token(scopes: &[&str], claims: serde_json::Value) -> String {
@@ -259,13 +262,45 @@ fn unverified_claims_never_reach_the_caller() {
     let mut claims = Map::new();
     claims.insert("azp".into(), json!("kc-client"));
     claims.insert("sub".into(), json!(7));
-    let settings = crate::config::Config::from_yaml(
-        "providers: [{name: p, issuer: i, hmac_secret: {env: PATH}}]\nroutes: [{name: r}]\n",
-        Path::new("."),
-    )
-    .unwrap();
+    let settings = authorizer_config("  - {name: r}\n");
     let provider = JwtProvider::new(&settings.providers[0], Jwks::new_static(Default::default()));
     let caller = caller(&provider, &claims);
     assert_eq!(caller.client_id.as_deref(), Some("kc-client"));
     assert_eq!(caller.subject, None);
+}
+
+#[tokio::test]
+async fn every_allow_removes_identity_headers_it_does_not_set() {
+    // `tenant` maps its own header, replacing the defaults; the default
+    // x-sub must still never come from the client on that route.
+    let yaml_routes = concat!(
+        "  - {name: tenant, match: {path: {prefix: /t}}, upstream_headers: {x-tenant: tenant}}\n",
+        "  - {name: open, match: {path: {prefix: /open}}, anonymous: true}\n",
+        "  - {name: rest, match: {path: {prefix: /api}}}\n",
+    );
+    let mut authz = authorizer(yaml_routes);
+    let spoof = [("x-sub", "admin"), ("x-tenant", "other")];
+    let token = token(&[], json!({"tenant": "acme"}));
+    let auth = bearer(&token);
+
+    let grant = granted(
+        decide(
+            &authz,
+            &request("GET", "/t", &[("authorization", &auth), spoof[0]]),
+        )
+        .await,
+    );
+    assert_eq!(
+        grant.upstream.set,
+        [("x-tenant".to_owned(), "acme".to_owned())]
+    );
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub"]);
+
+    let grant = granted(decide(&authz, &request("GET", "/open", &spoof)).await);
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub", "x-tenant"]);
+
+    authz.allow_unmatched = true;
+    let grant = granted(decide(&authz, &request("GET", "/elsewhere", &spoof)).await);
+    assert!(grant.route.is_none());
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub", "x-tenant"]);
 }

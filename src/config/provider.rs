@@ -25,8 +25,7 @@ const DEFAULT_ALGORITHMS: &[Algorithm] = &[
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
-pub(super) const HMAC_ALGORITHMS: &[Algorithm] =
-    &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const HMAC_ALGORITHMS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
 /// One token issuer.
 pub struct ProviderSettings {
@@ -102,7 +101,7 @@ pub(super) fn provider(
         raw.jwks_file.is_some(),
     ];
     let keys = match sources.iter().filter(|s| **s).count() {
-        0 if hmac_secret.is_some() => KeySource::Static(empty_key_set()),
+        0 if hmac_secret.is_some() => KeySource::Static(KeySet::default()),
         1 => key_source(&raw, field, base, warnings)?,
         0 => {
             return Err(invalid(
@@ -119,8 +118,14 @@ pub(super) fn provider(
     };
 
     let algorithms = match raw.algorithms {
+        // A secret alone: every HMAC algorithm the secret is long enough for.
         None if hmac_secret.is_some() && matches!(&keys, KeySource::Static(k) if k.is_empty()) => {
-            HMAC_ALGORITHMS.to_vec()
+            let bytes = hmac_secret.as_ref().map_or(0, |s| s.expose().len());
+            HMAC_ALGORITHMS
+                .iter()
+                .copied()
+                .filter(|&a| hmac_key_bytes(a) <= bytes)
+                .collect()
         }
         None => DEFAULT_ALGORITHMS.to_vec(),
         Some(list) if list.is_empty() => {
@@ -135,6 +140,29 @@ pub(super) fn provider(
             .collect::<Result<_, _>>()
             .map_err(|m| invalid(format!("{field}.algorithms"), m))?,
     };
+    if let Some(secret) = &hmac_secret {
+        let needed = algorithms
+            .iter()
+            .map(|&a| hmac_key_bytes(a))
+            .max()
+            .unwrap_or(0)
+            .max(32);
+        if secret.expose().len() < needed {
+            return Err(invalid(
+                format!("{field}.hmac_secret"),
+                format!(
+                    "is {} bytes; HMAC keys must be at least as long as the hash (RFC 7518 §3.2): {needed} bytes here",
+                    secret.expose().len()
+                ),
+            ));
+        }
+    }
+    if raw.audiences.is_empty() {
+        warnings.push(format!(
+            "{field}.audiences is empty: any token from {} is accepted whatever its audience, ID tokens included",
+            raw.issuer
+        ));
+    }
     let leeway = raw
         .leeway
         .as_ref()
@@ -170,10 +198,14 @@ pub(super) fn provider(
     })
 }
 
-fn empty_key_set() -> KeySet {
-    KeySet::from_json(br#"{"keys":[]}"#)
-        .map(|(keys, _)| keys)
-        .unwrap_or_else(|_| unreachable!("an empty JWKS always parses"))
+/// The RFC 7518 §3.2 minimum key length of an HMAC algorithm; 0 for others.
+fn hmac_key_bytes(algorithm: Algorithm) -> usize {
+    match algorithm {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 0,
+    }
 }
 
 fn key_source(

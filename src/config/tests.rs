@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use super::provider::HMAC_ALGORITHMS;
 use super::*;
 
 const KEYS: &str = "../../tests/fixtures/keys/jwks.json";
@@ -232,24 +231,73 @@ routes: [{name: r}]
     );
 }
 
+const SECRET_32: &str = "0123456789abcdef0123456789abcdef";
+const SECRET_48: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
 #[test]
 fn hmac_secret_comes_from_env_or_file_and_enables_only_hmac() {
     Jail::expect_with(|jail| {
-        jail.set_env("MY_HMAC", "s3cret");
-        jail.create_file("hmac.txt", "from-file\n")?;
+        jail.set_env("MY_HMAC", SECRET_32);
+        jail.create_file("hmac.txt", &format!("{SECRET_48}\n"))?;
         let yaml = "providers:\n  - {name: a, issuer: x, hmac_secret: {env: MY_HMAC}}\n  - {name: b, issuer: y, hmac_secret: {file: hmac.txt}}\nroutes: [{name: r}]\n";
         let config = Config::from_yaml(yaml, jail.directory()).map_err(|e| e.to_string())?;
         assert_eq!(
             config.providers[0].hmac_secret.as_ref().map(Secret::expose),
-            Some(&b"s3cret"[..])
+            Some(SECRET_32.as_bytes())
         );
         assert_eq!(
             config.providers[1].hmac_secret.as_ref().map(Secret::expose),
-            Some(&b"from-file"[..])
+            Some(SECRET_48.as_bytes())
         );
-        assert_eq!(config.providers[0].algorithms, HMAC_ALGORITHMS);
+        // Each secret enables the HMAC algorithms it is long enough for.
+        assert_eq!(config.providers[0].algorithms, [Algorithm::HS256]);
+        assert_eq!(
+            config.providers[1].algorithms,
+            [Algorithm::HS256, Algorithm::HS384]
+        );
         Ok(())
     });
+}
+
+#[test]
+fn hmac_secrets_shorter_than_the_hash_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.set_env("SHORT", "s3cret");
+        jail.set_env("MID", SECRET_32);
+        let short =
+            "providers: [{name: a, issuer: x, hmac_secret: {env: SHORT}}]\nroutes: [{name: r}]\n";
+        let error = Config::from_yaml(short, jail.directory())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(
+                |e| e.starts_with("providers[0].hmac_secret") && e.contains("32 bytes")
+            ),
+            "{error:?}"
+        );
+        let hs512 = "providers: [{name: a, issuer: x, hmac_secret: {env: MID}, algorithms: [HS512]}]\nroutes: [{name: r}]\n";
+        let error = Config::from_yaml(hs512, jail.directory())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("64 bytes")),
+            "{error:?}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn empty_audiences_are_warned_about() {
+    let config = Config::from_yaml(&minimal("", ONE_ROUTE), Path::new(".")).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("providers[0].audiences is empty")),
+        "{:?}",
+        config.warnings
+    );
 }
 
 #[test]
@@ -298,7 +346,10 @@ fn validation_is_explicit() {
 #[test]
 fn the_annotated_example_loads() {
     Jail::expect_with(|jail| {
-        jail.set_env("TOLLGATE_INTERNAL_HMAC", "x");
+        jail.set_env(
+            "TOLLGATE_INTERNAL_HMAC",
+            "a-secret-of-at-least-thirty-two-bytes",
+        );
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.yaml");
         let config = Config::load(&path).map_err(|e| e.to_string())?;
         assert_eq!(config.providers.len(), 4);
