@@ -50,6 +50,9 @@ pub struct Denial {
     pub caller: Option<Caller>,
     /// Scopes to name in `WWW-Authenticate` for `insufficient_scope`.
     pub scope_hint: Option<String>,
+    /// For the log line only, never the client: which claim failed, why the
+    /// path was refused.
+    pub detail: Option<String>,
 }
 
 /// Why a request was refused.
@@ -93,10 +96,12 @@ impl DenyReason {
 
     /// gRPC code for `CheckResponse.status`.
     pub fn grpc_code(self) -> i32 {
-        match self.http_status() {
-            400 => grpc_code::INVALID_ARGUMENT,
-            401 => grpc_code::UNAUTHENTICATED,
-            _ => grpc_code::PERMISSION_DENIED,
+        match self {
+            DenyReason::BadPath | DenyReason::ConflictingTokens => grpc_code::INVALID_ARGUMENT,
+            DenyReason::MissingToken | DenyReason::InvalidToken(_) => grpc_code::UNAUTHENTICATED,
+            DenyReason::NoRoute | DenyReason::InsufficientScope | DenyReason::ClaimMismatch => {
+                grpc_code::PERMISSION_DENIED
+            }
         }
     }
 
@@ -116,7 +121,9 @@ impl DenyReason {
         match self {
             DenyReason::MissingToken => "unauthorized",
             DenyReason::NoRoute => "access_denied",
-            other => other.bearer_error().unwrap_or("access_denied"),
+            DenyReason::BadPath | DenyReason::ConflictingTokens => "invalid_request",
+            DenyReason::InvalidToken(_) => "invalid_token",
+            DenyReason::InsufficientScope | DenyReason::ClaimMismatch => "insufficient_scope",
         }
     }
 
@@ -210,6 +217,7 @@ mod tests {
             route: None,
             caller: None,
             scope_hint: scope_hint.map(str::to_owned),
+            detail: None,
         }
     }
 

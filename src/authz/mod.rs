@@ -73,15 +73,12 @@ impl Authorizer {
             .providers
             .into_iter()
             .map(|settings| {
-                let keys = match settings.keys.clone() {
-                    crate::token::jwks::KeySource::Static(keys) => Jwks::new_static(keys),
-                    remote => Jwks::spawn_remote(
-                        settings.name.to_string(),
-                        remote,
-                        settings.jwks.clone(),
-                        client.clone(),
-                    ),
-                };
+                let keys = Jwks::start(
+                    settings.name.to_string(),
+                    settings.keys.clone(),
+                    settings.jwks.clone(),
+                    client.clone(),
+                );
                 JwtProvider::new(&settings, keys)
             })
             .collect();
@@ -140,7 +137,12 @@ impl Authorizer {
     async fn decide(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
         let path = match &request.path {
             Ok(path) => path.as_str(),
-            Err(_) => return Ok(deny(DenyReason::BadPath, None)),
+            Err(error) => {
+                return Ok(Decision::Deny(Denial {
+                    detail: Some(error.to_string()),
+                    ..denial(DenyReason::BadPath, None)
+                }));
+            }
         };
         let target = RequestTarget {
             host: &request.host,
@@ -186,18 +188,24 @@ impl Authorizer {
         let caller = caller(provider, &claims);
         let granted = scopes(&claims, provider.scope_claims());
         if let Err(unmet) = route.require.check(&granted, &claims) {
-            let (reason, scope_hint) = match unmet {
+            let (reason, scope_hint, detail) = match unmet {
                 Unmet::Scope => (
                     DenyReason::InsufficientScope,
                     Some(route.require.scope_hint().join(" ")),
+                    None,
                 ),
-                Unmet::Claim(_) => (DenyReason::ClaimMismatch, None),
+                Unmet::Claim(path) => (
+                    DenyReason::ClaimMismatch,
+                    None,
+                    Some(format!("claim {path}")),
+                ),
             };
             return Ok(Decision::Deny(Denial {
                 reason,
                 route: route_name,
                 caller: Some(caller),
                 scope_hint,
+                detail,
             }));
         }
         let set = render_claims(&route.upstream_headers, &claims, &route.claim_separator);
@@ -255,12 +263,17 @@ impl Authorizer {
 }
 
 fn deny(reason: DenyReason, route: Option<Arc<str>>) -> Decision {
-    Decision::Deny(Denial {
+    Decision::Deny(denial(reason, route))
+}
+
+fn denial(reason: DenyReason, route: Option<Arc<str>>) -> Denial {
+    Denial {
         reason,
         route,
         caller: None,
         scope_hint: None,
-    })
+        detail: None,
+    }
 }
 
 fn caller(provider: &JwtProvider, claims: &Map<String, Value>) -> Caller {
@@ -297,6 +310,7 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
                 decision = "deny",
                 reason = denial.reason.label(),
                 status = denial.reason.http_status(),
+                detail = denial.detail.as_deref(),
                 route = denial.route.as_deref().unwrap_or("<unmatched>"),
                 method = %request.method,
                 host = %request.host,

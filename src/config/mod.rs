@@ -279,9 +279,7 @@ fn token_source(raw: RawTokenSource) -> Result<TokenSource, String> {
 
 /// RFC 9110 `token`: header names and auth schemes.
 pub(super) fn is_http_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(crate::routes::is_token_byte)
 }
 
 #[cfg(test)]

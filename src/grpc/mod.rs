@@ -307,6 +307,7 @@ mod tests {
             route: None,
             caller: None,
             scope_hint: Some("write".into()),
+            detail: None,
         };
         let response = check_response(Decision::Deny(denial), Some("api"));
         assert_eq!(

@@ -66,7 +66,7 @@ impl MethodSet {
 }
 
 /// `tchar` of RFC 9110 §5.6.2.
-fn is_token_byte(byte: u8) -> bool {
+pub(crate) fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(
             byte,

@@ -219,7 +219,7 @@ impl Jwks {
     ///
     /// Must be called within a Tokio runtime. The task holds only a weak
     /// reference and is aborted when the last handle is dropped.
-    pub fn spawn_remote(
+    pub fn start(
         provider: String,
         source: KeySource,
         settings: JwksSettings,

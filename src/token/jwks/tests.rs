@@ -160,7 +160,7 @@ async fn answer(mut stream: TcpStream, routes: Arc<StdMutex<Routes>>) {
 }
 
 fn remote_discovery(server: &TestServer) -> Jwks {
-    Jwks::spawn_remote(
+    Jwks::start(
         "test-idp".to_owned(),
         KeySource::Discovery {
             issuer: server.url(""),
@@ -175,7 +175,7 @@ fn settings() -> JwksSettings {
 }
 
 fn remote(server: &TestServer, settings: JwksSettings) -> Jwks {
-    Jwks::spawn_remote(
+    Jwks::start(
         "test-idp".to_owned(),
         KeySource::JwksUri(server.url("/jwks")),
         settings,
@@ -211,7 +211,7 @@ fn cause(error: JwksError) -> Arc<JwksError> {
 #[tokio::test]
 async fn static_keys_are_always_loaded() {
     let (keys, _) = KeySet::from_json(JWKS.as_bytes()).unwrap();
-    let jwks = Jwks::spawn_remote(
+    let jwks = Jwks::start(
         "static".to_owned(),
         KeySource::Static(keys),
         settings(),
@@ -282,7 +282,7 @@ async fn discovery_finds_jwks_uri_and_rediscovers_after_failure() {
         Reply::ok(discovery("/jwks")),
     );
     server.set("/jwks", Reply::ok(JWKS));
-    let jwks = Jwks::spawn_remote(
+    let jwks = Jwks::start(
         "test-idp".to_owned(),
         // The configured issuer has a trailing slash the document lacks.
         KeySource::Discovery {
@@ -333,7 +333,7 @@ async fn discovery_refuses_another_issuer() {
         Reply::ok(document.to_string()),
     );
     server.set("/jwks", Reply::ok(JWKS));
-    let jwks = Jwks::spawn_remote(
+    let jwks = Jwks::start(
         "test-idp".to_owned(),
         KeySource::Discovery {
             issuer: server.url(""),
@@ -384,7 +384,7 @@ async fn redirects_are_followed_only_where_they_keep_transport_security() {
             .unwrap()
     };
     let fetch = |path: &str| {
-        Jwks::spawn_remote(
+        Jwks::start(
             "test-idp".to_owned(),
             KeySource::JwksUri(server.url(path)),
             settings(),
