@@ -289,38 +289,9 @@ fn caller(provider: &JwtProvider, claims: &Map<String, Value>) -> Caller {
 
 fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
     let path = request.path.as_deref().unwrap_or("<invalid>");
-    match outcome {
-        Ok(Decision::Allow(grant)) => {
-            let caller = grant.caller.as_ref();
-            tracing::info!(
-                decision = "allow",
-                route = grant.route.as_deref().unwrap_or("<unmatched>"),
-                method = %request.method,
-                host = %request.host,
-                path,
-                provider = caller.map(|c| &*c.provider),
-                subject = caller.and_then(|c| c.subject.as_deref()),
-                client_id = caller.and_then(|c| c.client_id.as_deref()),
-                "check"
-            );
-        }
-        Ok(Decision::Deny(denial)) => {
-            let caller = denial.caller.as_ref();
-            tracing::info!(
-                decision = "deny",
-                reason = denial.reason.label(),
-                status = denial.reason.http_status(),
-                detail = denial.detail.as_deref(),
-                route = denial.route.as_deref().unwrap_or("<unmatched>"),
-                method = %request.method,
-                host = %request.host,
-                path,
-                provider = caller.map(|c| &*c.provider),
-                subject = caller.and_then(|c| c.subject.as_deref()),
-                client_id = caller.and_then(|c| c.client_id.as_deref()),
-                "check"
-            );
-        }
+    let (decision, route, caller, denial) = match outcome {
+        Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None),
+        Ok(Decision::Deny(denial)) => ("deny", &denial.route, &denial.caller, Some(denial)),
         Err(fault) => {
             tracing::error!(
                 decision = "error",
@@ -331,8 +302,24 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
                 error = %ErrorChain(fault),
                 "check failed; Envoy's failure mode decides"
             );
+            return;
         }
-    }
+    };
+    let caller = caller.as_ref();
+    tracing::info!(
+        decision,
+        reason = denial.map(|d| d.reason.label()),
+        status = denial.map(|d| d.reason.http_status()),
+        detail = denial.and_then(|d| d.detail.as_deref()),
+        route = route.as_deref().unwrap_or("<unmatched>"),
+        method = %request.method,
+        host = %request.host,
+        path,
+        provider = caller.map(|c| &*c.provider),
+        subject = caller.and_then(|c| c.subject.as_deref()),
+        client_id = caller.and_then(|c| c.client_id.as_deref()),
+        "check"
+    );
 }
 
 #[cfg(test)]

@@ -80,10 +80,11 @@ impl RouteMatcher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn matcher(hosts: &[&str], methods: &[&str], path: PathSpec) -> RouteMatcher {
+    /// A matcher from lists, panicking on a spec the test got wrong.
+    pub(crate) fn matcher(hosts: &[&str], methods: &[&str], path: PathSpec) -> RouteMatcher {
         let spec = MatchSpec {
             hosts: hosts.iter().map(|host| (*host).to_owned()).collect(),
             methods: methods.iter().map(|method| (*method).to_owned()).collect(),

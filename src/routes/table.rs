@@ -127,19 +127,9 @@ impl fmt::Display for Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{MatchSpec, PathSpec, normalize_host, normalize_path};
+    use crate::routes::{PathSpec, normalize_host, normalize_path};
 
-    fn route(hosts: &[&str], methods: &[&str], path: PathSpec) -> RouteMatcher {
-        let spec = MatchSpec {
-            hosts: hosts.iter().map(|host| (*host).to_owned()).collect(),
-            methods: methods.iter().map(|method| (*method).to_owned()).collect(),
-            path,
-        };
-        match RouteMatcher::new(&spec) {
-            Ok(matcher) => matcher,
-            Err(error) => panic!("{spec:?}: {error}"),
-        }
-    }
+    use crate::routes::matcher::tests::matcher as route;
 
     fn path_route(path: PathSpec) -> RouteMatcher {
         route(&[], &[], path)
