@@ -9,8 +9,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -27,17 +26,13 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tollgate::config::Config;
 use tollgate::devtoken::{DevToken, SigningKey};
-use tollgate::server::{CHECK_SERVICE_NAME, ServeError};
+use tollgate::server::CHECK_SERVICE_NAME;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use support::idp::{DISCOVERY_PATH, Idp, IdpMode, JWKS_PATH, jwks_of};
+use support::{InProcess, repo_path, watch_until};
 
 const ISSUER_A: &str = "https://issuer-a.test";
 const ISSUER_B: &str = "https://issuer-b.test";
@@ -57,7 +52,7 @@ const GRPC_UNAUTHENTICATED: i32 = 16;
 
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
-/// How long a test waits for tollgate to load remote keys.
+/// How long a test waits for tollgate to pick up rotated remote keys.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
@@ -65,7 +60,7 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 
 fn keys_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys")
+    repo_path("tests/fixtures/keys")
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -73,38 +68,18 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// tollgate serving on 127.0.0.1:0 in this runtime; shut down on drop.
+/// tollgate serving in-process, with an `Authorization` client; shut down
+/// on drop.
 struct Tollgate {
-    addr: SocketAddr,
+    server: InProcess,
     client: AuthorizationClient<Channel>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<Result<(), ServeError>>>,
 }
 
 impl Tollgate {
     async fn start(yaml: &str) -> Tollgate {
-        let config = Config::from_yaml(yaml, &keys_dir())
-            .unwrap_or_else(|e| panic!("test config refused: {e}\n{yaml}"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding tollgate on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("tollgate address");
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(tollgate::server::serve(config, listener, async {
-            // A dropped sender is a shutdown too.
-            let _ = stop.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("tollgate URI")
-            .connect()
-            .await
-            .expect("connecting to tollgate");
-        Tollgate {
-            addr,
-            client: AuthorizationClient::new(channel),
-            shutdown: Some(shutdown),
-            server: Some(server),
-        }
+        let server = InProcess::start(yaml, &keys_dir()).await;
+        let client = AuthorizationClient::new(server.channel().clone());
+        Tollgate { server, client }
     }
 
     /// The raw gRPC answer, for tests that expect a gRPC error.
@@ -122,42 +97,16 @@ impl Tollgate {
             .unwrap_or_else(|status| panic!("Check failed with a gRPC error: {status:?}"))
     }
 
+    /// `GET path` with `Authorization: Bearer <token>`.
+    async fn check_bearer(&self, path: &str, token: &str) -> CheckResponse {
+        self.check(get(path, &[("authorization", &bearer(token))]))
+            .await
+    }
+
     /// Waits (bounded) until health says SERVING: every provider has keys.
     async fn wait_ready(&self) {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .expect("tollgate URI")
-            .connect()
-            .await
-            .expect("connecting to tollgate health");
-        let mut health = HealthClient::new(channel);
-        let mut stream = health
-            .watch(HealthCheckRequest {
-                service: CHECK_SERVICE_NAME.to_owned(),
-            })
-            .await
-            .expect("health watch")
-            .into_inner();
-        tokio::time::timeout(READY_LIMIT, async {
-            while let Some(reply) = stream.message().await.expect("health watch stream") {
-                if reply.status == ServingStatus::Serving as i32 {
-                    return;
-                }
-            }
-            panic!("health watch ended before SERVING");
-        })
-        .await
-        .expect("tollgate did not report SERVING in time");
-    }
-}
-
-impl Drop for Tollgate {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+        let mut stream = self.server.watch(CHECK_SERVICE_NAME).await;
+        watch_until(&mut stream, ServingStatus::Serving).await;
     }
 }
 
@@ -231,6 +180,11 @@ fn upstream_headers(ok: &OkHttpResponse) -> HashMap<String, String> {
         .collect()
 }
 
+/// The value of header `name` in `headers`.
+fn header<'a>(headers: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    headers.get(name).map(String::as_str)
+}
+
 /// A deny, read back.
 #[derive(Debug)]
 struct Denied {
@@ -287,12 +241,12 @@ fn assert_denied(
         "gRPC code of {response:?}"
     );
     assert_eq!(
-        deny.headers.get("www-authenticate").map(String::as_str),
+        header(&deny.headers, "www-authenticate"),
         challenge,
         "WWW-Authenticate of {response:?}"
     );
     assert_eq!(
-        deny.headers.get("content-type").map(String::as_str),
+        header(&deny.headers, "content-type"),
         Some("application/json")
     );
     assert_eq!(deny.body["error"], error, "body: {}", deny.raw_body);
@@ -317,6 +271,18 @@ fn assert_denied(
         }
     }
     deny
+}
+
+/// [`assert_denied`] for a token that is present but not acceptable: 401
+/// `invalid_token`, and `token` not repeated.
+fn assert_invalid_token(response: &CheckResponse, token: &str) -> Denied {
+    assert_denied(
+        response,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(token),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -542,19 +508,13 @@ async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() 
         let ok = allowed(&response);
         let headers = upstream_headers(ok);
         assert_eq!(
-            headers.get("x-auth-subject").map(String::as_str),
+            header(&headers, "x-auth-subject"),
             Some("alice"),
             "{:?}",
             key.algorithm
         );
-        assert_eq!(
-            headers.get("x-auth-client-id").map(String::as_str),
-            Some("orders-ui")
-        );
-        assert_eq!(
-            headers.get("x-auth-scopes").map(String::as_str),
-            Some("read write")
-        );
+        assert_eq!(header(&headers, "x-auth-client-id"), Some("orders-ui"));
+        assert_eq!(header(&headers, "x-auth-scopes"), Some("read write"));
         // The token stays on this route; identity headers that only other
         // routes set are removed so the client cannot supply them.
         assert_eq!(
@@ -568,10 +528,7 @@ async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() 
 #[tokio::test]
 async fn token_headers_are_removed_when_the_route_says_so() {
     let tollgate = Tollgate::start(&static_config()).await;
-    let auth = bearer(&token_a());
-    let response = tollgate
-        .check(get("/strip/x", &[("authorization", &auth)]))
-        .await;
+    let response = tollgate.check_bearer("/strip/x", &token_a()).await;
     let ok = allowed(&response);
     for header in ["authorization", "x-octelium-auth", "x-api-key"] {
         assert!(
@@ -581,9 +538,7 @@ async fn token_headers_are_removed_when_the_route_says_so() {
         );
     }
     assert_eq!(
-        upstream_headers(ok)
-            .get("x-auth-subject")
-            .map(String::as_str),
+        header(&upstream_headers(ok), "x-auth-subject"),
         Some("alice")
     );
 }
@@ -612,34 +567,27 @@ async fn a_token_without_a_mapped_claim_removes_that_header() {
 async fn header_map_with_raw_values_is_read() {
     let tollgate = Tollgate::start(&static_config()).await;
     let token = token_a();
-    let request = with_http(HttpRequest {
-        host: "api.example.com".to_owned(),
-        method: "GET".to_owned(),
-        path: "/api/raw".to_owned(),
-        header_map: Some(HeaderMap {
-            headers: vec![HeaderValue {
-                key: "authorization".to_owned(),
-                raw_value: bearer(&token).into_bytes(),
-                ..Default::default()
-            }],
-        }),
+    // `GET /api/raw` with `headers` in `header_map` only.
+    let raw_request = |headers: Vec<HeaderValue>| {
+        with_http(HttpRequest {
+            host: "api.example.com".to_owned(),
+            method: "GET".to_owned(),
+            path: "/api/raw".to_owned(),
+            header_map: Some(HeaderMap { headers }),
+            ..Default::default()
+        })
+    };
+    let request = raw_request(vec![HeaderValue {
+        key: "authorization".to_owned(),
+        raw_value: bearer(&token).into_bytes(),
         ..Default::default()
-    });
+    }]);
     let response = tollgate.check(request).await;
     let headers = upstream_headers(allowed(&response));
-    assert_eq!(
-        headers.get("x-auth-subject").map(String::as_str),
-        Some("alice")
-    );
+    assert_eq!(header(&headers, "x-auth-subject"), Some("alice"));
 
     // The same request without the header is a missing token: the map was read.
-    let empty = with_http(HttpRequest {
-        host: "api.example.com".to_owned(),
-        method: "GET".to_owned(),
-        path: "/api/raw".to_owned(),
-        header_map: Some(HeaderMap { headers: vec![] }),
-        ..Default::default()
-    });
+    let empty = raw_request(vec![]);
     assert_denied(
         &tollgate.check(empty).await,
         401,
@@ -658,10 +606,7 @@ async fn missing_token_is_401_with_a_bare_challenge() {
     let tollgate = Tollgate::start(&static_config()).await;
     let response = tollgate.check(get("/api/items", &[])).await;
     let deny = assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
-    assert_eq!(
-        deny.headers.get("cache-control").map(String::as_str),
-        Some("no-store")
-    );
+    assert_eq!(header(&deny.headers, "cache-control"), Some("no-store"));
 
     // Another auth scheme is not a bearer token: still "missing".
     let response = tollgate
@@ -687,17 +632,7 @@ async fn malformed_tokens_are_401_invalid_token() {
         format!("{header}.bm90IGpzb24.c2ln"),
     ];
     for token in &cases {
-        let auth = bearer(token);
-        let response = tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await;
-        assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(token),
-        );
+        assert_invalid_token(&tollgate.check_bearer("/api/items", token).await, token);
     }
     // Not token68 at all, or an empty bearer.
     for value in ["Bearer a b", "Bearer", "Bearer {\"alg\":1}"] {
@@ -739,25 +674,10 @@ async fn bad_signatures_are_401() {
     let flipped = String::from_utf8(bytes).expect("ASCII token");
 
     for token in [&forged, &tampered_payload, &flipped] {
-        let auth = bearer(token);
-        let response = tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await;
-        assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(token),
-        );
+        assert_invalid_token(&tollgate.check_bearer("/api/items", token).await, token);
     }
     // The untouched token is fine, so the denials above are about the changes.
-    let auth = bearer(&good);
-    allowed(
-        &tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await,
-    );
+    allowed(&tollgate.check_bearer("/api/items", &good).await);
 }
 
 #[tokio::test]
@@ -770,17 +690,7 @@ async fn expired_token_is_401_and_says_expired_without_internals() {
         &["read"],
         json!({"exp": exp, "iat": now() - 600}),
     );
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/api/items", &[("authorization", &auth)]))
-        .await;
-    let deny = assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token),
-    );
+    let deny = assert_invalid_token(&tollgate.check_bearer("/api/items", &token).await, &token);
     assert_eq!(deny.body["error_description"], "the access token expired");
     let members: Vec<&String> = deny.body.as_object().expect("JSON object").keys().collect();
     assert_eq!(
@@ -807,12 +717,7 @@ async fn expired_token_is_401_and_says_expired_without_internals() {
 
     // Inside the 30 s leeway it is still accepted.
     let token = mint(&ec1_key(), ISSUER_A, &["read"], json!({"exp": now() - 5}));
-    let auth = bearer(&token);
-    allowed(
-        &tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await,
-    );
+    allowed(&tollgate.check_bearer("/api/items", &token).await);
 }
 
 #[tokio::test]
@@ -820,17 +725,7 @@ async fn not_yet_valid_and_future_iat_are_401_beyond_leeway() {
     let tollgate = Tollgate::start(&static_config()).await;
     for claims in [json!({"nbf": now() + 300}), json!({"iat": now() + 300})] {
         let token = mint(&ec1_key(), ISSUER_A, &["read"], claims.clone());
-        let auth = bearer(&token);
-        let response = tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await;
-        let deny = assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(&token),
-        );
+        let deny = assert_invalid_token(&tollgate.check_bearer("/api/items", &token).await, &token);
         assert_eq!(
             deny.body["error_description"], "the access token is not valid",
             "{claims}"
@@ -839,12 +734,7 @@ async fn not_yet_valid_and_future_iat_are_401_beyond_leeway() {
     // Within the leeway both are clock skew, not an attack.
     for claims in [json!({"nbf": now() + 5}), json!({"iat": now() + 5})] {
         let token = mint(&ec1_key(), ISSUER_A, &["read"], claims);
-        let auth = bearer(&token);
-        allowed(
-            &tollgate
-                .check(get("/api/items", &[("authorization", &auth)]))
-                .await,
-        );
+        allowed(&tollgate.check_bearer("/api/items", &token).await);
     }
 }
 
@@ -883,19 +773,10 @@ async fn wrong_issuer_audience_and_claim_types_are_401() {
         ),
     ];
     for (case, token) in &cases {
-        let auth = bearer(token);
-        let response = tollgate
-            .check(get("/api/items", &[("authorization", &auth)]))
-            .await;
+        let response = tollgate.check_bearer("/api/items", token).await;
         let deny = denied(&response);
         assert_eq!(deny.status, 401, "{case}: {response:?}");
-        assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(token),
-        );
+        assert_invalid_token(&response, token);
     }
 }
 
@@ -904,17 +785,7 @@ async fn unknown_kid_with_static_keys_is_401() {
     let tollgate = Tollgate::start(&static_config()).await;
     let key = signing_key("ec-p256-1.pem", Algorithm::ES256, "no-such-kid");
     let token = mint(&key, ISSUER_A, &["read"], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/api/items", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/items", &token).await, &token);
 }
 
 #[tokio::test]
@@ -932,27 +803,8 @@ async fn alg_none_in_any_casing_is_401() {
             let header = b64(&header);
             for signature in ["", "c2lnbmF0dXJl"] {
                 let token = format!("{header}.{payload}.{signature}");
-                let auth = bearer(&token);
-                let response = tollgate
-                    .check(get("/api/items", &[("authorization", &auth)]))
-                    .await;
-                assert_denied(
-                    &response,
-                    401,
-                    Some(INVALID_TOKEN),
-                    "invalid_token",
-                    Some(&token),
-                );
-                let response = tollgate
-                    .check(get("/admin", &[("authorization", &auth)]))
-                    .await;
-                assert_denied(
-                    &response,
-                    401,
-                    Some(INVALID_TOKEN),
-                    "invalid_token",
-                    Some(&token),
-                );
+                assert_invalid_token(&tollgate.check_bearer("/api/items", &token).await, &token);
+                assert_invalid_token(&tollgate.check_bearer("/admin", &token).await, &token);
             }
         }
     }
@@ -974,17 +826,7 @@ async fn hs256_signed_with_the_rsa_public_key_is_401() {
         let key = SigningKey::from_pem(secret.as_bytes(), Algorithm::HS256, kid.map(str::to_owned))
             .expect("HMAC key");
         let token = mint(&key, ISSUER_A, &["read", "admin"], Value::Null);
-        let auth = bearer(&token);
-        let response = tollgate
-            .check(get("/admin", &[("authorization", &auth)]))
-            .await;
-        assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(&token),
-        );
+        assert_invalid_token(&tollgate.check_bearer("/admin", &token).await, &token);
     }
 }
 
@@ -995,16 +837,17 @@ async fn hs256_signed_with_the_rsa_public_key_is_401() {
 #[tokio::test]
 async fn missing_scope_is_403_insufficient_scope_naming_it() {
     let tollgate = Tollgate::start(&static_config()).await;
-    let token = token_a();
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(request(
+    let post_order = |token: &str| {
+        let auth = bearer(token);
+        request(
             "POST",
             "api.example.com",
             "/orders/1",
             &[("authorization", &auth)],
-        ))
-        .await;
+        )
+    };
+    let token = token_a();
+    let response = tollgate.check(post_order(&token)).await;
     assert_denied(
         &response,
         403,
@@ -1014,28 +857,10 @@ async fn missing_scope_is_403_insufficient_scope_naming_it() {
     );
 
     let token = mint(&ec1_key(), ISSUER_A, &["read", "write"], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(request(
-            "POST",
-            "api.example.com",
-            "/orders/1",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    allowed(&response);
+    allowed(&tollgate.check(post_order(&token)).await);
     // `scp` as an array counts too (Okta, Azure AD).
     let token = mint(&ec1_key(), ISSUER_A, &[], json!({"scp": ["write"]}));
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(request(
-            "POST",
-            "api.example.com",
-            "/orders/1",
-            &[("authorization", &auth)],
-        ))
-        .await;
-    allowed(&response);
+    allowed(&tollgate.check(post_order(&token)).await);
 }
 
 fn keycloak_claims() -> Value {
@@ -1050,19 +875,13 @@ fn keycloak_claims() -> Value {
 async fn keycloak_claim_requirements_pass() {
     let tollgate = Tollgate::start(&static_config()).await;
     let token = mint(&ec1_key(), ISSUER_A, &[], keycloak_claims());
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/roles/x", &[("authorization", &auth)]))
-        .await;
+    let response = tollgate.check_bearer("/roles/x", &token).await;
     let headers = upstream_headers(allowed(&response));
     assert_eq!(
-        headers.get("x-auth-roles").map(String::as_str),
+        header(&headers, "x-auth-roles"),
         Some("order-writer,viewer")
     );
-    assert_eq!(
-        headers.get("x-auth-subject").map(String::as_str),
-        Some("alice")
-    );
+    assert_eq!(header(&headers, "x-auth-subject"), Some("alice"));
     assert!(
         !headers.contains_key("x-auth-client-id"),
         "route headers replace the defaults"
@@ -1090,10 +909,7 @@ async fn keycloak_claim_requirements_fail_with_403() {
     cases.push(("azp is an array", azp_array));
     for (case, claims) in cases {
         let token = mint(&ec1_key(), ISSUER_A, &[], claims);
-        let auth = bearer(&token);
-        let response = tollgate
-            .check(get("/roles/x", &[("authorization", &auth)]))
-            .await;
+        let response = tollgate.check_bearer("/roles/x", &token).await;
         let deny = denied(&response);
         assert_eq!(deny.status, 403, "{case}");
         assert_denied(
@@ -1139,16 +955,15 @@ async fn anonymous_route_allows_without_a_token_and_strips_identity_headers() {
 #[tokio::test]
 async fn no_route_is_403_without_a_challenge() {
     let tollgate = Tollgate::start(&static_config()).await;
-    let auth = bearer(&token_a());
+    let token = token_a();
+    let auth = bearer(&token);
     for path in ["/nowhere", "/administrator", "/apis"] {
-        let response = tollgate.check(get(path, &[("authorization", &auth)])).await;
+        let response = tollgate.check_bearer(path, &token).await;
         let deny = assert_denied(&response, 403, None, "access_denied", Some(&auth));
         assert!(!deny.headers.contains_key("www-authenticate"), "{path}");
     }
     // The write route is POST only.
-    let response = tollgate
-        .check(get("/orders/1", &[("authorization", &auth)]))
-        .await;
+    let response = tollgate.check_bearer("/orders/1", &token).await;
     assert_denied(&response, 403, None, "access_denied", None);
 }
 
@@ -1179,12 +994,7 @@ async fn path_tricks_are_normalised_or_refused() {
         assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
     }
     let admin = mint(&ec1_key(), ISSUER_A, &["admin"], Value::Null);
-    let auth = bearer(&admin);
-    allowed(
-        &tollgate
-            .check(get("/public/../admin?x=1", &[("authorization", &auth)]))
-            .await,
-    );
+    allowed(&tollgate.check_bearer("/public/../admin?x=1", &admin).await);
 
     // Encoded slashes and backslashes are refused outright.
     for path in [
@@ -1225,7 +1035,7 @@ async fn host_wildcards_route_by_host() {
             .await;
         let headers = upstream_headers(allowed(&response));
         assert_eq!(
-            headers.get("x-tenant-subject").map(String::as_str),
+            header(&headers, "x-tenant-subject"),
             Some("alice"),
             "{host}"
         );
@@ -1251,47 +1061,17 @@ async fn host_wildcards_route_by_host() {
 async fn a_route_for_provider_b_refuses_provider_a() {
     let tollgate = Tollgate::start(&static_config()).await;
     let token_b = mint(&ec2_key(), ISSUER_B, &["read"], Value::Null);
-    let auth_a = bearer(&token_a());
-    let auth_b = bearer(&token_b);
-    let response = tollgate
-        .check(get("/b-only/x", &[("authorization", &auth_a)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&auth_a[7..]),
+    let token_a = token_a();
+    assert_invalid_token(
+        &tollgate.check_bearer("/b-only/x", &token_a).await,
+        &token_a,
     );
-    allowed(
-        &tollgate
-            .check(get("/b-only/x", &[("authorization", &auth_b)]))
-            .await,
-    );
+    allowed(&tollgate.check_bearer("/b-only/x", &token_b).await);
     // And the other way round.
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth_b)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token_b),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &token_b).await, &token_b);
     // B's key under A's issuer is a bad signature, not a pass.
     let forged = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
-    let auth = bearer(&forged);
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&forged),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &forged).await, &forged);
 }
 
 // ---------------------------------------------------------------------------
@@ -1383,9 +1163,7 @@ async fn tokens_are_read_from_every_configured_source() {
         let response = tollgate.check(case).await;
         let ok = allowed(&response);
         assert_eq!(
-            upstream_headers(ok)
-                .get("x-auth-subject")
-                .map(String::as_str),
+            header(&upstream_headers(ok), "x-auth-subject"),
             Some("alice"),
             "{source}"
         );
@@ -1424,12 +1202,7 @@ async fn query_and_cookie_tokens_count_only_when_configured() {
             Some(&token),
         );
     }
-    let auth = bearer(&token);
-    allowed(
-        &tollgate
-            .check(get("/api/x", &[("authorization", &auth)]))
-            .await,
-    );
+    allowed(&tollgate.check_bearer("/api/x", &token).await);
 }
 
 // ---------------------------------------------------------------------------
@@ -1452,30 +1225,15 @@ async fn discovery_provider_verifies_with_the_discovered_jwks() {
     );
 
     let token = mint(&ec1_key(), idp.base_url(), &["read"], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
+    let response = tollgate.check_bearer("/api/x", &token).await;
     assert_eq!(
-        upstream_headers(allowed(&response))
-            .get("x-auth-subject")
-            .map(String::as_str),
+        header(&upstream_headers(allowed(&response)), "x-auth-subject"),
         Some("alice")
     );
 
     // A token naming another issuer is not verified with these keys.
     let other = mint(&ec1_key(), ISSUER_A, &["read"], Value::Null);
-    let auth = bearer(&other);
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&other),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &other).await, &other);
 }
 
 #[tokio::test]
@@ -1490,17 +1248,7 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
     let initial_fetches = idp.hits(JWKS_PATH);
 
     let token = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &token).await, &token);
     assert_eq!(
         idp.hits(JWKS_PATH),
         initial_fetches + 1,
@@ -1509,16 +1257,7 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
 
     // The IdP rotates; the refetch just done rate-limits the next one.
     idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &token).await, &token);
     assert_eq!(
         idp.hits(JWKS_PATH),
         initial_fetches + 1,
@@ -1527,28 +1266,16 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
 
     // Once the interval has passed, the same token verifies: no restart.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
+    let response = tollgate.check_bearer("/api/x", &token).await;
     assert_eq!(
-        upstream_headers(allowed(&response))
-            .get("x-auth-subject")
-            .map(String::as_str),
+        header(&upstream_headers(allowed(&response)), "x-auth-subject"),
         Some("alice")
     );
     assert_eq!(idp.hits(JWKS_PATH), initial_fetches + 2);
     // The old key keeps working, and known kids cost no fetch.
-    let old = bearer(&mint(&ec1_key(), ISSUER_A, &["read"], Value::Null));
-    allowed(
-        &tollgate
-            .check(get("/api/x", &[("authorization", &old)]))
-            .await,
-    );
-    allowed(
-        &tollgate
-            .check(get("/api/x", &[("authorization", &auth)]))
-            .await,
-    );
+    let old = mint(&ec1_key(), ISSUER_A, &["read"], Value::Null);
+    allowed(&tollgate.check_bearer("/api/x", &old).await);
+    allowed(&tollgate.check_bearer("/api/x", &token).await);
     assert_eq!(idp.hits(JWKS_PATH), initial_fetches + 2);
 }
 
@@ -1602,15 +1329,13 @@ async fn cached_keys_keep_serving_known_kids_through_an_outage() {
     );
     let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
     tollgate.wait_ready().await;
-    let auth = bearer(&token_a());
+    let token = token_a();
     let unknown = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
     let auth_unknown = bearer(&unknown);
 
     for mode in [IdpMode::Fail, IdpMode::Hang] {
         idp.set_mode(mode);
-        let response = tollgate
-            .check(get("/api/x", &[("authorization", &auth)]))
-            .await;
+        let response = tollgate.check_bearer("/api/x", &token).await;
         allowed(&response);
         // An unknown kid triggers a refetch that fails; the cached keys
         // still decide, so this is a deny rather than a fault.
@@ -1619,24 +1344,14 @@ async fn cached_keys_keep_serving_known_kids_through_an_outage() {
             .try_check(get("/api/x", &[("authorization", &auth_unknown)]))
             .await
             .unwrap_or_else(|status| panic!("{mode:?}: cached keys must decide, got {status:?}"));
-        assert_denied(
-            &response,
-            401,
-            Some(INVALID_TOKEN),
-            "invalid_token",
-            Some(&unknown),
-        );
+        assert_invalid_token(&response, &unknown);
         assert_eq!(
             idp.hits(JWKS_PATH),
             before + 1,
             "{mode:?}: a refetch was attempted"
         );
         // And the known kid is still fine after the failed refetch.
-        allowed(
-            &tollgate
-                .check(get("/api/x", &[("authorization", &auth)]))
-                .await,
-        );
+        allowed(&tollgate.check_bearer("/api/x", &token).await);
     }
 }
 
@@ -1658,8 +1373,7 @@ async fn deny_bodies_never_echo_the_token() {
         ("/api/x", long.as_str()),
         ("/nowhere", valid.as_str()),
     ] {
-        let auth = bearer(token);
-        let response = tollgate.check(get(path, &[("authorization", &auth)])).await;
+        let response = tollgate.check_bearer(path, token).await;
         let deny = denied(&response);
         assert!(matches!(deny.status, 401 | 403), "{path}: {response:?}");
         let members: Vec<&String> = deny.body.as_object().expect("JSON object").keys().collect();
@@ -1685,17 +1399,7 @@ async fn jwks_max_age_schedules_the_background_refresh() {
     // Spend the one unknown-kid refetch allowed per hour, so only the
     // background refresh can bring in the rotated key.
     let token = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get("/api/x", &[("authorization", &auth)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(INVALID_TOKEN),
-        "invalid_token",
-        Some(&token),
-    );
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &token).await, &token);
     idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
     let fetches = idp.hits(JWKS_PATH);
 
@@ -1703,9 +1407,7 @@ async fn jwks_max_age_schedules_the_background_refresh() {
     // refresh_interval: the key shows up within a few seconds.
     tokio::time::timeout(READY_LIMIT, async {
         loop {
-            let response = tollgate
-                .check(get("/api/x", &[("authorization", &auth)]))
-                .await;
+            let response = tollgate.check_bearer("/api/x", &token).await;
             if matches!(response.http_response, Some(HttpResponse::OkResponse(_))) {
                 return;
             }

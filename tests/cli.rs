@@ -5,17 +5,18 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use serde_json::Value;
-use support::{ScratchDir, TollgateProcess, repo_path, tollgate_binary};
+use support::{ScratchDir, TollgateProcess, repo_path, tollgate_command};
 
 /// BSD `EX_USAGE`, tollgate's exit code for a bad config or command line.
 const EX_USAGE: i32 = 64;
@@ -50,19 +51,7 @@ impl std::fmt::Display for Outcome {
 /// the caller's `TOLLGATE_*` and `RUST_LOG` removed), killing it if it runs
 /// past [`COMMAND_LIMIT`].
 fn tollgate(args: &[&str], env: &[(&str, &str)]) -> Outcome {
-    let mut command = Command::new(tollgate_binary());
-    command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TOLLGATE_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(env.iter().copied());
-    let mut child = command
+    let mut child = tollgate_command(args, env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -137,6 +126,12 @@ fn edited(from: &str, to: &str) -> String {
         "{from:?} is not in the minimal config"
     );
     config.replacen(from, to, 1)
+}
+
+/// The minimal config with `line` added to its provider.
+fn with_provider_line(line: &str) -> String {
+    let audiences = "    audiences: [api]\n";
+    edited(audiences, &format!("{audiences}    {line}\n"))
 }
 
 /// The claims of a compact JWS, without verifying it.
@@ -215,10 +210,7 @@ fn check_config_refuses_broken_configs_naming_the_field() {
         ("a misspelt key", edited("issuer:", "isuer:"), vec!["isuer"]),
         (
             "a duration without a unit",
-            edited(
-                "    audiences: [api]\n",
-                "    audiences: [api]\n    leeway: 30\n",
-            ),
+            with_provider_line("leeway: 30"),
             vec!["leeway"],
         ),
         (
@@ -228,18 +220,12 @@ fn check_config_refuses_broken_configs_naming_the_field() {
         ),
         (
             "the none algorithm",
-            edited(
-                "    audiences: [api]\n",
-                "    audiences: [api]\n    algorithms: [none]\n",
-            ),
+            with_provider_line("algorithms: [none]"),
             vec!["providers[0].algorithms", "none"],
         ),
         (
             "HS256 without a secret",
-            edited(
-                "    audiences: [api]\n",
-                "    audiences: [api]\n    algorithms: [HS256]\n",
-            ),
+            with_provider_line("algorithms: [HS256]"),
             vec!["providers[0].algorithms", "hmac_secret"],
         ),
         (
@@ -406,6 +392,14 @@ fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> CheckReq
     }
 }
 
+/// `(name, value)` of each header a Check response sets.
+fn header_pairs(options: &[HeaderValueOption]) -> impl Iterator<Item = (&str, &str)> {
+    options
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .map(|h| (h.key.as_str(), h.value.as_str()))
+}
+
 async fn check(addr: std::net::SocketAddr, request: CheckRequest) -> CheckResponse {
     let mut client = AuthorizationClient::connect(format!("http://{addr}"))
         .await
@@ -446,12 +440,7 @@ async fn quickstart_serves_checks_with_an_env_listen_override() {
     let Some(HttpResponse::OkResponse(ok)) = &allowed.http_response else {
         panic!("expected an OkResponse: {allowed:?}");
     };
-    let set: HashMap<&str, &str> = ok
-        .headers
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .map(|h| (h.key.as_str(), h.value.as_str()))
-        .collect();
+    let set: HashMap<&str, &str> = header_pairs(&ok.headers).collect();
     assert_eq!(set.get("x-auth-subject"), Some(&"dev-client"), "{ok:?}");
     assert_eq!(set.get("x-auth-scopes"), Some(&"read"), "{ok:?}");
     assert!(
@@ -470,12 +459,9 @@ async fn quickstart_serves_checks_with_an_env_listen_override() {
         panic!("expected a DeniedResponse: {denied:?}");
     };
     assert_eq!(deny.status.as_ref().map(|s| s.code), Some(401), "{deny:?}");
-    let challenge = deny
-        .headers
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key == "www-authenticate")
-        .map(|h| h.value.as_str());
+    let challenge = header_pairs(&deny.headers)
+        .find(|(name, _)| *name == "www-authenticate")
+        .map(|(_, value)| value);
     assert_eq!(challenge, Some("Bearer realm=\"quickstart\""), "{deny:?}");
 }
 

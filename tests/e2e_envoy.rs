@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -490,9 +489,7 @@ async fn tokens_from_the_dev_token_command_are_accepted() {
         ("rsa-2048.pem", "RS256", "rsa-1"),
         ("ed25519.pem", "EdDSA", "ed-1"),
     ] {
-        let output = Command::new(support::tollgate_binary())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("dev-token")
+        let output = support::tollgate_command(["dev-token"], &[])
             .arg("--key")
             .arg(fixture(file))
             .args(["--algorithm", algorithm, "--kid", kid])

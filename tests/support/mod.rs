@@ -12,6 +12,7 @@
 //! - `idp`: a test identity provider serving discovery and a swappable JWKS,
 //!   with failure modes and request counts.
 //! - `tollgate`: runs the real `tollgate` binary and learns its address.
+//! - `inprocess`: runs `tollgate::server::serve` in the test's runtime.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
 //! tokio's time (`start_paused`).
@@ -28,12 +29,13 @@ mod echo;
 mod envoy;
 mod envoy_bin;
 pub mod idp;
+mod inprocess;
 mod scratch;
 pub mod tollgate;
 
 // Re-exports unused by a given test binary are the same case as dead code.
 #[allow(unused_imports)]
-pub use self::tollgate::{TollgateProcess, tollgate_binary};
+pub use self::tollgate::{TollgateProcess, tollgate_binary, tollgate_command};
 #[allow(unused_imports)]
 pub use client::{Response, get, request};
 #[allow(unused_imports)]
@@ -42,6 +44,8 @@ pub use echo::EchoUpstream;
 pub use envoy::{Envoy, EnvoyOptions, wait_for_file_containing};
 #[allow(unused_imports)]
 pub use envoy_bin::{ENVOY_VERSION, envoy_binary, validate_config};
+#[allow(unused_imports)]
+pub use inprocess::{INPROCESS_LIMIT, InProcess, watch_until};
 #[allow(unused_imports)]
 pub use scratch::ScratchDir;
 

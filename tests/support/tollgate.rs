@@ -2,6 +2,7 @@
 //! its address read back from its own log line, its stderr kept for
 //! assertions and panic messages, and the process killed on drop.
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use super::scratch::ScratchDir;
 const LISTEN_LIMIT: Duration = Duration::from_secs(15);
 /// How long tollgate gets to load keys and report SERVING.
 const HEALTH_LIMIT: Duration = Duration::from_secs(15);
+/// How long tollgate gets to log a line a test waits for.
+const LOG_LIMIT: Duration = Duration::from_secs(10);
 /// Poll interval while waiting; tollgate is usually up within milliseconds.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// The message `server::serve` logs, with `addr=`, once it is bound.
@@ -27,6 +30,43 @@ const LISTENING_MESSAGE: &str = "serving envoy.service.auth.v3.Authorization";
 /// The path of the `tollgate` binary cargo built for these tests.
 pub fn tollgate_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+/// `tollgate <args>` from the repository root, with `env` added to a clean
+/// environment: the developer's shell must not change what the test runs
+/// (`RUST_LOG` could hide the address line, `TOLLGATE_*` could override the
+/// config), and colours are off. Standard streams are left to the caller.
+pub fn tollgate_command<I, S>(args: I, env: &[(&str, &str)]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(tollgate_binary());
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TOLLGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// Calls `probe` every [`POLL_INTERVAL`] until it returns `Ok`, for at most
+/// `limit`; then gives back its last `Err`.
+async fn poll<T, E>(limit: Duration, mut probe: impl AsyncFnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
 }
 
 /// A `tollgate serve` process; killed when dropped.
@@ -66,22 +106,12 @@ impl TollgateProcess {
     /// `env` added, and returns once it logs its bound address. Health is
     /// not awaited; call [`TollgateProcess::wait_until_serving`] for that.
     pub async fn serve_file(config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(tollgate_binary());
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // The developer's shell must not change what the test runs: RUST_LOG
-        // could hide the address line, TOLLGATE_* could override the config.
-        command.env_remove("RUST_LOG").env("NO_COLOR", "1");
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("TOLLGATE_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(env.iter().copied());
-        let mut child = command
+        let serve = [
+            OsStr::new("serve"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ];
+        let mut child = tollgate_command(serve, env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -132,48 +162,39 @@ impl TollgateProcess {
         text
     }
 
+    /// The first stderr line so far that contains `needle`.
+    fn find_line(&self, needle: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|line| line.contains(needle))
+            .cloned()
+    }
+
     /// Waits (bounded) until some stderr line contains `needle`; panics with
     /// the logs otherwise. Log lines are written after the response is sent,
     /// so a test that just got an answer may need to wait a moment.
     pub async fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self
-                .lines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .find(|line| line.contains(needle))
-                .cloned();
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tollgate never logged {needle:?}\n{}",
-                self.describe()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        poll(LOG_LIMIT, async || self.find_line(needle).ok_or(()))
+            .await
+            .unwrap_or_else(|()| panic!("tollgate never logged {needle:?}\n{}", self.describe()))
     }
 
     /// Waits until gRPC health says SERVING for the Check service.
     pub async fn wait_until_serving(&self) {
-        let deadline = Instant::now() + HEALTH_LIMIT;
-        loop {
-            let last = match self.health().await {
-                Ok(ServingStatus::Serving) => return,
-                Ok(status) => format!("health said {status:?}"),
-                Err(e) => e,
-            };
-            if Instant::now() > deadline {
-                panic!(
-                    "tollgate was not SERVING within {HEALTH_LIMIT:?}: {last}\n{}",
-                    self.describe()
-                );
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        poll(HEALTH_LIMIT, async || match self.health().await {
+            Ok(ServingStatus::Serving) => Ok(()),
+            Ok(status) => Err(format!("health said {status:?}")),
+            Err(e) => Err(e),
+        })
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "tollgate was not SERVING within {HEALTH_LIMIT:?}: {last}\n{}",
+                self.describe()
+            )
+        });
     }
 
     /// One gRPC health check of `envoy.service.auth.v3.Authorization`.
@@ -194,19 +215,9 @@ impl TollgateProcess {
     }
 
     async fn wait_for_address(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + LISTEN_LIMIT;
-        loop {
-            let found = self
-                .lines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .find(|line| line.contains(LISTENING_MESSAGE))
-                .cloned();
-            if let Some(line) = found {
-                return listen_address(&line).unwrap_or_else(|| {
-                    panic!("no addr= in tollgate's line {line:?}\n{}", self.describe())
-                });
+        let line = poll(LISTEN_LIMIT, async || {
+            if let Some(line) = self.find_line(LISTENING_MESSAGE) {
+                return Ok(line);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Give the reader thread a moment to drain the pipe so the
@@ -217,14 +228,17 @@ impl TollgateProcess {
                     self.describe()
                 );
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "tollgate did not log {LISTENING_MESSAGE:?} within {LISTEN_LIMIT:?}\n{}",
-                    self.describe()
-                );
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+            Err(())
+        })
+        .await
+        .unwrap_or_else(|()| {
+            panic!(
+                "tollgate did not log {LISTENING_MESSAGE:?} within {LISTEN_LIMIT:?}\n{}",
+                self.describe()
+            )
+        });
+        listen_address(&line)
+            .unwrap_or_else(|| panic!("no addr= in tollgate's line {line:?}\n{}", self.describe()))
     }
 
     /// The config and logs, for panic messages.
