@@ -416,6 +416,19 @@ mod tests {
     }
 
     #[test]
+    fn the_jwks_oracle_idcs_publishes_loads_as_is() {
+        let published = include_bytes!("../../tests/fixtures/jwks/oracle-idcs-published.json");
+        let (set, skipped) = KeySet::from_json(published).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(set.len(), 1);
+        let key = set
+            .candidates(Some("SIGNING_KEY"), Algorithm::RS256)
+            .next()
+            .unwrap();
+        assert_eq!(key.algorithms, [Algorithm::RS256]);
+    }
+
+    #[test]
     fn key_without_alg_allows_the_family() {
         let (set, _) = parse(vec![
             without(jwk(RSA_JWK), "alg"),
