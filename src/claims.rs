@@ -22,6 +22,11 @@ impl ClaimPath {
         Ok(ClaimPath(segments))
     }
 
+    /// A path of one top-level key, such as `sub`.
+    pub fn key(name: &str) -> ClaimPath {
+        ClaimPath(vec![name.to_owned()])
+    }
+
     /// The value at this path, if every step exists.
     pub fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
         let (first, rest) = self.0.split_first()?;

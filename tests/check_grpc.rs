@@ -970,10 +970,16 @@ async fn no_route_is_403_without_a_challenge() {
 #[tokio::test]
 async fn unmatched_allow_lets_unrouted_requests_through_without_identity() {
     let tollgate = Tollgate::start(&minimal_config("allow")).await;
-    let response = tollgate.check(get("/elsewhere", &[])).await;
+    let response = tollgate
+        .check(get("/elsewhere", &[("x-auth-subject", "admin")]))
+        .await;
     let ok = allowed(&response);
-    assert!(
-        ok.headers.is_empty() && ok.headers_to_remove.is_empty(),
+    assert!(ok.headers.is_empty(), "{ok:?}");
+    // The config names no upstream headers, so the default identity headers
+    // apply, and an unrouted request must not carry a client-sent one.
+    assert_eq!(
+        ok.headers_to_remove,
+        ["x-auth-client-id", "x-auth-scopes", "x-auth-subject"],
         "{ok:?}"
     );
     // Routed requests still need a token.

@@ -177,7 +177,7 @@ impl Config {
         let defaults = raw.defaults;
         let default_headers = match defaults.upstream_headers {
             Some(map) => route::header_mappings(map, "defaults.upstream_headers")?,
-            None => Arc::from([]),
+            None => route::default_header_mappings(),
         };
         let separator: Arc<str> = defaults
             .claim_separator

@@ -175,6 +175,25 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-connection",
 ];
 
+/// Identity headers sent when the config names none: who called, and with
+/// which scopes. Being identity headers, they are also never taken from the
+/// client. `upstream_headers: {}` turns them off.
+const DEFAULT_UPSTREAM_HEADERS: &[(&str, &str)] = &[
+    ("x-auth-client-id", "client_id"),
+    ("x-auth-scopes", "scope"),
+    ("x-auth-subject", "sub"),
+];
+
+pub(super) fn default_header_mappings() -> Arc<[HeaderMapping]> {
+    DEFAULT_UPSTREAM_HEADERS
+        .iter()
+        .map(|&(header, claim)| HeaderMapping {
+            header: header.to_owned(),
+            claim: ClaimPath::key(claim),
+        })
+        .collect()
+}
+
 pub(super) fn header_mappings(
     map: std::collections::BTreeMap<String, RawClaimPath>,
     field: &str,

@@ -357,3 +357,23 @@ fn the_annotated_example_loads() {
         Ok(())
     });
 }
+
+#[test]
+fn identity_headers_default_to_subject_client_and_scopes_and_can_be_turned_off() {
+    let names = |config: &Config| -> Vec<String> {
+        config.routes[0]
+            .policy
+            .upstream_headers
+            .iter()
+            .map(|m| format!("{}<-{}", m.header, m.claim))
+            .collect()
+    };
+    let config = Config::from_yaml(&minimal("", ONE_ROUTE), Path::new(".")).unwrap();
+    assert_eq!(
+        names(&config),
+        ["x-auth-client-id<-client_id", "x-auth-scopes<-scope", "x-auth-subject<-sub"]
+    );
+    let off = format!("defaults: {{upstream_headers: {{}}}}\n{}", minimal("", ONE_ROUTE));
+    let config = Config::from_yaml(&off, Path::new(".")).unwrap();
+    assert!(names(&config).is_empty());
+}
