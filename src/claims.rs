@@ -70,8 +70,10 @@ pub struct Requirements {
 /// Why requirements were not met.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unmet {
-    /// A scope requirement failed.
-    Scope,
+    /// A scope of `all_scopes` is missing.
+    AllScopes,
+    /// None of `any_scopes` was granted.
+    AnyScopes,
     /// A claim rule failed; names the claim path for the logs.
     Claim(String),
 }
@@ -81,10 +83,10 @@ impl Requirements {
     pub fn check(&self, granted: &[&str], claims: &Map<String, Value>) -> Result<(), Unmet> {
         let has = |scope: &String| granted.iter().any(|g| g == scope);
         if !self.all_scopes.iter().all(has) {
-            return Err(Unmet::Scope);
+            return Err(Unmet::AllScopes);
         }
         if !self.any_scopes.is_empty() && !self.any_scopes.iter().any(has) {
-            return Err(Unmet::Scope);
+            return Err(Unmet::AnyScopes);
         }
         match self.claims.iter().find(|rule| !rule.holds(claims)) {
             Some(rule) => Err(Unmet::Claim(rule.path.to_string())),
@@ -92,13 +94,15 @@ impl Requirements {
         }
     }
 
-    /// The scopes to name in `WWW-Authenticate: ... scope="..."`.
-    pub fn scope_hint(&self) -> Vec<&str> {
-        self.all_scopes
-            .iter()
-            .chain(&self.any_scopes)
-            .map(String::as_str)
-            .collect()
+    /// The scopes to name in `WWW-Authenticate: ... scope="..."` for a
+    /// scope failure: all of `all_scopes` when one was missing, else the
+    /// `any_scopes` list (one of which is needed). `None` for claim failures.
+    pub fn scope_hint(&self, unmet: &Unmet) -> Option<String> {
+        match unmet {
+            Unmet::AllScopes => Some(self.all_scopes.join(" ")),
+            Unmet::AnyScopes => Some(self.any_scopes.join(" ")),
+            Unmet::Claim(_) => None,
+        }
     }
 }
 
@@ -227,9 +231,11 @@ mod tests {
         };
         let none = Map::new();
         assert_eq!(req.check(&["read", "b"], &none), Ok(()));
-        assert_eq!(req.check(&["read"], &none), Err(Unmet::Scope));
-        assert_eq!(req.check(&["b"], &none), Err(Unmet::Scope));
-        assert_eq!(req.scope_hint(), ["read", "a", "b"]);
+        assert_eq!(req.check(&["read"], &none), Err(Unmet::AnyScopes));
+        assert_eq!(req.check(&["b"], &none), Err(Unmet::AllScopes));
+        assert_eq!(req.scope_hint(&Unmet::AllScopes).as_deref(), Some("read"));
+        assert_eq!(req.scope_hint(&Unmet::AnyScopes).as_deref(), Some("a b"));
+        assert_eq!(req.scope_hint(&Unmet::Claim("x".into())), None);
     }
 
     #[test]

@@ -69,7 +69,9 @@ struct DevTokenArgs {
     /// An extra claim as NAME=VALUE; VALUE is parsed as JSON when it can be, else taken as a string.
     #[arg(long = "claim")]
     claims: Vec<String>,
-    /// Sign with this PEM private key instead of the development key.
+    /// Sign with this PEM private key instead of the development key (for
+    /// HS256/384/512: a file holding the secret; trailing whitespace is
+    /// ignored, as `serve` ignores it).
     #[arg(long, requires = "algorithm")]
     key: Option<PathBuf>,
     /// Algorithm for --key, such as RS256, ES256 or EdDSA.
@@ -107,11 +109,8 @@ impl Cli {
                         Some(path) => {
                             let pem = std::fs::read(&path)
                                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                            let algorithm: Algorithm = algorithm
-                                .as_deref()
-                                .unwrap_or_default()
-                                .parse()
-                                .map_err(|_| "unknown --algorithm".to_owned())?;
+                            let algorithm =
+                                parse_algorithm(algorithm.as_deref().unwrap_or_default())?;
                             SigningKey::from_pem(&pem, algorithm, kid)?
                         }
                     };
@@ -139,6 +138,24 @@ impl Cli {
             }
         }
     }
+}
+
+/// Algorithm names as JWS writes them, matched case-insensitively.
+fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    const NAMES: &[&str] = &[
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+        "HS384", "HS512",
+    ];
+    NAMES
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .and_then(|known| known.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "unknown --algorithm `{name}`; use one of {}",
+                NAMES.join(", ")
+            )
+        })
 }
 
 fn parse_claims(pairs: &[String]) -> Result<Map<String, Value>, String> {
@@ -216,7 +233,17 @@ fn check_config(path: PathBuf) -> ExitCode {
         .map(|r| r.policy.name.clone())
         .collect();
     let table = RouteTable::new(config.routes.into_iter().map(|r| (r.matcher, ())).collect());
-    for finding in table.lint() {
+    let findings = table.lint();
+    let never_match: Vec<usize> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Shadows)
+        .map(|f| f.later)
+        .collect();
+    for finding in findings {
+        // A route that can never match needs no overlap notes too.
+        if finding.kind == FindingKind::Overlaps && never_match.contains(&finding.later) {
+            continue;
+        }
         let earlier = names.get(finding.earlier).map_or("?", |n| n);
         let later = names.get(finding.later).map_or("?", |n| n);
         match finding.kind {

@@ -66,7 +66,8 @@ impl SigningKey {
             ES256 | ES384 => EncodingKey::from_ec_pem(pem),
             RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => EncodingKey::from_rsa_pem(pem),
             EdDSA => EncodingKey::from_ed_pem(pem),
-            HS256 | HS384 | HS512 => Ok(EncodingKey::from_secret(pem)),
+            // Trimmed as `serve` trims secrets read from files.
+            HS256 | HS384 | HS512 => Ok(EncodingKey::from_secret(pem.trim_ascii_end())),
         }
         .map_err(|e| format!("cannot use the key for {algorithm:?}: {e}"))?;
         Ok(SigningKey {

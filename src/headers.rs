@@ -15,6 +15,8 @@ pub struct UpstreamHeaders {
     pub set: Vec<(String, String)>,
     /// Removed from the request.
     pub remove: Vec<String>,
+    /// Query parameters removed from the request.
+    pub remove_query: Vec<String>,
 }
 
 /// Renders each mapping from the claims. A mapping whose claim is absent,

@@ -452,6 +452,23 @@ async fn two_different_tokens_are_400() {
 }
 
 #[tokio::test]
+async fn a_query_token_is_removed_before_the_upstream() {
+    let config = static_keys_config().replacen(
+        "providers:",
+        "token_sources:\n  - {header: authorization, scheme: Bearer}\n  - {query: access_token}\nproviders:",
+        1,
+    );
+    let stack = Stack::start_with(&config, false).await;
+    let token = token(&["read"]);
+    let response = stack
+        .get(&format!("/get?x=1&access_token={token}&y=2"), &[])
+        .await;
+    stack.expect_status(&response, 200, "GET with the token in the query");
+    assert_eq!(response.json()["path"], "/get?x=1&y=2");
+    assert_eq!(upstream_header(&response, "x-auth-subject"), ["alice"]);
+}
+
+#[tokio::test]
 async fn bearer_scheme_is_case_insensitive() {
     let stack = Stack::start(false).await;
     let token = token(&["read"]);

@@ -55,6 +55,8 @@ pub struct Authorizer {
     token_sources: Vec<TokenSource>,
     /// Headers tokens are read from, for `remove_token_header`.
     token_headers: Vec<String>,
+    /// Query parameters tokens are read from, for `remove_token_header`.
+    token_query_parameters: Vec<String>,
     /// Every header any route may set from claims. Each allow removes those
     /// it does not set, so a client can never supply identity itself,
     /// whichever route (or none) the request takes.
@@ -90,6 +92,14 @@ impl Authorizer {
                 TokenSource::Query(_) | TokenSource::Cookie(_) => None,
             })
             .collect();
+        let token_query_parameters = config
+            .token_sources
+            .iter()
+            .filter_map(|source| match source {
+                TokenSource::Query(name) => Some(name.clone()),
+                TokenSource::Header { .. } | TokenSource::Cookie(_) => None,
+            })
+            .collect();
         let mut identity_headers: Vec<String> = config
             .routes
             .iter()
@@ -110,6 +120,7 @@ impl Authorizer {
             providers,
             token_sources: config.token_sources,
             token_headers,
+            token_query_parameters,
             identity_headers,
             allow_unmatched: config.allow_unmatched,
             max_token_bytes: config.server.max_token_bytes,
@@ -188,17 +199,10 @@ impl Authorizer {
         let caller = caller(provider, &claims);
         let granted = scopes(&claims, provider.scope_claims());
         if let Err(unmet) = route.require.check(&granted, &claims) {
-            let (reason, scope_hint, detail) = match unmet {
-                Unmet::Scope => (
-                    DenyReason::InsufficientScope,
-                    Some(route.require.scope_hint().join(" ")),
-                    None,
-                ),
-                Unmet::Claim(path) => (
-                    DenyReason::ClaimMismatch,
-                    None,
-                    Some(format!("claim {path}")),
-                ),
+            let scope_hint = route.require.scope_hint(&unmet);
+            let (reason, detail) = match unmet {
+                Unmet::AllScopes | Unmet::AnyScopes => (DenyReason::InsufficientScope, None),
+                Unmet::Claim(path) => (DenyReason::ClaimMismatch, Some(format!("claim {path}"))),
             };
             return Ok(Decision::Deny(Denial {
                 reason,
@@ -247,7 +251,8 @@ impl Authorizer {
     }
 
     /// The header changes for an allow: `set`, plus removal of every other
-    /// identity header and, where the route asks, of the token headers.
+    /// identity header and, where the route asks, of the token's headers and
+    /// query parameters (a cookie stays: other cookies share its header).
     fn upstream(&self, route: Option<&RoutePolicy>, set: Vec<(String, String)>) -> UpstreamHeaders {
         let mut remove: Vec<String> = self
             .identity_headers
@@ -255,10 +260,16 @@ impl Authorizer {
             .filter(|header| !set.iter().any(|(name, _)| name == *header))
             .cloned()
             .collect();
+        let mut remove_query = Vec::new();
         if route.is_some_and(|route| route.remove_token_header) {
             remove.extend(self.token_headers.iter().cloned());
+            remove_query.extend(self.token_query_parameters.iter().cloned());
         }
-        UpstreamHeaders { set, remove }
+        UpstreamHeaders {
+            set,
+            remove,
+            remove_query,
+        }
     }
 }
 

@@ -10,7 +10,6 @@ mod values;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
@@ -30,7 +29,10 @@ const ENV_SECTIONS: &[&str] = &["server", "log", "defaults", "unmatched"];
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read or does not have the expected shape.
+    /// The file could not be read.
+    #[error("cannot read the file: {0}")]
+    Read(#[source] std::io::Error),
+    /// The file is not YAML of the expected shape.
     #[error("{0}")]
     Load(#[from] Box<figment::Error>),
     /// A field has a value tollgate cannot use.
@@ -91,6 +93,7 @@ impl Config {
     /// separates nested keys: `TOLLGATE_SERVER__GRPC_LISTEN`), and validates.
     /// Relative file paths inside the config resolve against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        std::fs::File::open(path).map_err(ConfigError::Read)?;
         let figment = Figment::new().merge(Yaml::file_exact(path)).merge(
             Env::prefixed("TOLLGATE_").split("__").filter(|key| {
                 let top = key.as_str().split('.').next().unwrap_or_default();
@@ -137,6 +140,7 @@ impl Config {
             format: raw.log.format,
             level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
         };
+        check_log_level(&log.level).map_err(|m| invalid("log.level", m))?;
         let token_sources = match raw.token_sources {
             None => vec![TokenSource::authorization_bearer()],
             Some(list) if list.is_empty() => {
@@ -174,15 +178,21 @@ impl Config {
             providers.push(provider::provider(p, &field, base, &mut warnings)?);
         }
 
-        let defaults = raw.defaults;
-        let default_headers = match defaults.upstream_headers {
-            Some(map) => route::header_mappings(map, "defaults.upstream_headers")?,
-            None => route::default_header_mappings(),
+        let defaults = route::RouteDefaults {
+            upstream_headers: match raw.defaults.upstream_headers {
+                Some(map) => route::header_mappings(map, "defaults.upstream_headers")?,
+                None => route::default_header_mappings(),
+            },
+            remove_token_header: raw.defaults.remove_token_header,
+            claim_separator: raw
+                .defaults
+                .claim_separator
+                .unwrap_or_else(|| ",".to_owned())
+                .into(),
         };
-        let separator: Arc<str> = defaults
-            .claim_separator
-            .unwrap_or_else(|| ",".to_owned())
-            .into();
+        if defaults.claim_separator.is_empty() {
+            return Err(invalid("defaults.claim_separator", "must not be empty"));
+        }
         let mut routes = Vec::with_capacity(raw.routes.len());
         let mut route_names = HashSet::new();
         for (i, r) in raw.routes.into_iter().enumerate() {
@@ -193,14 +203,7 @@ impl Config {
                     format!("`{}` is used by two routes", r.name),
                 ));
             }
-            let route = route::route(
-                r,
-                &field,
-                &names,
-                &default_headers,
-                defaults.remove_token_header,
-                &separator,
-            )?;
+            let route = route::route(r, &field, &names, &defaults, &mut warnings)?;
             if !route.policy.anonymous && route.policy.providers.is_empty() {
                 return Err(invalid(
                     format!("{field}.providers"),
@@ -224,6 +227,24 @@ impl Config {
     }
 }
 
+/// `info`, or a filter such as `tollgate=debug,info`. A bare word that is not
+/// a level would be read as a target name and silence every log line, so a
+/// typo like `infoo` is refused rather than obeyed.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+    for directive in level.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive)) {
+            return Err(format!(
+                "`{directive}` is not a level ({}) nor a `target=level` directive",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("`{level}`: {e}"))
+}
+
 /// A shape error names its field the way validation errors do
 /// (`providers[0].leeway`), not as figment's `default.providers.0.leeway`.
 fn load_error(error: figment::Error) -> ConfigError {
@@ -240,6 +261,17 @@ fn load_error(error: figment::Error) -> ConfigError {
             }
             field.push_str(segment);
         }
+    }
+    let from_env = error
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains("environment"));
+    if from_env {
+        let variable = format!("TOLLGATE_{}", error.path.join("__").to_ascii_uppercase());
+        return invalid(
+            field,
+            format!("{} (set by environment variable {variable})", error.kind),
+        );
     }
     invalid(field, &error.kind)
 }

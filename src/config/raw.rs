@@ -64,7 +64,7 @@ pub(crate) struct RawLog {
 
 /// How log lines are written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", expecting = "`human` or `json`")]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
@@ -124,7 +124,10 @@ pub(crate) struct RawJwksCache {
 
 /// A secret read from the environment or a file, never written in the config itself.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a secret reference, {env: VARIABLE} or {file: PATH}"
+)]
 pub(crate) struct RawSecret {
     pub(crate) env: Option<String>,
     pub(crate) file: Option<PathBuf>,
@@ -167,7 +170,11 @@ pub(crate) struct RawMatch {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    expecting = "one of {exact: PATH}, {prefix: PATH}, {template: PATH} or {regex: REGEX}"
+)]
 pub(crate) enum RawPath {
     Exact(String),
     Prefix(String),
@@ -202,14 +209,17 @@ pub(crate) struct RawClaimRule {
 /// `realm_access.roles`, or a list of segments when a key itself holds dots
 /// (`["https://example.com/claims", "roles"]`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a claim path: `a.b.c`, or a list of keys [a, b, c]"
+)]
 pub(crate) enum RawClaimPath {
     Dotted(String),
     Segments(Vec<String>),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", expecting = "`deny` or `allow`")]
 pub(crate) enum RawUnmatched {
     #[default]
     Deny,
@@ -219,7 +229,7 @@ pub(crate) enum RawUnmatched {
 /// A duration as written: `30s`. A bare number is kept as text so that
 /// validation can say it needs a unit, instead of a type error.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a duration such as 30s, 5m or 1h")]
 pub(crate) enum RawDuration {
     Text(String),
     Number(u64),

@@ -44,13 +44,61 @@ pub struct HeaderMapping {
     pub claim: ClaimPath,
 }
 
+/// What routes inherit from `defaults:`.
+pub(super) struct RouteDefaults {
+    pub(super) upstream_headers: Arc<[HeaderMapping]>,
+    pub(super) remove_token_header: Option<bool>,
+    pub(super) claim_separator: Arc<str>,
+}
+
+/// Methods of RFC 9110, PATCH, and WebDAV's; a route naming another is
+/// probably a typo that silently never matches.
+const KNOWN_METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "QUERY",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+];
+
+/// Match settings that are valid but probably not what was meant.
+fn suspicious(spec: &MatchSpec, field: &str) -> Vec<String> {
+    let mut warnings: Vec<String> = spec
+        .methods
+        .iter()
+        .filter(|m| !KNOWN_METHODS.iter().any(|k| k.eq_ignore_ascii_case(m)))
+        .map(|m| {
+            format!("{field}.match.methods: `{m}` is not a standard HTTP method; only requests using exactly it match")
+        })
+        .collect();
+    if let PathSpec::Exact(path) | PathSpec::Prefix(path) = &spec.path
+        && path.contains(['*', '{'])
+    {
+        warnings.push(format!(
+            "{field}.match.path: `{path}` matches `*` and `{{` literally; use `template` for wildcards"
+        ));
+    }
+    warnings
+}
+
 pub(super) fn route(
     raw: RawRoute,
     field: &str,
     providers: &HashMap<String, usize>,
-    default_headers: &Arc<[HeaderMapping]>,
-    default_remove: Option<bool>,
-    separator: &Arc<str>,
+    defaults: &RouteDefaults,
+    warnings: &mut Vec<String>,
 ) -> Result<RouteSettings, ConfigError> {
     if raw.name.is_empty() {
         return Err(invalid(format!("{field}.name"), "must not be empty"));
@@ -69,6 +117,7 @@ pub(super) fn route(
     };
     let matcher =
         RouteMatcher::new(&spec).map_err(|e| invalid(format!("{field}.match.{}", e.field()), e))?;
+    warnings.extend(suspicious(&spec, field));
     let provider_indexes = match raw.providers {
         None => providers.values().copied().collect::<Vec<_>>(),
         Some(list) => list
@@ -96,7 +145,7 @@ pub(super) fn route(
     }
     let upstream_headers = match raw.upstream_headers {
         Some(map) => header_mappings(map, &format!("{field}.upstream_headers"))?,
-        None => default_headers.clone(),
+        None => defaults.upstream_headers.clone(),
     };
     let mut provider_indexes = provider_indexes;
     provider_indexes.sort_unstable();
@@ -109,8 +158,11 @@ pub(super) fn route(
             anonymous: raw.anonymous,
             require,
             upstream_headers,
-            remove_token_header: raw.remove_token_header.or(default_remove).unwrap_or(false),
-            claim_separator: separator.clone(),
+            remove_token_header: raw
+                .remove_token_header
+                .or(defaults.remove_token_header)
+                .unwrap_or(false),
+            claim_separator: defaults.claim_separator.clone(),
         },
     })
 }

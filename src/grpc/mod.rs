@@ -142,6 +142,7 @@ fn allow_response(grant: Grant) -> CheckResponse {
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
             headers,
             headers_to_remove: grant.upstream.remove,
+            query_parameters_to_remove: grant.upstream.remove_query,
             ..Default::default()
         })),
         ..Default::default()
@@ -284,6 +285,7 @@ mod tests {
             upstream: crate::headers::UpstreamHeaders {
                 set: vec![("x-auth-subject".into(), "svc".into())],
                 remove: vec!["authorization".into()],
+                remove_query: vec!["access_token".into()],
             },
         };
         let response = check_response(Decision::Allow(grant), None);
@@ -291,6 +293,7 @@ mod tests {
             panic!("expected an ok response");
         };
         assert_eq!(ok.headers_to_remove, ["authorization"]);
+        assert_eq!(ok.query_parameters_to_remove, ["access_token"]);
         let h = &ok.headers[0];
         assert_eq!(
             h.append_action,

@@ -116,6 +116,11 @@ fn parse_pattern(raw: &str) -> Result<Option<HostPattern>, RouteError> {
     if lower == "*" {
         return Ok(None);
     }
+    if lower.contains("://") || lower.contains('/') {
+        return Err(invalid(
+            "a host is a name such as `api.example.com`, not a URL or a path",
+        ));
+    }
     if let Some(suffix) = lower.strip_prefix("*.") {
         let suffix = suffix.strip_suffix('.').unwrap_or(suffix);
         check_name(suffix).map_err(invalid)?;
@@ -241,6 +246,8 @@ mod tests {
             "[zz]",
             "*.*.com",
             "**",
+            "https://api.example.com",
+            "api.example.com/v1",
         ] {
             let result = HostSet::compile(&[bad.to_owned()]);
             assert!(
@@ -248,6 +255,15 @@ mod tests {
                 "{bad:?} -> {result:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_url_is_not_a_host() {
+        let error = HostSet::compile(&["https://api.example.com".to_owned()]).err();
+        assert!(
+            error.is_some_and(|e| e.to_string().contains("not a URL")),
+            "the message should say what a host is"
+        );
     }
 
     #[test]
