@@ -89,7 +89,7 @@ fn checks(c: &mut Criterion) {
             })
         });
         let request = AuthzRequest {
-            host: "api.example.com".into(),
+            host: Some("api.example.com".into()),
             method: "GET".into(),
             path: normalize_path("/get"),
             query: None,

@@ -1290,7 +1290,7 @@ async fn keys_never_loaded_is_a_grpc_unavailable_not_a_decision() {
     for mode in [IdpMode::Fail, IdpMode::Hang] {
         let idp = Idp::start_in(jwks_of(&[EC1_JWK]), mode).await;
         let source = format!(
-            "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      retry_interval: 1m\n      unknown_kid_refetch_interval: 0s",
+            "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      retry_interval: 1m\n      unknown_kid_refetch_interval: 1s",
             idp.jwks_uri()
         );
         let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
@@ -1330,7 +1330,7 @@ async fn keys_never_loaded_is_a_grpc_unavailable_not_a_decision() {
 async fn cached_keys_keep_serving_known_kids_through_an_outage() {
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
     let source = format!(
-        "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      unknown_kid_refetch_interval: 0s",
+        "    jwks_uri: {}\n    jwks_cache:\n      fetch_timeout: 300ms\n      unknown_kid_refetch_interval: 1s",
         idp.jwks_uri()
     );
     let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
@@ -1358,6 +1358,8 @@ async fn cached_keys_keep_serving_known_kids_through_an_outage() {
         );
         // And the known kid is still fine after the failed refetch.
         allowed(&tollgate.check_bearer("/api/x", &token).await);
+        // Let the refetch rate limit (1s, the floor) open again.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 }
 

@@ -404,6 +404,39 @@ async fn post_needs_write_scope() {
 }
 
 #[tokio::test]
+async fn path_parameters_do_not_escape_the_route() {
+    let stack = Stack::start(false).await;
+    let read_only = token(&["read"]);
+    // A servlet container would serve `/post;x` as `/post`: so must the policy.
+    for path in ["/post;x", "/post;jsessionid=1"] {
+        let response = stack
+            .post(path, &[("authorization", &bearer(&read_only))])
+            .await;
+        stack.expect_status(&response, 403, &format!("POST {path} with only read"));
+    }
+    assert_eq!(stack.echo.request_count(), 0);
+}
+
+#[tokio::test]
+async fn underscore_spellings_of_identity_headers_never_reach_the_upstream() {
+    let stack = Stack::start(false).await;
+    let response = stack
+        .get(
+            "/status/200",
+            &[("x_auth_subject", "admin"), ("x_other", "kept")],
+        )
+        .await;
+    stack.expect_status(&response, 200, "anonymous GET with x_auth_subject");
+    // Underscored names do pass this Envoy; only the identity one is removed.
+    assert_eq!(upstream_header(&response, "x_other"), ["kept"]);
+    assert_eq!(
+        upstream_header(&response, "x_auth_subject"),
+        Vec::<String>::new(),
+        "a WSGI or PHP upstream would read it as x-auth-subject"
+    );
+}
+
+#[tokio::test]
 async fn anonymous_route_needs_no_token() {
     let stack = Stack::start(false).await;
     let response = stack.get("/status/200", &[]).await;

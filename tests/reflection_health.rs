@@ -54,7 +54,7 @@ fn remote_config(jwks_uri: &str, fetch_timeout: &str) -> String {
     issuer: https://remote.test
     jwks_uri: {jwks_uri}
     jwks_cache:
-      retry_interval: 100ms
+      retry_interval: 1s
       fetch_timeout: {fetch_timeout}
 "#
     ))

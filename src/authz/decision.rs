@@ -62,6 +62,8 @@ pub enum DenyReason {
     NoRoute,
     /// The path cannot be matched safely (encoded slash, bad escape, ...).
     BadPath,
+    /// The host cannot be matched safely (a malformed port, empty labels).
+    BadHost,
     /// More than one distinct token was sent.
     ConflictingTokens,
     /// No token was sent to a route that needs one.
@@ -88,7 +90,7 @@ impl DenyReason {
     /// HTTP status sent to the client.
     pub fn http_status(self) -> u16 {
         match self {
-            DenyReason::BadPath | DenyReason::ConflictingTokens => 400,
+            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => 400,
             DenyReason::MissingToken | DenyReason::InvalidToken(_) => 401,
             DenyReason::NoRoute | DenyReason::InsufficientScope | DenyReason::ClaimMismatch => 403,
         }
@@ -97,7 +99,9 @@ impl DenyReason {
     /// gRPC code for `CheckResponse.status`.
     pub fn grpc_code(self) -> i32 {
         match self {
-            DenyReason::BadPath | DenyReason::ConflictingTokens => grpc_code::INVALID_ARGUMENT,
+            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
+                grpc_code::INVALID_ARGUMENT
+            }
             DenyReason::MissingToken | DenyReason::InvalidToken(_) => grpc_code::UNAUTHENTICATED,
             DenyReason::NoRoute | DenyReason::InsufficientScope | DenyReason::ClaimMismatch => {
                 grpc_code::PERMISSION_DENIED
@@ -109,7 +113,9 @@ impl DenyReason {
     /// RFC asks for no error then) or when the refusal is not about tokens.
     pub fn bearer_error(self) -> Option<&'static str> {
         match self {
-            DenyReason::BadPath | DenyReason::ConflictingTokens => Some("invalid_request"),
+            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
+                Some("invalid_request")
+            }
             DenyReason::InvalidToken(_) => Some("invalid_token"),
             DenyReason::InsufficientScope | DenyReason::ClaimMismatch => Some("insufficient_scope"),
             DenyReason::MissingToken | DenyReason::NoRoute => None,
@@ -121,7 +127,9 @@ impl DenyReason {
         match self {
             DenyReason::MissingToken => "unauthorized",
             DenyReason::NoRoute => "access_denied",
-            DenyReason::BadPath | DenyReason::ConflictingTokens => "invalid_request",
+            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
+                "invalid_request"
+            }
             DenyReason::InvalidToken(_) => "invalid_token",
             DenyReason::InsufficientScope | DenyReason::ClaimMismatch => "insufficient_scope",
         }
@@ -132,6 +140,7 @@ impl DenyReason {
         match self {
             DenyReason::NoRoute => "the request is not permitted",
             DenyReason::BadPath => "the request path is not acceptable",
+            DenyReason::BadHost => "the request host is not acceptable",
             DenyReason::ConflictingTokens => "the request carries more than one access token",
             DenyReason::MissingToken => "an access token is required",
             DenyReason::InvalidToken(TokenProblem::Expired) => "the access token expired",
@@ -146,6 +155,7 @@ impl DenyReason {
         match self {
             DenyReason::NoRoute => "no_route",
             DenyReason::BadPath => "bad_path",
+            DenyReason::BadHost => "bad_host",
             DenyReason::ConflictingTokens => "conflicting_tokens",
             DenyReason::MissingToken => "missing_token",
             DenyReason::InvalidToken(problem) => problem.label(),

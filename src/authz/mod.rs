@@ -23,8 +23,8 @@ use crate::token::jwt::{self, JwtProvider};
 /// A request as the authorizer sees it, built once at the edge.
 #[derive(Debug, Clone)]
 pub struct AuthzRequest {
-    /// Host, lower-case, without port.
-    pub host: String,
+    /// Host, lower-case, without port; `None` when the authority is malformed.
+    pub host: Option<String>,
     /// Method, upper-case.
     pub method: String,
     /// The normalised path without query, or why it could not be normalised.
@@ -57,9 +57,7 @@ pub struct Authorizer {
     token_headers: Vec<String>,
     /// Query parameters tokens are read from, for `remove_token_header`.
     token_query_parameters: Vec<String>,
-    /// Every header any route may set from claims. Each allow removes those
-    /// it does not set, so a client can never supply identity itself,
-    /// whichever route (or none) the request takes.
+    /// See [`Config::identity_headers`].
     identity_headers: Vec<String>,
     allow_unmatched: bool,
     max_token_bytes: usize,
@@ -100,14 +98,6 @@ impl Authorizer {
                 TokenSource::Header { .. } | TokenSource::Cookie(_) => None,
             })
             .collect();
-        let mut identity_headers: Vec<String> = config
-            .routes
-            .iter()
-            .flat_map(|route| route.policy.upstream_headers.iter())
-            .map(|mapping| mapping.header.clone())
-            .collect();
-        identity_headers.sort_unstable();
-        identity_headers.dedup();
         let routes = RouteTable::new(
             config
                 .routes
@@ -121,7 +111,7 @@ impl Authorizer {
             token_sources: config.token_sources,
             token_headers,
             token_query_parameters,
-            identity_headers,
+            identity_headers: config.identity_headers,
             allow_unmatched: config.allow_unmatched,
             max_token_bytes: config.server.max_token_bytes,
             realm: config.server.realm,
@@ -155,8 +145,11 @@ impl Authorizer {
                 }));
             }
         };
+        let Some(host) = request.host.as_deref() else {
+            return Ok(deny(DenyReason::BadHost, None));
+        };
         let target = RequestTarget {
-            host: &request.host,
+            host,
             method: &request.method,
             path,
         };
@@ -165,7 +158,7 @@ impl Authorizer {
                 Decision::Allow(Grant {
                     route: None,
                     caller: None,
-                    upstream: self.upstream(None, Vec::new()),
+                    upstream: self.upstream(request, None, Vec::new()),
                 })
             } else {
                 deny(DenyReason::NoRoute, None)
@@ -176,7 +169,7 @@ impl Authorizer {
             return Ok(Decision::Allow(Grant {
                 route: route_name,
                 caller: None,
-                upstream: self.upstream(Some(route), Vec::new()),
+                upstream: self.upstream(request, Some(route), Vec::new()),
             }));
         }
         let token = match extract::extract(&self.token_sources, request) {
@@ -216,7 +209,7 @@ impl Authorizer {
         Ok(Decision::Allow(Grant {
             route: route_name,
             caller: Some(caller),
-            upstream: self.upstream(Some(route), set),
+            upstream: self.upstream(request, Some(route), set),
         }))
     }
 
@@ -253,13 +246,36 @@ impl Authorizer {
     /// The header changes for an allow: `set`, plus removal of every other
     /// identity header and, where the route asks, of the token's headers and
     /// query parameters (a cookie stays: other cookies share its header).
-    fn upstream(&self, route: Option<&RoutePolicy>, set: Vec<(String, String)>) -> UpstreamHeaders {
+    ///
+    /// Client headers that spell an identity header with `_` for `-`
+    /// (`x_auth_subject`) go too: CGI-style servers (WSGI, PHP) read both
+    /// spellings as the same `HTTP_X_AUTH_SUBJECT`.
+    fn upstream(
+        &self,
+        request: &AuthzRequest,
+        route: Option<&RoutePolicy>,
+        set: Vec<(String, String)>,
+    ) -> UpstreamHeaders {
         let mut remove: Vec<String> = self
             .identity_headers
             .iter()
             .filter(|header| !set.iter().any(|(name, _)| name == *header))
             .cloned()
             .collect();
+        for (name, _) in &request.headers {
+            if name.contains('_')
+                && !remove.contains(name)
+                && self.identity_headers.iter().any(|header| {
+                    header.len() == name.len()
+                        && header
+                            .bytes()
+                            .zip(name.bytes())
+                            .all(|(h, n)| h == n || (h == b'-' && n == b'_'))
+                })
+            {
+                remove.push(name.clone());
+            }
+        }
         let mut remove_query = Vec::new();
         if route.is_some_and(|route| route.remove_token_header) {
             remove.extend(self.token_headers.iter().cloned());
@@ -308,7 +324,7 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
                 decision = "error",
                 reason = fault.label(),
                 method = %request.method,
-                host = %request.host,
+                host = request.host.as_deref().unwrap_or("<invalid>"),
                 path,
                 error = %ErrorChain(fault),
                 "check failed; Envoy's failure mode decides"
@@ -324,7 +340,7 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
         detail = denial.and_then(|d| d.detail.as_deref()),
         route = route.as_deref().unwrap_or("<unmatched>"),
         method = %request.method,
-        host = %request.host,
+        host = request.host.as_deref().unwrap_or("<invalid>"),
         path,
         provider = caller.map(|c| &*c.provider),
         subject = caller.and_then(|c| c.subject.as_deref()),

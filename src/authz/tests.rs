@@ -48,7 +48,7 @@ fn token(scopes: &[&str], claims: serde_json::Value) -> String {
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> AuthzRequest {
     AuthzRequest {
-        host: "api.test".into(),
+        host: Some("api.test".into()),
         method: method.into(),
         path: crate::routes::normalize_path(path),
         query: path.split_once('?').map(|(_, q)| q.to_owned()),
@@ -303,4 +303,30 @@ async fn every_allow_removes_identity_headers_it_does_not_set() {
     let grant = granted(decide(&authz, &request("GET", "/elsewhere", &spoof)).await);
     assert!(grant.route.is_none());
     assert_eq!(grant.upstream.remove, ["x-client", "x-sub", "x-tenant"]);
+}
+
+#[tokio::test]
+async fn underscore_spellings_of_identity_headers_are_removed() {
+    let authz = authorizer("  - {name: open, anonymous: true}\n");
+    let spoof = request("GET", "/", &[("x_sub", "admin"), ("x_other", "kept")]);
+    let grant = granted(decide(&authz, &spoof).await);
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub", "x_sub"]);
+}
+
+#[tokio::test]
+async fn unmatched_allow_without_routes_still_strips_the_default_identity_headers() {
+    let mut config = authorizer_config("  - {name: only, match: {path: {exact: /only}}}\n");
+    config.routes.clear();
+    config.allow_unmatched = true;
+    let authz = Authorizer::new(config, reqwest::Client::new());
+    let grant = granted(decide(&authz, &request("GET", "/", &[("x-sub", "admin")])).await);
+    assert_eq!(grant.upstream.remove, ["x-client", "x-sub"]);
+}
+
+#[tokio::test]
+async fn a_malformed_host_is_400() {
+    let authz = authorizer("  - {name: r}\n");
+    let mut bad = request("GET", "/", &[]);
+    bad.host = crate::routes::normalize_host("admin.example.com:abc");
+    assert_eq!(denied(&decide(&authz, &bad).await), DenyReason::BadHost);
 }

@@ -66,6 +66,10 @@ pub struct Config {
     pub routes: Vec<RouteSettings>,
     /// Let requests that match no route through (anonymously).
     pub allow_unmatched: bool,
+    /// Every header the defaults or any route fill from claims, sorted: an
+    /// answer removes those it does not set, whichever route (or none) the
+    /// request takes, so a client can never supply identity itself.
+    pub identity_headers: Vec<String>,
     /// Things worth telling the operator that do not stop the start.
     pub warnings: Vec<String>,
 }
@@ -212,6 +216,14 @@ impl Config {
             }
             routes.push(route);
         }
+        let mut identity_headers: Vec<String> = defaults
+            .upstream_headers
+            .iter()
+            .chain(routes.iter().flat_map(|r| r.policy.upstream_headers.iter()))
+            .map(|mapping| mapping.header.clone())
+            .collect();
+        identity_headers.sort_unstable();
+        identity_headers.dedup();
         if routes.is_empty() {
             warnings.push("no routes are configured: every request is denied".to_owned());
         }
@@ -222,6 +234,7 @@ impl Config {
             providers,
             routes,
             allow_unmatched: raw.unmatched == raw::RawUnmatched::Allow,
+            identity_headers,
             warnings,
         })
     }

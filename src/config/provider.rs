@@ -329,5 +329,23 @@ fn jwks_settings(raw: &raw::RawJwksCache, field: &str) -> Result<JwksSettings, C
             "must be more than 0",
         ));
     }
+    // Shorter intervals would have tollgate hammer an IdP, above all a
+    // failing one, and let forged kids drive a fetch each.
+    for (name, value) in [
+        ("refresh_interval", settings.refresh_interval),
+        ("min_refresh_interval", settings.min_refresh_interval),
+        ("retry_interval", settings.retry_interval),
+        (
+            "unknown_kid_refetch_interval",
+            settings.unknown_kid_refetch_interval,
+        ),
+    ] {
+        if value < Duration::from_secs(1) {
+            return Err(invalid(
+                format!("{field}.jwks_cache.{name}"),
+                "must be at least 1s",
+            ));
+        }
+    }
     Ok(settings)
 }

@@ -428,3 +428,22 @@ fn the_claim_separator_cannot_be_empty() {
     );
     assert!(refuse(&yaml).starts_with("defaults.claim_separator"));
 }
+
+#[test]
+fn jwks_intervals_have_a_floor() {
+    for name in [
+        "refresh_interval",
+        "min_refresh_interval",
+        "retry_interval",
+        "unknown_kid_refetch_interval",
+    ] {
+        let yaml = minimal("", ONE_ROUTE).replace(
+            "jwks_file",
+            &format!("jwks_cache: {{{name}: 0s}}\n    jwks_file"),
+        );
+        assert!(
+            refuse(&yaml).starts_with(&format!("providers[0].jwks_cache.{name}")),
+            "{name}"
+        );
+    }
+}

@@ -61,7 +61,7 @@ pub fn authz_request(check: &CheckRequest) -> AuthzRequest {
         .and_then(|r| r.http.as_ref());
     let Some(http) = http else {
         return AuthzRequest {
-            host: String::new(),
+            host: Some(String::new()),
             method: String::new(),
             path: normalize_path(""),
             query: None,
@@ -238,7 +238,7 @@ mod tests {
             ..Default::default()
         };
         let request = authz_request(&check_request(http));
-        assert_eq!(request.host, "api.example.com");
+        assert_eq!(request.host.as_deref(), Some("api.example.com"));
         assert_eq!(request.method, "GET");
         assert_eq!(request.path.as_deref(), Ok("/b"));
         assert_eq!(request.query.as_deref(), Some("access_token=x&y=1"));
@@ -266,7 +266,7 @@ mod tests {
             ..Default::default()
         };
         let request = authz_request(&check_request(http));
-        assert_eq!(request.host, "h.example");
+        assert_eq!(request.host.as_deref(), Some("h.example"));
         assert_eq!(request.path.as_deref(), Ok("/p"));
         assert_eq!(request.method, "POST");
     }

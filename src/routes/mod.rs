@@ -16,7 +16,9 @@
 //! - IPv6 literals are written `[::1]` or `::1`.
 //! - Requests: [`normalize_host`] lower-cases the `:authority`, strips a
 //!   numeric port and one trailing dot (`Example.COM:8443` -> `example.com`,
-//!   `[::1]:80` -> `::1`, `host.` -> `host`).
+//!   `[::1]:80` -> `::1`, `host.` -> `host`), and refuses an authority that
+//!   does not parse so (`host:abc`, `host:80:80`, `a..b`), which a backend
+//!   might read as another host.
 //!
 //! # Methods
 //! - An empty list matches any method; entries must be RFC 9110 tokens and
@@ -38,8 +40,9 @@
 //!
 //! So `/public/../admin`, `/public/%2e%2e/admin`, `//admin` and
 //! `/admin?x=/public` all match as `/admin...`, while `/public%2F..%2Fadmin`
-//! is refused rather than guessed at. Matrix parameters (`/admin;x=1`) are
-//! otherwise ordinary characters: `/admin;x=1` does not match `/admin`.
+//! is refused rather than guessed at. `;` parameters are dropped from each
+//! segment before matching, as Tomcat, Jetty and Spring drop them before
+//! dispatching: `/admin;jsessionid=1/x` meets the `/admin` policy.
 //!
 //! # Paths in config
 //! Exact paths, prefixes and templates must be written in canonical form

@@ -3,7 +3,9 @@
 //!
 //! Matching is only as safe as this step. Anything a backend might decode
 //! differently from us (encoded `/` or `\`, control characters, dot-segments
-//! with `;` parameters) is refused instead of guessed at.
+//! with `;` parameters, hosts with a malformed port) is refused instead of
+//! guessed at, and `;` path parameters are dropped before matching, as
+//! servlet containers drop them before dispatching.
 
 /// Why a request path was refused by [`normalize_path`].
 ///
@@ -42,28 +44,48 @@ pub enum PathError {
 ///
 /// Strips a numeric port (`Example.COM:8443` -> `example.com`), the brackets
 /// and port of an IPv6 literal (`[::1]:80` -> `::1`) and one trailing dot
-/// (`host.` -> `host`), then lower-cases ASCII. An authority that does not
-/// parse this way is only lower-cased; it then matches no host pattern other
-/// than `*`, which is the safe outcome.
+/// (`host.` -> `host`), then lower-cases ASCII. An empty authority gives an
+/// empty host, which only host-agnostic routes match.
+///
+/// `None` for an authority that does not parse this way (`host:abc`,
+/// `host:80:80`, `a..b`, `[::1]junk`): a backend may read such a host
+/// differently (everything before the first `:`, say), so the request is
+/// refused rather than matched as some other host.
 ///
 /// [`RequestTarget::host`]: super::RequestTarget::host
-pub fn normalize_host(authority: &str) -> String {
-    let host = strip_port(authority);
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
-}
-
-fn strip_port(authority: &str) -> &str {
+pub fn normalize_host(authority: &str) -> Option<String> {
+    if authority.is_empty() {
+        return Some(String::new());
+    }
     if let Some(bracketed) = authority.strip_prefix('[') {
-        return match bracketed.split_once(']') {
-            Some((address, rest)) if rest.is_empty() || is_port_suffix(rest) => address,
-            _ => authority,
-        };
+        let (address, rest) = bracketed.split_once(']')?;
+        let valid = (rest.is_empty() || is_port_suffix(rest))
+            && !address.is_empty()
+            && address
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return valid.then(|| address.to_ascii_lowercase());
     }
-    match authority.rsplit_once(':') {
-        // A second colon means an unbracketed IPv6 address, which has no port.
-        Some((host, port)) if !host.contains(':') && is_digits(port) => host,
-        _ => authority,
+    // Two or more colons: an unbracketed IPv6 address, which has no port.
+    if authority.matches(':').count() >= 2 {
+        let valid = authority
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return valid.then(|| authority.to_ascii_lowercase());
     }
+    let name = match authority.split_once(':') {
+        Some((name, port)) if is_digits(port) => name,
+        Some(_) => return None,
+        None => authority,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let valid = name.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    valid.then(|| name.to_ascii_lowercase())
 }
 
 fn is_port_suffix(rest: &str) -> bool {
@@ -82,9 +104,11 @@ fn is_digits(text: &str) -> bool {
 /// 2. require a leading `/`;
 /// 3. percent-decode once, refusing malformed escapes, `%2F`, `%5C`, a
 ///    literal `\`, control characters and non-UTF-8 results;
-/// 4. merge repeated slashes, drop `.` segments and resolve `..` segments
-///    (RFC 3986 §5.2.4; `..` at the root stays at the root), refusing `.;x`
-///    and `..;x` segments;
+/// 4. drop `;` parameters from each segment (`/admin;jsessionid=1/x` is
+///    `/admin/x`, as Tomcat, Jetty and Spring dispatch it), merge repeated
+///    slashes, drop `.` segments and resolve `..` segments (RFC 3986
+///    §5.2.4; `..` at the root stays at the root), refusing `.;x` and
+///    `..;x` segments;
 /// 5. keep a trailing slash if the input ended in `/`, `/.` or `/..`.
 ///
 /// Decoded `%`, `?` and `#` are written back as `%25`, `%3F` and `%23` so
@@ -143,7 +167,14 @@ fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
     let relative = decoded.strip_prefix('/').unwrap_or(decoded);
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
-    for segment in relative.split('/') {
+    for raw_segment in relative.split('/') {
+        // Servlet containers dispatch on the segment without its `;`
+        // parameters; matching must see what they will serve.
+        let segment = match raw_segment.split_once(';') {
+            Some((".." | ".", _)) => return Err(PathError::DotSegmentParameter),
+            Some((name, _parameters)) => name,
+            None => raw_segment,
+        };
         // `/a/.` and `/a/..` name a directory, as `/a/` does (RFC 3986 §5.2.4).
         trailing_slash = matches!(segment, "" | "." | "..");
         match segment {
@@ -151,7 +182,6 @@ fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
             ".." => {
                 segments.pop();
             }
-            _ if is_dot_with_parameters(segment) => return Err(PathError::DotSegmentParameter),
             _ => segments.push(segment),
         }
     }
@@ -164,13 +194,6 @@ fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
         canonical.push('/');
     }
     Ok(canonical)
-}
-
-fn is_dot_with_parameters(segment: &str) -> bool {
-    match segment.split_once(';') {
-        Some((name, _parameters)) => name == "." || name == "..",
-        None => false,
-    }
 }
 
 /// Re-encodes the characters that would change the meaning of a path if
@@ -191,29 +214,73 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn host(authority: &str) -> Option<String> {
+        normalize_host(authority)
+    }
+
     #[test]
     fn host_lowercases_and_strips_port_and_dot() {
-        assert_eq!(normalize_host("Example.COM:8443"), "example.com");
-        assert_eq!(normalize_host("Example.com:443"), "example.com");
-        assert_eq!(normalize_host("host."), "host");
-        assert_eq!(normalize_host("host.:80"), "host");
-        assert_eq!(normalize_host("api.example.com"), "api.example.com");
-        assert_eq!(normalize_host("host:"), "host");
+        assert_eq!(host("Example.COM:8443").as_deref(), Some("example.com"));
+        assert_eq!(host("Example.com:443").as_deref(), Some("example.com"));
+        assert_eq!(host("host.").as_deref(), Some("host"));
+        assert_eq!(host("host.:80").as_deref(), Some("host"));
+        assert_eq!(host("api.example.com").as_deref(), Some("api.example.com"));
+        assert_eq!(host("host:").as_deref(), Some("host"));
+        assert_eq!(host("").as_deref(), Some(""));
     }
 
     #[test]
     fn host_handles_ipv6_literals() {
-        assert_eq!(normalize_host("[::1]:80"), "::1");
-        assert_eq!(normalize_host("[::1]"), "::1");
-        assert_eq!(normalize_host("[FE80::1]"), "fe80::1");
-        assert_eq!(normalize_host("::1"), "::1");
+        assert_eq!(host("[::1]:80").as_deref(), Some("::1"));
+        assert_eq!(host("[::1]").as_deref(), Some("::1"));
+        assert_eq!(host("[FE80::1]").as_deref(), Some("fe80::1"));
+        assert_eq!(host("::1").as_deref(), Some("::1"));
     }
 
     #[test]
-    fn host_leaves_malformed_authorities_unmatched_shape() {
-        assert_eq!(normalize_host("[::1]junk"), "[::1]junk");
-        assert_eq!(normalize_host("x:y.example.com"), "x:y.example.com");
-        assert_eq!(normalize_host(""), "");
+    fn host_refuses_malformed_authorities() {
+        // A backend may take everything before the first `:` as the host.
+        for bad in [
+            "admin.example.com:abc",
+            "admin.example.com:80:80",
+            "admin.example.com:+80",
+            "admin.example.com:-1",
+            "admin.example.com:80.",
+            "admin.example.com..",
+            "a..b",
+            ".a",
+            "[::1]junk",
+            "[]",
+            "x:y.example.com",
+            "ex ample.com",
+            "evil.com/admin.example.com",
+            "user@admin.example.com",
+        ] {
+            assert_eq!(host(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_dropped_as_servlet_containers_drop_them() {
+        assert_eq!(
+            normalize_path("/admin;x/secret"),
+            Ok("/admin/secret".into())
+        );
+        assert_eq!(
+            normalize_path("/admin;jsessionid=1/secret"),
+            Ok("/admin/secret".into())
+        );
+        assert_eq!(normalize_path("/admin;/secret"), Ok("/admin/secret".into()));
+        assert_eq!(normalize_path("/post;x"), Ok("/post".into()));
+        assert_eq!(normalize_path("/;x/admin"), Ok("/admin".into()));
+        assert_eq!(
+            normalize_path("/admin%3Bx/secret"),
+            Ok("/admin/secret".into())
+        );
+        assert_eq!(
+            normalize_path("/a/..;/admin"),
+            Err(PathError::DotSegmentParameter)
+        );
     }
 
     #[test]
@@ -305,7 +372,8 @@ mod tests {
             normalize_path("/public/.;/admin"),
             Err(PathError::DotSegmentParameter)
         );
-        assert_eq!(normalize_path("/a;b/c"), Ok("/a;b/c".into()));
+        // Parameters on other segments are dropped (see below).
+        assert_eq!(normalize_path("/a;b/c"), Ok("/a/c".into()));
     }
 
     #[test]
@@ -365,8 +433,10 @@ mod tests {
             if let Ok(path) = normalize_path(&raw) {
                 prop_assert_eq!(normalize_path(&path), Ok(path.clone()));
             }
-            let host = normalize_host(&host);
-            prop_assert!(!host.bytes().any(|byte| byte.is_ascii_uppercase()));
+            if let Some(host) = normalize_host(&host) {
+                prop_assert!(!host.bytes().any(|byte| byte.is_ascii_uppercase()));
+                prop_assert_eq!(normalize_host(&host), Some(host.clone()));
+            }
         }
     }
 }

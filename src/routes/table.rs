@@ -152,7 +152,7 @@ mod tests {
         method: &str,
         raw_path: &str,
     ) -> Option<usize> {
-        let host = normalize_host(authority);
+        let host = normalize_host(authority)?;
         let path = normalize_path(raw_path).ok()?;
         table
             .find(&RequestTarget {

@@ -95,7 +95,10 @@ pub fn extract<'r, C: TokenCarrier>(
                 let pairs = request.query().into_iter().flat_map(|q| q.split('&'));
                 for pair in pairs {
                     let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    if percent_decode(key).as_deref() == Some(param.as_str()) {
+                    // The name must be spelled exactly: Envoy removes query
+                    // parameters by their name as written, so a token under
+                    // `access%5Ftoken` could not be kept from the upstream.
+                    if key == param {
                         offer(percent_decode(value).ok_or(ExtractError::Malformed)?)?;
                     }
                 }
@@ -359,6 +362,8 @@ mod tests {
             get(&[], Some("access_token=%4")),
             Err(ExtractError::Malformed)
         );
+        // Only the exact spelling of the name counts.
+        assert_eq!(get(&[], Some("access%5Ftoken=tok")), Ok(None));
     }
 
     proptest! {

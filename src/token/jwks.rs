@@ -393,10 +393,11 @@ impl Remote {
         }) {
             debug!(provider = %self.provider, "unknown-kid JWKS refetch rate-limited");
         } else {
-            self.attempt(&mut gate, "unknown kid").await;
-            // Recorded only once the fetch completed, so a caller cancelled
-            // mid-fetch does not block the next one.
+            // Recorded before fetching: a check cancelled mid-fetch (Envoy's
+            // timeout) still counts, or a hanging IdP would let every forged
+            // kid start a fetch of its own.
             gate.last_unknown_kid_refetch = Some(started);
+            self.attempt(&mut gate, "unknown kid").await;
         }
         drop(gate);
         self.current().ok_or_else(|| JwksError::NoKeys {

@@ -457,6 +457,28 @@ async fn unknown_kid_refetch_is_rate_limited_and_picks_up_rotation() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cancelled_refetch_still_counts_against_the_rate_limit() {
+    let server = TestServer::start().await;
+    server.set("/jwks", Reply::ok(JWKS));
+    let jwks = remote(&server, settings());
+    wait_loaded(&jwks).await;
+    // The IdP hangs; each check gives up before the fetch ends, as Envoy's
+    // ext_authz timeout makes it.
+    server.set("/jwks", Reply::ok(JWKS).delayed(Duration::from_secs(60)));
+    let first =
+        tokio::time::timeout(Duration::from_millis(400), jwks.refetch_for_unknown_kid()).await;
+    assert!(first.is_err(), "the refetch should still have been running");
+    // Later forged kids within the interval are rate-limited: they get the
+    // cached keys at once instead of starting fetches of their own.
+    for _ in 0..7 {
+        let later =
+            tokio::time::timeout(Duration::from_millis(400), jwks.refetch_for_unknown_kid()).await;
+        assert!(matches!(later, Ok(Ok(_))), "{later:?}");
+    }
+    assert_eq!(server.hits("/jwks"), 2, "one load, then one refetch");
+}
+
+#[tokio::test(start_paused = true)]
 async fn concurrent_refetches_share_one_fetch() {
     let server = TestServer::start().await;
     server.set("/jwks", Reply::ok(JWKS).delayed(Duration::from_millis(500)));
