@@ -173,11 +173,12 @@ impl PathShape<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn compile(spec: PathSpec) -> PathMatcher {
+    /// A path matcher, panicking on a spec the test got wrong.
+    pub(crate) fn compile(spec: PathSpec) -> PathMatcher {
         match PathMatcher::compile(&spec) {
             Ok(matcher) => matcher,
             Err(error) => panic!("{spec:?} should compile: {error}"),

@@ -211,12 +211,7 @@ mod tests {
     use crate::routes::path::PathShape;
     use proptest::prelude::*;
 
-    fn compile(spec: PathSpec) -> PathMatcher {
-        match PathMatcher::compile(&spec) {
-            Ok(matcher) => matcher,
-            Err(error) => panic!("{spec:?} should compile: {error}"),
-        }
-    }
+    use crate::routes::path::tests::compile;
 
     fn template(text: &str) -> PathMatcher {
         compile(PathSpec::Template(text.to_owned()))
