@@ -10,21 +10,17 @@ use jsonwebtoken::{Algorithm, Validation};
 use super::raw::{self, RawProvider};
 use super::values::{Secret, parse_duration};
 use super::{ConfigError, invalid};
-use crate::token::jwk::KeySet;
+use crate::token::jwk::{KeySet, RSA_ALGORITHMS};
 use crate::token::jwks::{JwksSettings, KeySource, check_key_url};
 
-/// Algorithms accepted when a provider lists none: asymmetric only.
-const DEFAULT_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// Algorithms accepted when a provider lists none: every asymmetric one a
+/// JWKS key can carry.
+fn default_algorithms() -> Vec<Algorithm> {
+    let mut algorithms = RSA_ALGORITHMS.to_vec();
+    algorithms.extend([Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA]);
+    algorithms
+}
+
 const HMAC_ALGORITHMS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
 /// One token issuer.
@@ -127,7 +123,7 @@ pub(super) fn provider(
                 .filter(|&a| hmac_key_bytes(a) <= bytes)
                 .collect()
         }
-        None => DEFAULT_ALGORITHMS.to_vec(),
+        None => default_algorithms(),
         Some(list) if list.is_empty() => {
             return Err(invalid(
                 format!("{field}.algorithms"),

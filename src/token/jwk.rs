@@ -23,7 +23,8 @@ const MIN_RSA_BITS: usize = 2048;
 /// aws-lc-rs verifies RSA signatures with moduli up to 8192 bits only.
 const MAX_RSA_BITS: usize = 8192;
 
-const RSA_ALGORITHMS: [Algorithm; 6] = [
+/// What an RSA key without `alg` may verify.
+pub(crate) const RSA_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
