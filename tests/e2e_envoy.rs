@@ -404,10 +404,26 @@ async fn post_needs_write_scope() {
 }
 
 #[tokio::test]
-async fn path_parameters_do_not_escape_the_route() {
+async fn path_parameters_are_refused_unless_configured() {
     let stack = Stack::start(false).await;
     let read_only = token(&["read"]);
-    // A servlet container would serve `/post;x` as `/post`: so must the policy.
+    // Upstreams disagree on `;` (a servlet serves `/post;x` as `/post`, Node
+    // as `/post;x`), so by default tollgate refuses to guess.
+    for path in ["/post;x", "/status;x", "/status%3Bx"] {
+        let response = stack
+            .post(path, &[("authorization", &bearer(&read_only))])
+            .await;
+        stack.expect_status(&response, 400, &format!("POST {path}"));
+    }
+    assert_eq!(stack.echo.request_count(), 0);
+}
+
+#[tokio::test]
+async fn stripped_path_parameters_do_not_escape_the_route() {
+    let config = static_keys_config().replacen("  realm:", "  path_parameters: strip\n  realm:", 1);
+    let stack = Stack::start_with(&config, false).await;
+    let read_only = token(&["read"]);
+    // As a servlet container dispatches them: to /post, which needs write.
     for path in ["/post;x", "/post;jsessionid=1"] {
         let response = stack
             .post(path, &[("authorization", &bearer(&read_only))])

@@ -13,7 +13,7 @@ pub use decision::{Caller, Decision, Denial, DenyReason, Fault, Grant, grpc_code
 use crate::claims::{Unmet, scopes};
 use crate::config::{Config, RoutePolicy};
 use crate::headers::{UpstreamHeaders, render_claims};
-use crate::routes::{PathError, RequestTarget, RouteTable};
+use crate::routes::{PathError, PathParameters, RequestTarget, RouteTable};
 use crate::telemetry::ErrorChain;
 use crate::token::TokenProblem;
 use crate::token::extract::{self, ExtractError, TokenCarrier, TokenSource};
@@ -62,6 +62,7 @@ pub struct Authorizer {
     allow_unmatched: bool,
     max_token_bytes: usize,
     realm: Option<String>,
+    path_parameters: PathParameters,
 }
 
 impl Authorizer {
@@ -115,12 +116,18 @@ impl Authorizer {
             allow_unmatched: config.allow_unmatched,
             max_token_bytes: config.server.max_token_bytes,
             realm: config.server.realm,
+            path_parameters: config.server.path_parameters,
         }
     }
 
     /// The providers, for readiness reporting.
     pub fn providers(&self) -> &[JwtProvider] {
         &self.providers
+    }
+
+    /// What `;` in a request path means; edges normalise paths with it.
+    pub fn path_parameters(&self) -> PathParameters {
+        self.path_parameters
     }
 
     /// `realm` for `WWW-Authenticate`.
@@ -247,46 +254,54 @@ impl Authorizer {
     /// identity header and, where the route asks, of the token's headers and
     /// query parameters (a cookie stays: other cookies share its header).
     ///
-    /// Client headers that spell an identity header with `_` for `-`
-    /// (`x_auth_subject`) go too: CGI-style servers (WSGI, PHP) read both
-    /// spellings as the same `HTTP_X_AUTH_SUBJECT`.
+    /// Client headers that spell one of those with `_` for `-` or the other
+    /// way round (`x_auth_subject`) go too: CGI-style servers (WSGI, PHP)
+    /// read both spellings as the same `HTTP_X_AUTH_SUBJECT`.
     fn upstream(
         &self,
         request: &AuthzRequest,
         route: Option<&RoutePolicy>,
         set: Vec<(String, String)>,
     ) -> UpstreamHeaders {
+        let remove_token = route.is_some_and(|route| route.remove_token_header);
         let mut remove: Vec<String> = self
             .identity_headers
             .iter()
             .filter(|header| !set.iter().any(|(name, _)| name == *header))
             .cloned()
             .collect();
-        for (name, _) in &request.headers {
-            if name.contains('_')
-                && !remove.contains(name)
-                && self.identity_headers.iter().any(|header| {
-                    header.len() == name.len()
-                        && header
-                            .bytes()
-                            .zip(name.bytes())
-                            .all(|(h, n)| h == n || (h == b'-' && n == b'_'))
-                })
-            {
-                remove.push(name.clone());
-            }
-        }
         let mut remove_query = Vec::new();
-        if route.is_some_and(|route| route.remove_token_header) {
+        if remove_token {
             remove.extend(self.token_headers.iter().cloned());
             remove_query.extend(self.token_query_parameters.iter().cloned());
         }
+        // Other spellings of those names, which CGI-style servers conflate.
+        let guarded = self
+            .identity_headers
+            .iter()
+            .chain(self.token_headers.iter().filter(|_| remove_token));
+        let variants: Vec<String> = request
+            .headers
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| !remove.contains(name) && !set.iter().any(|(set, _)| set == *name))
+            .filter(|name| guarded.clone().any(|header| same_header(header, name)))
+            .cloned()
+            .collect();
+        remove.extend(variants);
         UpstreamHeaders {
             set,
             remove,
             remove_query,
         }
     }
+}
+
+/// Header names equal once `_` and `-` are the same (`x_auth_subject` and
+/// `x-auth-subject`), as CGI, WSGI and PHP read them.
+fn same_header(a: &str, b: &str) -> bool {
+    let fold = |byte: u8| if byte == b'_' { b'-' } else { byte };
+    a.len() == b.len() && a.bytes().map(fold).eq(b.bytes().map(fold))
 }
 
 fn deny(reason: DenyReason, route: Option<Arc<str>>) -> Decision {

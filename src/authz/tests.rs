@@ -330,3 +330,32 @@ async fn a_malformed_host_is_400() {
     bad.host = crate::routes::normalize_host("admin.example.com:abc");
     assert_eq!(denied(&decide(&authz, &bad).await), DenyReason::BadHost);
 }
+
+#[tokio::test]
+async fn spelling_variants_are_removed_both_ways_and_for_token_headers() {
+    let authz = authorizer(
+        "  - {name: r, upstream_headers: {x_remote_user: sub}, remove_token_header: true}\n",
+    );
+    let token = token(&[], json!({}));
+    let request = request(
+        "GET",
+        "/",
+        &[
+            ("x-token", &token),
+            ("x_token", "forged"),
+            ("x-remote-user", "admin"),
+        ],
+    );
+    let grant = granted(decide(&authz, &request).await);
+    assert_eq!(
+        grant.upstream.set,
+        [("x_remote_user".to_owned(), "svc-1".to_owned())]
+    );
+    for removed in ["x-token", "x_token", "x-remote-user", "authorization"] {
+        assert!(
+            grant.upstream.remove.iter().any(|r| r == removed),
+            "{removed}: {:?}",
+            grant.upstream.remove
+        );
+    }
+}

@@ -14,6 +14,7 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 
+use crate::routes::PathParameters;
 use crate::token::extract::{HeaderFormat, TokenSource};
 pub use provider::ProviderSettings;
 pub use raw::LogFormat;
@@ -82,6 +83,8 @@ pub struct ServerSettings {
     pub realm: Option<String>,
     /// Longest token accepted, in bytes.
     pub max_token_bytes: usize,
+    /// What `;` in a request path means.
+    pub path_parameters: PathParameters,
 }
 
 /// Log settings.
@@ -129,6 +132,11 @@ impl Config {
             })?,
             realm: raw.server.realm,
             max_token_bytes: raw.server.max_token_bytes.unwrap_or(16 * 1024),
+            path_parameters: match raw.server.path_parameters {
+                raw::RawPathParameters::Reject => PathParameters::Reject,
+                raw::RawPathParameters::Keep => PathParameters::Keep,
+                raw::RawPathParameters::Strip => PathParameters::Strip,
+            },
         };
         if server
             .realm
@@ -193,6 +201,7 @@ impl Config {
                 .claim_separator
                 .unwrap_or_else(|| ",".to_owned())
                 .into(),
+            path_parameters: server.path_parameters,
         };
         if defaults.claim_separator.is_empty() {
             return Err(invalid("defaults.claim_separator", "must not be empty"));

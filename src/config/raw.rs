@@ -37,6 +37,18 @@ pub(crate) struct RawServer {
     pub(crate) realm: Option<String>,
     /// Longest token accepted, in bytes.
     pub(crate) max_token_bytes: Option<usize>,
+    /// What `;` in a request path means: reject, keep or strip.
+    #[serde(default)]
+    pub(crate) path_parameters: RawPathParameters,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", expecting = "`reject`, `keep` or `strip`")]
+pub(crate) enum RawPathParameters {
+    #[default]
+    Reject,
+    Keep,
+    Strip,
 }
 
 impl Default for RawServer {
@@ -45,6 +57,7 @@ impl Default for RawServer {
             grpc_listen: default_grpc_listen(),
             realm: None,
             max_token_bytes: None,
+            path_parameters: RawPathParameters::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::raw::{self, RawClaimPath, RawPath, RawRoute};
 use super::{ConfigError, invalid, is_http_token};
 use crate::claims::{ClaimPath, ClaimRule, ClaimTest, Requirements};
-use crate::routes::{MatchSpec, PathSpec, RouteMatcher};
+use crate::routes::{MatchSpec, PathParameters, PathSpec, RouteMatcher};
 
 /// One route: what it matches and what it demands.
 pub struct RouteSettings {
@@ -44,11 +44,13 @@ pub struct HeaderMapping {
     pub claim: ClaimPath,
 }
 
-/// What routes inherit from `defaults:`.
+/// What routes inherit from `defaults:`, and the server setting their paths
+/// depend on.
 pub(super) struct RouteDefaults {
     pub(super) upstream_headers: Arc<[HeaderMapping]>,
     pub(super) remove_token_header: Option<bool>,
     pub(super) claim_separator: Arc<str>,
+    pub(super) path_parameters: PathParameters,
 }
 
 /// Methods of RFC 9110, PATCH, and WebDAV's; a route naming another is
@@ -72,6 +74,35 @@ const KNOWN_METHODS: &[&str] = &[
     "LOCK",
     "UNLOCK",
 ];
+
+/// A `;` in a route's path can only ever match when requests keep theirs.
+fn check_path_parameters(
+    path: &PathSpec,
+    mode: PathParameters,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    if mode == PathParameters::Keep {
+        return Ok(());
+    }
+    match path {
+        PathSpec::Exact(p) | PathSpec::Prefix(p) | PathSpec::Template(p) if p.contains(';') => {
+            Err(invalid(
+                format!("{field}.match.path"),
+                format!(
+                    "`{p}` holds `;`, which requests can only carry with `server.path_parameters: keep`"
+                ),
+            ))
+        }
+        PathSpec::Regex(p) if p.contains(';') => {
+            warnings.push(format!(
+                "{field}.match.path: regex `{p}` holds `;`, which no request path has unless `server.path_parameters: keep`"
+            ));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Match settings that are valid but probably not what was meant.
 fn suspicious(spec: &MatchSpec, field: &str) -> Vec<String> {
@@ -117,6 +148,7 @@ pub(super) fn route(
     };
     let matcher =
         RouteMatcher::new(&spec).map_err(|e| invalid(format!("{field}.match.{}", e.field()), e))?;
+    check_path_parameters(&spec.path, defaults.path_parameters, field, warnings)?;
     warnings.extend(suspicious(&spec, field));
     let provider_indexes = match raw.providers {
         None => providers.values().copied().collect::<Vec<_>>(),

@@ -447,3 +447,20 @@ fn jwks_intervals_have_a_floor() {
         );
     }
 }
+
+#[test]
+fn routes_with_path_parameters_need_keep() {
+    let odata = "  - {name: r, match: {path: {prefix: '/sap/ZORDERS_SRV;v=0002'}}}\n";
+    assert!(refuse(&minimal("", odata)).starts_with("routes[0].match.path"));
+    let keep = format!("server: {{path_parameters: keep}}\n{}", minimal("", odata));
+    let config = Config::from_yaml(&keep, Path::new(".")).unwrap();
+    assert_eq!(config.server.path_parameters, PathParameters::Keep);
+    let regex = "  - {name: r, match: {path: {regex: '/cars;color=[a-z]+'}}}\n";
+    let config = Config::from_yaml(&minimal("", regex), Path::new(".")).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("routes[0].match.path"))
+    );
+}

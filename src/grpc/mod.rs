@@ -12,7 +12,7 @@ use envoy_types::pb::google::rpc;
 use tonic::{Request, Response, Status};
 
 use crate::authz::{Authorizer, AuthzRequest, Decision, Denial, Grant};
-use crate::routes::{normalize_host, normalize_path};
+use crate::routes::{PathParameters, normalize_host, normalize_path, normalize_request_path};
 
 /// The encoded descriptors of the Envoy ext_authz API, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -36,7 +36,7 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let request = authz_request(request.get_ref());
+        let request = authz_request(request.get_ref(), self.authorizer.path_parameters());
         match self.authorizer.check(&request).await {
             Ok(decision) => Ok(Response::new(check_response(
                 decision,
@@ -53,7 +53,7 @@ impl Authorization for CheckService {
 /// Reads what the authorizer needs from a `CheckRequest`. Headers come from
 /// both `headers` and `header_map` (Envoy fills one or the other, depending
 /// on `encode_raw_headers`).
-pub fn authz_request(check: &CheckRequest) -> AuthzRequest {
+pub fn authz_request(check: &CheckRequest, path_parameters: PathParameters) -> AuthzRequest {
     let http = check
         .attributes
         .as_ref()
@@ -112,7 +112,7 @@ pub fn authz_request(check: &CheckRequest) -> AuthzRequest {
     AuthzRequest {
         host: normalize_host(authority),
         method: method.to_ascii_uppercase(),
-        path: normalize_path(raw_path),
+        path: normalize_request_path(raw_path, path_parameters),
         query,
         headers,
     }
@@ -237,7 +237,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let request = authz_request(&check_request(http));
+        let request = authz_request(&check_request(http), PathParameters::default());
         assert_eq!(request.host.as_deref(), Some("api.example.com"));
         assert_eq!(request.method, "GET");
         assert_eq!(request.path.as_deref(), Ok("/b"));
@@ -265,7 +265,7 @@ mod tests {
             .into(),
             ..Default::default()
         };
-        let request = authz_request(&check_request(http));
+        let request = authz_request(&check_request(http), PathParameters::default());
         assert_eq!(request.host.as_deref(), Some("h.example"));
         assert_eq!(request.path.as_deref(), Ok("/p"));
         assert_eq!(request.method, "POST");
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_request_without_attributes_has_a_bad_path() {
-        let request = authz_request(&CheckRequest::default());
+        let request = authz_request(&CheckRequest::default(), PathParameters::default());
         assert!(request.path.is_err());
     }
 

@@ -93,5 +93,7 @@ mod template;
 pub use error::RouteError;
 pub use matcher::{MatchSpec, PathSpec, RequestTarget, RouteMatcher};
 pub(crate) use method::is_token_byte;
-pub use normalize::{PathError, normalize_host, normalize_path};
+pub use normalize::{
+    PathError, PathParameters, normalize_host, normalize_path, normalize_request_path,
+};
 pub use table::{Finding, FindingKind, RouteTable};

@@ -38,6 +38,26 @@ pub enum PathError {
     /// servlet containers resolve as a dot-segment.
     #[error("dot-segment with `;` parameters in path")]
     DotSegmentParameter,
+    /// A `;` while [`PathParameters::Reject`] is in force.
+    #[error("`;` in path (server.path_parameters is reject)")]
+    PathParameter,
+}
+
+/// What a `;` in a request path means, which depends on the upstream:
+/// servlet containers (Tomcat, Jetty, Spring) drop `;` parameters from each
+/// segment before dispatching, most other servers (Node, Go, nginx, SAP
+/// Gateway's `;v=0002`) take `;` literally. Matching must see the path the
+/// upstream will serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PathParameters {
+    /// Refuse any `;` (400): safe whatever the upstream does.
+    #[default]
+    Reject,
+    /// `;` is an ordinary character (RFC 3986).
+    Keep,
+    /// Drop `;` parameters from each segment before decoding, then merge
+    /// slashes and resolve dot-segments, as Tomcat does.
+    Strip,
 }
 
 /// Canonical host of an HTTP authority, as [`RequestTarget::host`] expects.
@@ -59,19 +79,12 @@ pub fn normalize_host(authority: &str) -> Option<String> {
     }
     if let Some(bracketed) = authority.strip_prefix('[') {
         let (address, rest) = bracketed.split_once(']')?;
-        let valid = (rest.is_empty() || is_port_suffix(rest))
-            && !address.is_empty()
-            && address
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let valid = (rest.is_empty() || is_port_suffix(rest)) && is_ipv6_literal(address);
         return valid.then(|| address.to_ascii_lowercase());
     }
     // Two or more colons: an unbracketed IPv6 address, which has no port.
     if authority.matches(':').count() >= 2 {
-        let valid = authority
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        return valid.then(|| authority.to_ascii_lowercase());
+        return is_ipv6_literal(authority).then(|| authority.to_ascii_lowercase());
     }
     let name = match authority.split_once(':') {
         Some((name, port)) if is_digits(port) => name,
@@ -79,13 +92,27 @@ pub fn normalize_host(authority: &str) -> Option<String> {
         None => authority,
     };
     let name = name.strip_suffix('.').unwrap_or(name);
+    // RFC 3986 reg-name characters (unreserved and sub-delims), in
+    // non-empty labels.
     let valid = name.split('.').all(|label| {
         !label.is_empty()
             && label
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                .all(|b| b.is_ascii_alphanumeric() || b"-_~!$&'()*+,;=".contains(&b))
     });
     valid.then(|| name.to_ascii_lowercase())
+}
+
+/// Hex, `:` and `.`, then optionally an RFC 6874 zone id (`fe80::1%25eth0`).
+fn is_ipv6_literal(text: &str) -> bool {
+    let (address, zone) = text.split_once('%').unwrap_or((text, ""));
+    address.contains(':')
+        && address
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 fn is_port_suffix(rest: &str) -> bool {
@@ -115,15 +142,50 @@ fn is_digits(text: &str) -> bool {
 /// that the output keeps its meaning and is a fixed point:
 /// `normalize_path(&normalize_path(p)?) == normalize_path(p)`.
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    normalize_request_path(raw, PathParameters::Keep)
+}
+
+/// [`normalize_path`] for a request, with `;` treated as `parameters` says.
+pub fn normalize_request_path(raw: &str, parameters: PathParameters) -> Result<String, PathError> {
     let path = raw.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
+    let stripped;
+    let path = match parameters {
+        PathParameters::Keep => path,
+        PathParameters::Reject if path.contains(';') => return Err(PathError::PathParameter),
+        PathParameters::Reject => path,
+        PathParameters::Strip => {
+            stripped = strip_parameters(path)?;
+            &stripped
+        }
+    };
     let decoded = String::from_utf8(percent_decode(path)?).map_err(|_| PathError::InvalidUtf8)?;
     if decoded.chars().any(char::is_control) {
         return Err(PathError::ControlCharacter);
     }
-    remove_dot_segments(&decoded)
+    if parameters == PathParameters::Reject && decoded.contains(';') {
+        return Err(PathError::PathParameter);
+    }
+    remove_dot_segments(&decoded, parameters == PathParameters::Strip)
+}
+
+/// Drops `;...` from each raw segment, as servlet containers do before
+/// decoding (so an encoded `%3B` stays a character).
+fn strip_parameters(path: &str) -> Result<String, PathError> {
+    let mut out = String::with_capacity(path.len());
+    for (index, segment) in path.split('/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        match segment.split_once(';') {
+            Some((".." | ".", _)) => return Err(PathError::DotSegmentParameter),
+            Some((name, _parameters)) => out.push_str(name),
+            None => out.push_str(segment),
+        }
+    }
+    Ok(out)
 }
 
 fn percent_decode(path: &str) -> Result<Vec<u8>, PathError> {
@@ -163,22 +225,26 @@ fn hex_value(byte: u8) -> Option<u8> {
 }
 
 /// `decoded` starts with `/` and contains no encoded separators any more.
-fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
+///
+/// Dot-segments resolve as RFC 3986 §5.2.4 says, where `..` removes an empty
+/// segment too (`/a//../b` is `/a/b`, as Envoy, Node and Go see it); with
+/// `merge_first`, repeated slashes merge before that, as Tomcat does
+/// (`/a//../b` is `/b`). Either way the result has no empty segments.
+fn remove_dot_segments(decoded: &str, merge_first: bool) -> Result<String, PathError> {
     let relative = decoded.strip_prefix('/').unwrap_or(decoded);
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
-    for raw_segment in relative.split('/') {
-        // Servlet containers dispatch on the segment without its `;`
-        // parameters; matching must see what they will serve.
-        let segment = match raw_segment.split_once(';') {
-            Some((".." | ".", _)) => return Err(PathError::DotSegmentParameter),
-            Some((name, _parameters)) => name,
-            None => raw_segment,
-        };
+    for segment in relative.split('/') {
+        // Servlet containers resolve `..;x` as `..`; nobody sends it for
+        // a legitimate reason.
+        if let Some((".." | ".", _)) = segment.split_once(';') {
+            return Err(PathError::DotSegmentParameter);
+        }
         // `/a/.` and `/a/..` name a directory, as `/a/` does (RFC 3986 §5.2.4).
         trailing_slash = matches!(segment, "" | "." | "..");
         match segment {
-            "" | "." => {}
+            "" if merge_first => {}
+            "." => {}
             ".." => {
                 segments.pop();
             }
@@ -186,11 +252,11 @@ fn remove_dot_segments(decoded: &str) -> Result<String, PathError> {
         }
     }
     let mut canonical = String::with_capacity(decoded.len() + 1);
-    for segment in &segments {
+    for segment in segments.iter().filter(|segment| !segment.is_empty()) {
         canonical.push('/');
         push_escaped(&mut canonical, segment);
     }
-    if segments.is_empty() || trailing_slash {
+    if canonical.is_empty() || trailing_slash {
         canonical.push('/');
     }
     Ok(canonical)
@@ -235,6 +301,20 @@ mod tests {
         assert_eq!(host("[::1]").as_deref(), Some("::1"));
         assert_eq!(host("[FE80::1]").as_deref(), Some("fe80::1"));
         assert_eq!(host("::1").as_deref(), Some("::1"));
+        assert_eq!(
+            host("[fe80::1%25eth0]:8080").as_deref(),
+            Some("fe80::1%25eth0")
+        );
+    }
+
+    #[test]
+    fn host_accepts_every_rfc_3986_name_character() {
+        assert_eq!(host("a~b.example").as_deref(), Some("a~b.example"));
+        assert_eq!(host("my_host:8080").as_deref(), Some("my_host"));
+        assert_eq!(
+            host("xn--bcher-kva.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
     }
 
     #[test]
@@ -260,27 +340,77 @@ mod tests {
         }
     }
 
+    fn with(raw: &str, parameters: PathParameters) -> Result<String, PathError> {
+        normalize_request_path(raw, parameters)
+    }
+
+    #[test]
+    fn path_parameters_are_refused_by_default() {
+        use PathParameters::Reject;
+        assert_eq!(PathParameters::default(), Reject);
+        assert_eq!(
+            with("/admin;x/secret", Reject),
+            Err(PathError::PathParameter)
+        );
+        assert_eq!(
+            with("/admin%3Bx/secret", Reject),
+            Err(PathError::PathParameter)
+        );
+        assert_eq!(
+            with("/admin/secret?a=1;b=2", Reject),
+            Ok("/admin/secret".into())
+        );
+    }
+
     #[test]
     fn path_parameters_are_dropped_as_servlet_containers_drop_them() {
+        use PathParameters::Strip;
+        assert_eq!(with("/admin;x/secret", Strip), Ok("/admin/secret".into()));
         assert_eq!(
-            normalize_path("/admin;x/secret"),
+            with("/admin;jsessionid=1/secret", Strip),
             Ok("/admin/secret".into())
         );
+        assert_eq!(with("/post;x", Strip), Ok("/post".into()));
+        // Tomcat strips before decoding: an encoded `;` is a character.
         assert_eq!(
-            normalize_path("/admin;jsessionid=1/secret"),
-            Ok("/admin/secret".into())
+            with("/admin%3Bx/secret", Strip),
+            Ok("/admin;x/secret".into())
         );
-        assert_eq!(normalize_path("/admin;/secret"), Ok("/admin/secret".into()));
-        assert_eq!(normalize_path("/post;x"), Ok("/post".into()));
-        assert_eq!(normalize_path("/;x/admin"), Ok("/admin".into()));
+        // ...and merges slashes before resolving dot-segments.
+        assert_eq!(with("/secret/;x/../status", Strip), Ok("/status".into()));
         assert_eq!(
-            normalize_path("/admin%3Bx/secret"),
-            Ok("/admin/secret".into())
-        );
-        assert_eq!(
-            normalize_path("/a/..;/admin"),
+            with("/a/..;/admin", Strip),
             Err(PathError::DotSegmentParameter)
         );
+    }
+
+    #[test]
+    fn path_parameters_can_be_kept_literally() {
+        use PathParameters::Keep;
+        assert_eq!(
+            with("/sap/opu/odata/sap/ZORDERS_SRV;v=0002/Orders", Keep),
+            Ok("/sap/opu/odata/sap/ZORDERS_SRV;v=0002/Orders".into())
+        );
+        // `;x` is a segment like any other, so `..` removes it.
+        assert_eq!(
+            with("/secret/;x/../status", Keep),
+            Ok("/secret/status".into())
+        );
+        assert_eq!(
+            with("/a/..;/admin", Keep),
+            Err(PathError::DotSegmentParameter)
+        );
+    }
+
+    #[test]
+    fn dot_dot_removes_an_empty_segment_as_rfc_3986_says() {
+        // Envoy, Node and Go all serve `/secret/status` here.
+        assert_eq!(
+            normalize_path("/secret//../status"),
+            Ok("/secret/status".into())
+        );
+        assert_eq!(normalize_path("/a//b"), Ok("/a/b".into()));
+        assert_eq!(normalize_path("//admin"), Ok("/admin".into()));
     }
 
     #[test]
@@ -372,8 +502,7 @@ mod tests {
             normalize_path("/public/.;/admin"),
             Err(PathError::DotSegmentParameter)
         );
-        // Parameters on other segments are dropped (see below).
-        assert_eq!(normalize_path("/a;b/c"), Ok("/a/c".into()));
+        assert_eq!(normalize_path("/a;b/c"), Ok("/a;b/c".into()));
     }
 
     #[test]

@@ -96,10 +96,14 @@ pub fn extract<'r, C: TokenCarrier>(
                 for pair in pairs {
                     let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
                     // The name must be spelled exactly: Envoy removes query
-                    // parameters by their name as written, so a token under
-                    // `access%5Ftoken` could not be kept from the upstream.
+                    // parameters by their name as written. Another spelling
+                    // that a framework would read as the same name
+                    // (`access%5Ftoken`, PHP's `access.token`) could carry a
+                    // second token past tollgate, so it is refused.
                     if key == param {
                         offer(percent_decode(value).ok_or(ExtractError::Malformed)?)?;
+                    } else if reads_as(key, param) {
+                        return Err(ExtractError::Conflict);
                     }
                 }
             }
@@ -172,6 +176,19 @@ fn percent_decode(input: &str) -> Option<Cow<'_, str>> {
         }
     }
     String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+/// Whether a query key, decoded as web frameworks decode keys (percent
+/// escapes, `+` as space, and PHP's `.`, space and `[` as `_`), names `param`.
+fn reads_as(key: &str, param: &str) -> bool {
+    let fold = |c: char| match c {
+        '.' | ' ' | '[' | '+' => '_',
+        other => other,
+    };
+    let Some(decoded) = percent_decode(key) else {
+        return false;
+    };
+    decoded.chars().map(fold).eq(param.chars().map(fold))
 }
 
 fn hex_value(digit: u8) -> Option<u8> {
@@ -362,8 +379,22 @@ mod tests {
             get(&[], Some("access_token=%4")),
             Err(ExtractError::Malformed)
         );
-        // Only the exact spelling of the name counts.
-        assert_eq!(get(&[], Some("access%5Ftoken=tok")), Ok(None));
+        // Only the exact spelling of the name counts; lookalikes that a
+        // framework would read as the same name are refused.
+        for key in [
+            "access%5Ftoken",
+            "access.token",
+            "access+token",
+            "access%20token",
+            "access[token",
+        ] {
+            assert_eq!(
+                get(&[], Some(&format!("{key}=tok"))),
+                Err(ExtractError::Conflict),
+                "{key}"
+            );
+        }
+        assert_eq!(get(&[], Some("access_tokens=tok")), Ok(None));
     }
 
     proptest! {

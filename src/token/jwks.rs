@@ -270,7 +270,21 @@ impl Jwks {
     pub async fn refetch_for_unknown_kid(&self) -> Result<Arc<KeySet>, JwksError> {
         match &self.keys {
             Keys::Static(keys) => Ok(Arc::clone(keys)),
-            Keys::Remote(remote) => remote.refetch_for_unknown_kid().await,
+            Keys::Remote(remote) => {
+                // Spawned: a check that gives up (Envoy's ext_authz timeout)
+                // must not abort the fetch it started, or a slow IdP's new
+                // keys would wait for the next rate-limit window.
+                let provider = remote.provider.clone();
+                let remote = Arc::clone(remote);
+                tokio::spawn(async move { remote.refetch_for_unknown_kid().await })
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(JwksError::NoKeys {
+                            provider,
+                            cause: None,
+                        })
+                    })
+            }
         }
     }
 

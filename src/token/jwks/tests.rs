@@ -465,17 +465,39 @@ async fn a_cancelled_refetch_still_counts_against_the_rate_limit() {
     // The IdP hangs; each check gives up before the fetch ends, as Envoy's
     // ext_authz timeout makes it.
     server.set("/jwks", Reply::ok(JWKS).delayed(Duration::from_secs(60)));
-    let first =
-        tokio::time::timeout(Duration::from_millis(400), jwks.refetch_for_unknown_kid()).await;
-    assert!(first.is_err(), "the refetch should still have been running");
-    // Later forged kids within the interval are rate-limited: they get the
-    // cached keys at once instead of starting fetches of their own.
-    for _ in 0..7 {
-        let later =
+    for _ in 0..8 {
+        let check =
             tokio::time::timeout(Duration::from_millis(400), jwks.refetch_for_unknown_kid()).await;
-        assert!(matches!(later, Ok(Ok(_))), "{later:?}");
+        assert!(check.is_err(), "the fetch is still running: {check:?}");
     }
+    // Past the fetch timeout, the one fetch has failed and nothing else ran.
+    sleep(Duration::from_secs(10)).await;
     assert_eq!(server.hits("/jwks"), 2, "one load, then one refetch");
+    let later = jwks.refetch_for_unknown_kid().await;
+    assert!(
+        later.is_ok(),
+        "rate-limited, with the cached keys: {later:?}"
+    );
+    assert_eq!(server.hits("/jwks"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refetch_outlives_the_check_that_started_it() {
+    let server = TestServer::start().await;
+    server.set("/jwks", Reply::ok(jwks_of(&[EC1])));
+    let jwks = remote(&server, settings());
+    wait_loaded(&jwks).await;
+    // The IdP rotates and answers slowly, slower than the check may wait.
+    server.set(
+        "/jwks",
+        Reply::ok(jwks_of(&[EC1, EC2])).delayed(Duration::from_millis(1500)),
+    );
+    let check = tokio::time::timeout(Duration::from_secs(1), jwks.refetch_for_unknown_kid()).await;
+    assert!(check.is_err(), "the check gave up first");
+    sleep(Duration::from_secs(1)).await;
+    // The fetch finished anyway: the next check sees the rotated key.
+    assert!(jwks.current().is_some_and(|keys| keys.contains_kid("ec-2")));
+    assert_eq!(server.hits("/jwks"), 2);
 }
 
 #[tokio::test(start_paused = true)]
