@@ -83,22 +83,16 @@ impl Authorizer {
                 JwtProvider::new(&settings, keys)
             })
             .collect();
-        let token_headers = config
-            .token_sources
-            .iter()
-            .filter_map(|source| match source {
-                TokenSource::Header { name, .. } => Some(name.clone()),
-                TokenSource::Query(_) | TokenSource::Cookie(_) => None,
-            })
-            .collect();
-        let token_query_parameters = config
-            .token_sources
-            .iter()
-            .filter_map(|source| match source {
-                TokenSource::Query(name) => Some(name.clone()),
-                TokenSource::Header { .. } | TokenSource::Cookie(_) => None,
-            })
-            .collect();
+        let mut token_headers = Vec::new();
+        let mut token_query_parameters = Vec::new();
+        for source in &config.token_sources {
+            match source {
+                TokenSource::Header { name, .. } => token_headers.push(name.clone()),
+                TokenSource::Query(name) => token_query_parameters.push(name.clone()),
+                // Other cookies share the header, so a token cookie stays.
+                TokenSource::Cookie(_) => {}
+            }
+        }
         let routes = RouteTable::new(
             config
                 .routes

@@ -26,6 +26,11 @@ fn minimal(extra_provider: &str, routes: &str) -> String {
 
 const ONE_ROUTE: &str = "  - name: r\n    match: { path: { prefix: / } }\n";
 
+/// The minimal config with `setting` (YAML lines) added to its provider.
+fn with_provider_setting(setting: &str) -> String {
+    minimal("", ONE_ROUTE).replace("jwks_file", &format!("{setting}\n    jwks_file"))
+}
+
 fn refuse(yaml: &str) -> String {
     match Config::from_yaml(yaml, Path::new(".")) {
         Ok(_) => panic!("config should be refused:\n{yaml}"),
@@ -76,30 +81,21 @@ fn unknown_fields_are_refused_with_their_path() {
 #[test]
 fn bad_values_name_their_field() {
     let cases = [
+        (with_provider_setting("leeway: 30"), "providers[0].leeway"),
+        (with_provider_setting("leeway: 10m"), "providers[0].leeway"),
         (
-            minimal("", ONE_ROUTE).replace("jwks_file", "leeway: 30\n    jwks_file"),
-            "providers[0].leeway",
-        ),
-        (
-            minimal("", ONE_ROUTE).replace("jwks_file", "leeway: 10m\n    jwks_file"),
-            "providers[0].leeway",
-        ),
-        (
-            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [none]\n    jwks_file"),
+            with_provider_setting("algorithms: [none]"),
             "providers[0].algorithms",
         ),
         (
-            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [HS256]\n    jwks_file"),
+            with_provider_setting("algorithms: [HS256]"),
             "providers[0].algorithms",
         ),
         (
-            minimal("", ONE_ROUTE).replace("jwks_file", "algorithms: [RS999]\n    jwks_file"),
+            with_provider_setting("algorithms: [RS999]"),
             "providers[0].algorithms",
         ),
-        (
-            minimal("", ONE_ROUTE).replace("jwks_file", "discovery: true\n    jwks_file"),
-            "providers[0]",
-        ),
+        (with_provider_setting("discovery: true"), "providers[0]"),
         (
             minimal(
                 "  - {name: b, issuer: y, jwks_uri: 'http://keys.example.com/jwks'}",
@@ -328,11 +324,8 @@ fn a_missing_file_is_an_error_not_an_empty_config() {
 
 #[test]
 fn validation_is_explicit() {
-    let config = Config::from_yaml(
-        &minimal("", ONE_ROUTE).replace("jwks_file", "audiences: [api]\n    jwks_file"),
-        Path::new("."),
-    )
-    .unwrap();
+    let config =
+        Config::from_yaml(&with_provider_setting("audiences: [api]"), Path::new(".")).unwrap();
     let v = config.providers[0].validation(Algorithm::ES256);
     assert!(v.validate_nbf && v.validate_exp);
     assert_eq!(v.leeway, 30);
@@ -437,10 +430,7 @@ fn jwks_intervals_have_a_floor() {
         "retry_interval",
         "unknown_kid_refetch_interval",
     ] {
-        let yaml = minimal("", ONE_ROUTE).replace(
-            "jwks_file",
-            &format!("jwks_cache: {{{name}: 0s}}\n    jwks_file"),
-        );
+        let yaml = with_provider_setting(&format!("jwks_cache: {{{name}: 0s}}"));
         assert!(
             refuse(&yaml).starts_with(&format!("providers[0].jwks_cache.{name}")),
             "{name}"

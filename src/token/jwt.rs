@@ -251,6 +251,7 @@ fn problem(kind: &ErrorKind) -> TokenProblem {
         | ErrorKind::Signing(_)
         | ErrorKind::InvalidKeyFormat
         | ErrorKind::Provider(_) => TokenProblem::BadSignature,
+        // `ErrorKind` is non-exhaustive: a kind added later refuses too.
         _ => TokenProblem::BadSignature,
     }
 }
