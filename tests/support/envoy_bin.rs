@@ -65,7 +65,7 @@ pub fn validate_config(path: impl AsRef<Path>) -> Result<(), String> {
     }
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     match std::env::var_os("CARGO_TARGET_DIR") {
         // A relative CARGO_TARGET_DIR is relative to where cargo ran, which

@@ -30,6 +30,7 @@ mod envoy;
 mod envoy_bin;
 pub mod idp;
 mod inprocess;
+pub mod oidc;
 mod scratch;
 pub mod tollgate;
 
