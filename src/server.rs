@@ -39,11 +39,7 @@ pub enum ServeError {
 
 /// The client tollgate uses to reach identity providers.
 pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        .redirect(crate::token::jwks::redirect_policy())
-        .build()
+    crate::token::fetch::client_builder().build()
 }
 
 /// Serves checks on `listener` until `shutdown` completes, then drains
@@ -111,15 +107,15 @@ pub async fn serve(
     result
 }
 
-/// Marks the service SERVING once every provider has loaded keys at least once.
+/// Marks the service SERVING once every provider has loaded keys at least
+/// once and knows its introspection endpoint.
 async fn report_ready(authorizer: Arc<Authorizer>, reporter: HealthReporter) {
     for provider in authorizer.providers() {
-        let mut loaded = provider.keys().loaded();
-        if loaded.wait_for(|loaded| *loaded).await.is_err() {
+        if !provider.ready().await {
             return;
         }
     }
-    tracing::info!("keys loaded for every provider: SERVING");
+    tracing::info!("every provider has its keys and endpoints: SERVING");
     set_status(&reporter, ServingStatus::Serving).await;
 }
 

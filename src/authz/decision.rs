@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::headers::UpstreamHeaders;
 use crate::token::TokenProblem;
+use crate::token::introspection::IntrospectionError;
 use crate::token::jwt::KeysUnavailable;
 
 /// What to do with the request.
@@ -206,6 +207,21 @@ pub enum Fault {
     /// A provider's keys could not be fetched.
     #[error(transparent)]
     KeysUnavailable(#[from] KeysUnavailable),
+    /// A provider's introspection endpoint gave no usable answer.
+    #[error(transparent)]
+    Introspection(#[from] IntrospectionFailed),
+}
+
+/// Introspection failed: unreachable, slow, an error status, or a body that
+/// is not an RFC 7662 answer.
+#[derive(Debug, thiserror::Error)]
+#[error("introspection for provider {provider} failed")]
+pub struct IntrospectionFailed {
+    /// The provider's name.
+    pub provider: Arc<str>,
+    /// What went wrong; shared by every check that waited on the same call.
+    #[source]
+    pub source: Arc<IntrospectionError>,
 }
 
 impl Fault {
@@ -213,6 +229,7 @@ impl Fault {
     pub fn label(&self) -> &'static str {
         match self {
             Fault::KeysUnavailable(_) => "keys_unavailable",
+            Fault::Introspection(_) => "introspection_unavailable",
         }
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use decision::{Caller, Decision, Denial, DenyReason, Fault, Grant, grpc_code};
+pub use decision::{
+    Caller, Decision, Denial, DenyReason, Fault, Grant, IntrospectionFailed, grpc_code,
+};
 
 use crate::claims::{Unmet, scopes};
 use crate::config::{Config, RoutePolicy};
@@ -17,8 +19,16 @@ use crate::routes::{PathError, PathParameters, RequestTarget, RouteTable};
 use crate::telemetry::ErrorChain;
 use crate::token::TokenProblem;
 use crate::token::extract::{self, ExtractError, TokenCarrier, TokenSource};
-use crate::token::jwks::Jwks;
-use crate::token::jwt::{self, JwtProvider};
+use crate::token::introspection::{Introspection, Introspector};
+use crate::token::jwt;
+use crate::token::provider::Provider;
+
+/// Verified claims: a JWT's payload, or an introspection answer's members.
+pub type Claims = Arc<Map<String, Value>>;
+
+/// A token's verdict: the provider that vouched for it and its claims, or
+/// why it is refused. Faults (an IdP that cannot answer) are the outer error.
+type Verdict<'a> = Result<(&'a Provider, Claims), TokenProblem>;
 
 /// A request as the authorizer sees it, built once at the edge.
 #[derive(Debug, Clone)]
@@ -51,7 +61,7 @@ impl TokenCarrier for AuthzRequest {
 /// Decides requests against one immutable configuration.
 pub struct Authorizer {
     routes: RouteTable<RoutePolicy>,
-    providers: Vec<JwtProvider>,
+    providers: Vec<Provider>,
     token_sources: Vec<TokenSource>,
     /// Headers tokens are read from, for `remove_token_header`.
     token_headers: Vec<String>,
@@ -73,15 +83,7 @@ impl Authorizer {
         let providers = config
             .providers
             .into_iter()
-            .map(|settings| {
-                let keys = Jwks::start(
-                    settings.name.to_string(),
-                    settings.keys.clone(),
-                    settings.jwks.clone(),
-                    client.clone(),
-                );
-                JwtProvider::new(&settings, keys)
-            })
+            .map(|settings| Provider::start(settings, &client))
             .collect();
         let mut token_headers = Vec::new();
         let mut token_query_parameters = Vec::new();
@@ -115,7 +117,7 @@ impl Authorizer {
     }
 
     /// The providers, for readiness reporting.
-    pub fn providers(&self) -> &[JwtProvider] {
+    pub fn providers(&self) -> &[Provider] {
         &self.providers
     }
 
@@ -214,34 +216,77 @@ impl Authorizer {
         }))
     }
 
-    /// Picks the provider by the token's issuer among those the route
-    /// accepts, then verifies.
-    async fn verify(
-        &self,
-        route: &RoutePolicy,
-        token: &str,
-    ) -> Result<Result<(&JwtProvider, Map<String, Value>), TokenProblem>, Fault> {
+    /// Finds who vouches for the token. A JWS goes to the provider with
+    /// keys for its issuer; anything else (an opaque token, or a JWS no
+    /// provider has keys for) to the route's introspection provider.
+    async fn verify<'a>(&'a self, route: &RoutePolicy, token: &str) -> Result<Verdict<'a>, Fault> {
         if token.len() > self.max_token_bytes {
             return Ok(Err(TokenProblem::TooLong));
         }
         let unverified = match jwt::peek(token) {
             Ok(unverified) => unverified,
+            // Not a JWS at all: an opaque token, if the route introspects.
+            Err(TokenProblem::Malformed) => {
+                return match self.route_introspector(route, None) {
+                    Some((provider, introspector)) => Ok(introspect(introspector, token)
+                        .await?
+                        .map(|c| (provider, c))),
+                    None => Ok(Err(TokenProblem::Malformed)),
+                };
+            }
+            // A JWS with a refused header (`alg: none`, `crit`): never sent on.
             Err(problem) => return Ok(Err(problem)),
         };
-        let Some(issuer) = unverified.issuer.as_deref() else {
-            return Ok(Err(TokenProblem::InvalidClaims));
-        };
-        let Some(index) = self.providers.iter().position(|p| p.issuer() == issuer) else {
-            return Ok(Err(TokenProblem::UnknownIssuer));
+        let issuer = unverified.issuer.as_deref();
+        let local = issuer.and_then(|issuer| {
+            self.providers
+                .iter()
+                .position(|p| p.jwt().is_some_and(|jwt| jwt.issuer() == issuer))
+        });
+        let Some(index) = local else {
+            return match self.route_introspector(route, issuer) {
+                Some((provider, introspector)) => Ok(introspect(introspector, token)
+                    .await?
+                    .map(|c| (provider, c))),
+                None if issuer.is_none() => Ok(Err(TokenProblem::InvalidClaims)),
+                None => Ok(Err(TokenProblem::UnknownIssuer)),
+            };
         };
         if !route.providers.contains(&index) {
             return Ok(Err(TokenProblem::IssuerNotAllowed));
         }
         let provider = &self.providers[index];
-        Ok(provider
-            .verify(token, &unverified)
-            .await?
-            .map(|claims| (provider, claims)))
+        let Some(verifier) = provider.jwt() else {
+            return Ok(Err(TokenProblem::UnknownIssuer));
+        };
+        let claims = match verifier.verify(token, &unverified).await? {
+            Ok(claims) => Arc::new(claims),
+            Err(problem) => return Ok(Err(problem)),
+        };
+        // Revocation check: the JWT verified, and the issuer must agree it
+        // is still active. Its own claims stay the ones that count.
+        if let Some(introspector) = provider.introspection()
+            && introspector.introspects_jwts()
+            && let Err(problem) = introspect(introspector, token).await?
+        {
+            return Ok(Err(problem));
+        }
+        Ok(Ok((provider, claims)))
+    }
+
+    /// The route's introspection provider (config allows at most one), if
+    /// it may receive a token naming `issuer`.
+    fn route_introspector(
+        &self,
+        route: &RoutePolicy,
+        issuer: Option<&str>,
+    ) -> Option<(&Provider, &Introspector)> {
+        route
+            .providers
+            .iter()
+            .map(|&index| &self.providers[index])
+            .find_map(|provider| provider.introspection().map(|i| (provider, i)))
+            .filter(|(_, introspector)| issuer.is_none_or(|iss| introspector.accepts_issuer(iss)))
     }
 
     /// The header changes for an allow: `set`, plus removal of every other
@@ -312,7 +357,23 @@ fn denial(reason: DenyReason, route: Option<Arc<str>>) -> Denial {
     }
 }
 
-fn caller(provider: &JwtProvider, claims: &Map<String, Value>) -> Caller {
+/// Asks the introspection endpoint; an active answer must also pass the
+/// provider's own checks.
+async fn introspect(
+    introspector: &Introspector,
+    token: &str,
+) -> Result<Result<Claims, TokenProblem>, Fault> {
+    match introspector.introspect(token).await {
+        Ok(Introspection::Active(claims)) => Ok(introspector.validate(&claims).map(|()| claims)),
+        Ok(Introspection::Inactive) => Ok(Err(TokenProblem::Inactive)),
+        Err(source) => Err(Fault::Introspection(IntrospectionFailed {
+            provider: introspector.provider().clone(),
+            source,
+        })),
+    }
+}
+
+fn caller(provider: &Provider, claims: &Map<String, Value>) -> Caller {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     Caller {
         provider: provider.name().clone(),

@@ -262,8 +262,8 @@ fn unverified_claims_never_reach_the_caller() {
     let mut claims = Map::new();
     claims.insert("azp".into(), json!("kc-client"));
     claims.insert("sub".into(), json!(7));
-    let settings = authorizer_config("  - {name: r}\n");
-    let provider = JwtProvider::new(&settings.providers[0], Jwks::new_static(Default::default()));
+    let mut settings = authorizer_config("  - {name: r}\n");
+    let provider = Provider::start(settings.providers.remove(0), &reqwest::Client::new());
     let caller = caller(&provider, &claims);
     assert_eq!(caller.client_id.as_deref(), Some("kc-client"));
     assert_eq!(caller.subject, None);

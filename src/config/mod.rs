@@ -2,6 +2,7 @@
 //! read once, validated, and turned into typed settings. Every error names
 //! the field that is wrong, so a broken config is refused at start.
 
+mod introspection;
 mod provider;
 mod raw;
 mod route;
@@ -16,7 +17,7 @@ use figment::providers::{Env, Format as _, Yaml};
 
 use crate::routes::PathParameters;
 use crate::token::extract::{HeaderFormat, TokenSource};
-pub use provider::ProviderSettings;
+pub use provider::{JwtSettings, ProviderSettings};
 pub use raw::LogFormat;
 use raw::{RawConfig, RawTokenSource};
 pub use route::{HeaderMapping, RoutePolicy, RouteSettings};
@@ -181,10 +182,12 @@ impl Config {
                     format!("`{}` is used by two providers", p.name),
                 ));
             }
-            if !issuers.insert(p.issuer.clone()) {
+            if let Some(issuer) = &p.issuer
+                && !issuers.insert(issuer.clone())
+            {
                 return Err(invalid(
                     format!("{field}.issuer"),
-                    format!("`{}` is used by two providers", p.issuer),
+                    format!("`{issuer}` is used by two providers"),
                 ));
             }
             providers.push(provider::provider(p, &field, base, &mut warnings)?);
@@ -221,6 +224,23 @@ impl Config {
                 return Err(invalid(
                     format!("{field}.providers"),
                     "no provider can verify tokens for this route; configure `providers` or make the route `anonymous`",
+                ));
+            }
+            let introspecting: Vec<&str> = route
+                .policy
+                .providers
+                .iter()
+                .map(|&i| &providers[i])
+                .filter(|p: &&ProviderSettings| p.introspection.is_some())
+                .map(|p| &*p.name)
+                .collect();
+            if introspecting.len() > 1 {
+                return Err(invalid(
+                    format!("{field}.providers"),
+                    format!(
+                        "accepts tokens introspected by {}; an opaque token does not say which issuer it is from, and tollgate will not hand it to issuers it may not belong to: name one of them in `providers`",
+                        introspecting.join(" and ")
+                    ),
                 ));
             }
             routes.push(route);

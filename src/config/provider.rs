@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
 
+use super::introspection::{self, load_secret};
 use super::raw::{self, RawProvider};
 use super::values::{Secret, parse_duration};
 use super::{ConfigError, invalid};
+use crate::token::introspection::{Expectations, IntrospectionSettings};
 use crate::token::jwk::{KeySet, RSA_ALGORITHMS};
 use crate::token::jwks::{JwksSettings, KeySource, check_key_url};
 
@@ -23,24 +25,33 @@ fn default_algorithms() -> Vec<Algorithm> {
 
 const HMAC_ALGORITHMS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
-/// One token issuer.
+/// One token issuer: how its JWTs are verified, how its opaque tokens are
+/// introspected, or both.
 pub struct ProviderSettings {
     /// Name used by routes and in logs.
     pub name: Arc<str>,
-    /// The exact `iss` its tokens carry.
-    pub issuer: String,
-    /// Where its verification keys come from.
-    pub keys: KeySource,
-    /// Secret for HMAC algorithms, if configured.
-    pub hmac_secret: Option<Secret>,
+    /// The exact `iss` its tokens carry; required for JWTs.
+    pub issuer: Option<String>,
+    /// Local verification of JWTs, when configured.
+    pub jwt: Option<JwtSettings>,
+    /// RFC 7662 introspection, when configured.
+    pub introspection: Option<IntrospectionSettings>,
     /// Accepted `aud` values; empty means `aud` is not checked.
     pub audiences: Vec<String>,
-    /// The allow-list; the token header only selects among these.
-    pub algorithms: Vec<Algorithm>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
     /// Claims scopes are read from, in order.
     pub scope_claims: Arc<[String]>,
+}
+
+/// How a provider's JWTs are verified.
+pub struct JwtSettings {
+    /// Where its verification keys come from.
+    pub keys: KeySource,
+    /// Secret for HMAC algorithms, if configured.
+    pub hmac_secret: Option<Secret>,
+    /// The allow-list; the token header only selects among these.
+    pub algorithms: Vec<Algorithm>,
     /// JWKS fetching and caching.
     pub jwks: JwksSettings,
 }
@@ -53,7 +64,9 @@ impl ProviderSettings {
         validation.leeway = self.leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
+        // Config refuses JWT settings without an issuer; an empty one
+        // would match no token.
+        validation.set_issuer(&[self.issuer.as_deref().unwrap_or_default()]);
         let mut required = vec!["exp", "iss"];
         if self.audiences.is_empty() {
             validation.validate_aud = false;
@@ -64,10 +77,19 @@ impl ProviderSettings {
         validation.set_required_spec_claims(&required);
         validation
     }
+
+    /// What an introspection answer is held to.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            issuer: self.issuer.clone(),
+            audiences: self.audiences.clone(),
+            leeway: self.leeway,
+        }
+    }
 }
 
 pub(super) fn provider(
-    raw: RawProvider,
+    mut raw: RawProvider,
     field: &str,
     base: &Path,
     warnings: &mut Vec<String>,
@@ -75,18 +97,13 @@ pub(super) fn provider(
     if raw.name.is_empty() {
         return Err(invalid(format!("{field}.name"), "must not be empty"));
     }
-    if raw.issuer.is_empty() {
+    if raw.issuer.as_deref().is_some_and(str::is_empty) {
         return Err(invalid(format!("{field}.issuer"), "must not be empty"));
     }
     let hmac_secret = raw
         .hmac_secret
         .as_ref()
-        .map(|s| {
-            Secret::load(
-                s.env.as_deref(),
-                s.file.as_ref().map(|f| base.join(f)).as_deref(),
-            )
-        })
+        .map(|s| load_secret(s, base))
         .transpose()
         .map_err(|m| invalid(format!("{field}.hmac_secret"), m))?;
 
@@ -96,13 +113,27 @@ pub(super) fn provider(
         raw.jwks.is_some(),
         raw.jwks_file.is_some(),
     ];
+    let introspection = raw
+        .introspection
+        .take()
+        .map(|section| {
+            introspection::introspection(
+                section,
+                raw.issuer.as_deref(),
+                &format!("{field}.introspection"),
+                base,
+                warnings,
+            )
+        })
+        .transpose()?;
     let keys = match sources.iter().filter(|s| **s).count() {
-        0 if hmac_secret.is_some() => KeySource::Static(KeySet::default()),
-        1 => key_source(&raw, field, base, warnings)?,
+        0 if hmac_secret.is_some() => Some(KeySource::Static(KeySet::default())),
+        0 if introspection.is_some() => None,
+        1 => Some(key_source(&raw, field, base, warnings)?),
         0 => {
             return Err(invalid(
                 field,
-                "needs a key source: `discovery: true`, `jwks_uri`, `jwks` or `jwks_file`",
+                "needs a key source (`discovery: true`, `jwks_uri`, `jwks`, `jwks_file` or `hmac_secret`) or `introspection`",
             ));
         }
         _ => {
@@ -112,8 +143,74 @@ pub(super) fn provider(
             ));
         }
     };
+    let jwt = match keys {
+        Some(keys) => Some(jwt_settings(&mut raw, keys, hmac_secret, field, warnings)?),
+        None => {
+            if raw.algorithms.is_some() {
+                return Err(invalid(
+                    format!("{field}.algorithms"),
+                    "applies to JWTs, and this provider verifies none: add a key source or drop it",
+                ));
+            }
+            None
+        }
+    };
+    if jwt.is_some() && raw.issuer.is_none() {
+        return Err(invalid(
+            format!("{field}.issuer"),
+            "is needed to verify JWTs: the exact `iss` the tokens carry",
+        ));
+    }
+    if jwt.is_none()
+        && let Some(section) = &introspection
+        && section.introspect_jwts
+    {
+        return Err(invalid(
+            format!("{field}.introspection.introspect_jwts"),
+            "needs a key source: without one, every token of this provider is introspected already",
+        ));
+    }
+    let leeway = raw
+        .leeway
+        .as_ref()
+        .map(|d| parse_duration(&d.text()))
+        .transpose()
+        .map_err(|m| invalid(format!("{field}.leeway"), m))?
+        .unwrap_or(Duration::from_secs(30));
+    if leeway > Duration::from_secs(300) {
+        return Err(invalid(
+            format!("{field}.leeway"),
+            "at most 5m; a longer leeway lets expired tokens through",
+        ));
+    }
+    let scope_claims = raw
+        .scope_claims
+        .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]);
+    if scope_claims.is_empty() {
+        return Err(invalid(
+            format!("{field}.scope_claims"),
+            "list at least one claim",
+        ));
+    }
+    Ok(ProviderSettings {
+        name: raw.name.into(),
+        issuer: raw.issuer,
+        jwt,
+        introspection,
+        audiences: raw.audiences,
+        leeway,
+        scope_claims: scope_claims.into(),
+    })
+}
 
-    let algorithms = match raw.algorithms {
+fn jwt_settings(
+    raw: &mut RawProvider,
+    keys: KeySource,
+    hmac_secret: Option<Secret>,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<JwtSettings, ConfigError> {
+    let algorithms = match raw.algorithms.take() {
         // A secret alone: every HMAC algorithm the secret is long enough for.
         None if hmac_secret.is_some() && matches!(&keys, KeySource::Static(k) if k.is_empty()) => {
             let bytes = hmac_secret.as_ref().map_or(0, |s| s.expose().len());
@@ -156,40 +253,13 @@ pub(super) fn provider(
     if raw.audiences.is_empty() {
         warnings.push(format!(
             "{field}.audiences is empty: any token from {} is accepted whatever its audience, ID tokens included",
-            raw.issuer
+            raw.issuer.as_deref().unwrap_or("this issuer")
         ));
     }
-    let leeway = raw
-        .leeway
-        .as_ref()
-        .map(|d| parse_duration(&d.text()))
-        .transpose()
-        .map_err(|m| invalid(format!("{field}.leeway"), m))?
-        .unwrap_or(Duration::from_secs(30));
-    if leeway > Duration::from_secs(300) {
-        return Err(invalid(
-            format!("{field}.leeway"),
-            "at most 5m; a longer leeway lets expired tokens through",
-        ));
-    }
-    let scope_claims = raw
-        .scope_claims
-        .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]);
-    if scope_claims.is_empty() {
-        return Err(invalid(
-            format!("{field}.scope_claims"),
-            "list at least one claim",
-        ));
-    }
-    Ok(ProviderSettings {
-        name: raw.name.into(),
-        issuer: raw.issuer,
+    Ok(JwtSettings {
         keys,
         hmac_secret,
-        audiences: raw.audiences,
         algorithms,
-        leeway,
-        scope_claims: scope_claims.into(),
         jwks: jwks_settings(&raw.jwks_cache, field)?,
     })
 }
@@ -211,9 +281,15 @@ fn key_source(
     warnings: &mut Vec<String>,
 ) -> Result<KeySource, ConfigError> {
     if raw.discovery {
-        check_fetch_url(&raw.issuer).map_err(|m| invalid(format!("{field}.issuer"), m))?;
+        let Some(issuer) = &raw.issuer else {
+            return Err(invalid(
+                format!("{field}.issuer"),
+                "is needed for `discovery: true`",
+            ));
+        };
+        check_fetch_url(issuer).map_err(|m| invalid(format!("{field}.issuer"), m))?;
         return Ok(KeySource::Discovery {
-            issuer: raw.issuer.clone(),
+            issuer: issuer.clone(),
         });
     }
     if let Some(uri) = &raw.jwks_uri {

@@ -102,7 +102,9 @@ pub(crate) struct RawTokenSource {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProvider {
     pub(crate) name: String,
-    pub(crate) issuer: String,
+    /// The `iss` its tokens carry. Needed for JWTs and discovery; optional
+    /// for a provider that only introspects at a configured endpoint.
+    pub(crate) issuer: Option<String>,
     /// Find `jwks_uri` through `{issuer}/.well-known/openid-configuration`.
     #[serde(default)]
     pub(crate) discovery: bool,
@@ -121,6 +123,60 @@ pub(crate) struct RawProvider {
     pub(crate) scope_claims: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) jwks_cache: RawJwksCache,
+    /// Validate tokens at the issuer's RFC 7662 introspection endpoint.
+    pub(crate) introspection: Option<RawIntrospection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntrospection {
+    /// Default: `introspection_endpoint` from the issuer's metadata.
+    pub(crate) endpoint: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<RawSecret>,
+    pub(crate) auth_method: Option<RawClientAuth>,
+    /// Extra request headers, such as a ready-made `Authorization`.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, RawHeaderValue>,
+    /// Also introspect JWTs after verifying them, to catch revocation.
+    #[serde(default)]
+    pub(crate) introspect_jwts: bool,
+    pub(crate) timeout: Option<RawDuration>,
+    pub(crate) connect_timeout: Option<RawDuration>,
+    #[serde(default)]
+    pub(crate) cache: RawIntrospectionCache,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(
+    rename_all = "snake_case",
+    expecting = "`client_secret_basic`, `client_secret_post` or `none`"
+)]
+pub(crate) enum RawClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+/// A header value written inline, or a secret reference.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a header value: a string, {env: VARIABLE} or {file: PATH}"
+)]
+pub(crate) enum RawHeaderValue {
+    Text(String),
+    Secret(RawSecret),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntrospectionCache {
+    /// Longest an active result is kept; never past the token's `exp`.
+    pub(crate) ttl: Option<RawDuration>,
+    /// How long an inactive result is kept.
+    pub(crate) inactive_ttl: Option<RawDuration>,
+    pub(crate) max_entries: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,8 +48,20 @@ fn loads_the_quickstart_and_defaults() {
     let dev = &config.providers[0];
     assert_eq!(dev.leeway, Duration::from_secs(30));
     assert_eq!(&*dev.scope_claims, ["scope", "scp"]);
-    assert!(!dev.algorithms.contains(&Algorithm::HS256));
-    assert!(dev.algorithms.contains(&Algorithm::ES256));
+    assert!(
+        !dev.jwt
+            .as_ref()
+            .unwrap()
+            .algorithms
+            .contains(&Algorithm::HS256)
+    );
+    assert!(
+        dev.jwt
+            .as_ref()
+            .unwrap()
+            .algorithms
+            .contains(&Algorithm::ES256)
+    );
     assert_eq!(config.routes.len(), 3);
     assert!(config.routes[1].policy.remove_token_header);
     assert!(!config.allow_unmatched);
@@ -238,17 +250,32 @@ fn hmac_secret_comes_from_env_or_file_and_enables_only_hmac() {
         let yaml = "providers:\n  - {name: a, issuer: x, hmac_secret: {env: MY_HMAC}}\n  - {name: b, issuer: y, hmac_secret: {file: hmac.txt}}\nroutes: [{name: r}]\n";
         let config = Config::from_yaml(yaml, jail.directory()).map_err(|e| e.to_string())?;
         assert_eq!(
-            config.providers[0].hmac_secret.as_ref().map(Secret::expose),
+            config.providers[0]
+                .jwt
+                .as_ref()
+                .unwrap()
+                .hmac_secret
+                .as_ref()
+                .map(Secret::expose),
             Some(SECRET_32.as_bytes())
         );
         assert_eq!(
-            config.providers[1].hmac_secret.as_ref().map(Secret::expose),
+            config.providers[1]
+                .jwt
+                .as_ref()
+                .unwrap()
+                .hmac_secret
+                .as_ref()
+                .map(Secret::expose),
             Some(SECRET_48.as_bytes())
         );
         // Each secret enables the HMAC algorithms it is long enough for.
-        assert_eq!(config.providers[0].algorithms, [Algorithm::HS256]);
         assert_eq!(
-            config.providers[1].algorithms,
+            config.providers[0].jwt.as_ref().unwrap().algorithms,
+            [Algorithm::HS256]
+        );
+        assert_eq!(
+            config.providers[1].jwt.as_ref().unwrap().algorithms,
             [Algorithm::HS256, Algorithm::HS384]
         );
         Ok(())

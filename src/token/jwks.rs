@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::fetch::{ReadError, display_url, read_capped, same_issuer};
 use super::jwk::{JwksParseError, KeySet};
 use crate::telemetry::ErrorChain;
 
@@ -579,16 +580,16 @@ impl Remote {
             return Err(JwksError::Status { uri: shown, status });
         }
         let max_age = cache_max_age(response.headers());
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
-            if chunk.len() > MAX_BODY_BYTES - bytes.len() {
-                return Err(JwksError::TooLarge {
-                    uri: shown,
-                    limit: MAX_BODY_BYTES,
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes =
+            read_capped(&mut response, MAX_BODY_BYTES)
+                .await
+                .map_err(|error| match error {
+                    ReadError::Http(source) => http_error(source),
+                    ReadError::TooLarge => JwksError::TooLarge {
+                        uri: shown.clone(),
+                        limit: MAX_BODY_BYTES,
+                    },
+                })?;
         Ok(Body { bytes, max_age })
     }
 }
@@ -644,23 +645,6 @@ fn parse_url(uri: &str, what: &'static str) -> Result<Url, JwksError> {
         what,
         source: Box::new(source),
     })
-}
-
-/// The URL for logs and errors: credentials in a URL are secrets.
-fn display_url(uri: &Url) -> String {
-    let mut shown = uri.clone();
-    // Both fail only for URLs that cannot carry credentials at all.
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.to_string()
-}
-
-/// OIDC Discovery §4.3 requires the exact issuer; a lone trailing slash is
-/// tolerated because IdPs and configurations disagree about it.
-fn same_issuer(found: &str, configured: &str) -> bool {
-    found == configured
-        || found.strip_suffix('/') == Some(configured)
-        || configured.strip_suffix('/') == Some(found)
 }
 
 /// `max-age` from Cache-Control; `None` when absent or when `no-cache` or

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::TokenProblem;
 use super::jwks::{Jwks, JwksError};
-use crate::config::ProviderSettings;
+use crate::config::{JwtSettings, ProviderSettings};
 
 /// What can be read from a JWS before verifying it: enough to pick the
 /// provider and the key, nothing that is trusted.
@@ -104,17 +104,17 @@ pub struct JwtProvider {
 
 impl JwtProvider {
     /// Builds the verifier for a configured provider around its key handle.
-    pub fn new(settings: &ProviderSettings, keys: Jwks) -> JwtProvider {
-        let validations = settings
+    pub fn new(settings: &ProviderSettings, jwt: &JwtSettings, keys: Jwks) -> JwtProvider {
+        let validations = jwt
             .algorithms
             .iter()
             .map(|&algorithm| (algorithm, settings.validation(algorithm)))
             .collect();
         JwtProvider {
             name: settings.name.clone(),
-            issuer: settings.issuer.clone(),
+            issuer: settings.issuer.clone().unwrap_or_default(),
             keys,
-            hmac: settings
+            hmac: jwt
                 .hmac_secret
                 .as_ref()
                 .map(|secret| DecodingKey::from_secret(secret.expose())),

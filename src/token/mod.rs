@@ -1,10 +1,13 @@
-//! Tokens: where they are found in a request, and how a JWT is verified
-//! against its issuer's keys.
+//! Tokens: where they are found in a request, how a JWT is verified against
+//! its issuer's keys, and how an opaque token is introspected.
 
 pub mod extract;
+pub mod fetch;
+pub mod introspection;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
+pub mod provider;
 
 /// Why a token is not acceptable. Every variant is a 401 `invalid_token`;
 /// the variant is for logs and metrics only, never for the client.
@@ -32,6 +35,11 @@ pub enum TokenProblem {
     WrongAudience,
     /// A registered claim is missing or has the wrong type.
     InvalidClaims,
+    /// The issuer's introspection endpoint says the token is not active
+    /// (expired, revoked, or never issued).
+    Inactive,
+    /// The issuer says this is not an access token (a refresh or ID token).
+    NotAccessToken,
 }
 
 impl TokenProblem {
@@ -49,6 +57,8 @@ impl TokenProblem {
             TokenProblem::NotYetValid => "not_yet_valid",
             TokenProblem::WrongAudience => "wrong_audience",
             TokenProblem::InvalidClaims => "invalid_claims",
+            TokenProblem::Inactive => "inactive",
+            TokenProblem::NotAccessToken => "not_access_token",
         }
     }
 }

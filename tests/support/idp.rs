@@ -1,6 +1,7 @@
 //! A test identity provider: an HTTP/1.1 server on 127.0.0.1:0 serving
 //! `/.well-known/openid-configuration` (issuer = its own base URL, `jwks_uri`
-//! = base + `/jwks`) and `/jwks`.
+//! = base + `/jwks`, `introspection_endpoint` = base + `/introspect`), `/jwks`
+//! and an RFC 7662 endpoint answering from a table the test fills.
 //!
 //! Tests can swap the JWKS at run time (key rotation), make every answer a
 //! 500 or never answer at all (outage), add a `Cache-Control` header to the
@@ -16,7 +17,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -29,6 +30,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 /// The JWKS path.
 pub const JWKS_PATH: &str = "/jwks";
+/// The introspection endpoint's path.
+pub const INTROSPECTION_PATH: &str = "/introspect";
 
 /// How the IdP answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,10 @@ struct Inner {
     mode: IdpMode,
     cache_control: Option<String>,
     hits: HashMap<String, usize>,
+    /// Introspection answers by token; unknown tokens are inactive.
+    introspection: HashMap<String, serde_json::Value>,
+    /// The last introspection request: its `Authorization` and form body.
+    last_introspection: Option<(Option<String>, String)>,
 }
 
 impl Idp {
@@ -83,6 +90,8 @@ impl Idp {
                 mode,
                 cache_control: None,
                 hits: HashMap::new(),
+                introspection: HashMap::new(),
+                last_introspection: None,
             }),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
@@ -116,6 +125,19 @@ impl Idp {
     /// Sends this `Cache-Control` value with the JWKS (`None`: no header).
     pub fn set_cache_control(&self, value: Option<&str>) {
         self.state.lock().cache_control = value.map(str::to_owned);
+    }
+
+    /// Introspection of `token` answers `answer` (an RFC 7662 JSON object).
+    pub fn set_introspection(&self, token: &str, answer: serde_json::Value) {
+        self.state
+            .lock()
+            .introspection
+            .insert(token.to_owned(), answer);
+    }
+
+    /// The last introspection request's `Authorization` header and body.
+    pub fn last_introspection(&self) -> Option<(Option<String>, String)> {
+        self.state.lock().last_introspection.clone()
     }
 
     /// How many requests `path` has received, whatever the answer was.
@@ -168,10 +190,37 @@ async fn answer(
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
-    let (mode, jwks, cache_control) = {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let form = match request.into_body().collect().await {
+        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let (mode, jwks, cache_control, introspected) = {
         let mut inner = state.lock();
         *inner.hits.entry(path.clone()).or_insert(0) += 1;
-        (inner.mode, inner.jwks.clone(), inner.cache_control.clone())
+        let introspected = if path == INTROSPECTION_PATH {
+            inner.last_introspection = Some((authorization, form.clone()));
+            let token = form_value(&form, "token").unwrap_or_default();
+            Some(
+                inner
+                    .introspection
+                    .get(&token)
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"active": false})),
+            )
+        } else {
+            None
+        };
+        (
+            inner.mode,
+            inner.jwks.clone(),
+            inner.cache_control.clone(),
+            introspected,
+        )
     };
     let mut builder = Response::builder().header(header::CONTENT_TYPE, "application/json");
     let (status, body) = match mode {
@@ -181,6 +230,7 @@ async fn answer(
             let document = serde_json::json!({
                 "issuer": state.base_url,
                 "jwks_uri": format!("{}{JWKS_PATH}", state.base_url),
+                "introspection_endpoint": format!("{}{INTROSPECTION_PATH}", state.base_url),
                 "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
             });
             (StatusCode::OK, document.to_string())
@@ -191,6 +241,9 @@ async fn answer(
             }
             (StatusCode::OK, jwks)
         }
+        IdpMode::Serve if path == INTROSPECTION_PATH => {
+            (StatusCode::OK, introspected.unwrap_or_default().to_string())
+        }
         IdpMode::Serve => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned()),
     };
     let response = builder
@@ -198,4 +251,33 @@ async fn answer(
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|e| panic!("building the IdP response: {e}"));
     Ok(response)
+}
+
+/// The decoded value of `name` in a form-urlencoded body.
+pub fn form_value(form: &str, name: &str) -> Option<String> {
+    form.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(byte) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -13,6 +13,7 @@
 //!   with failure modes and request counts.
 //! - `tollgate`: runs the real `tollgate` binary and learns its address.
 //! - `inprocess`: runs `tollgate::server::serve` in the test's runtime.
+//! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
 //! tokio's time (`start_paused`).
@@ -24,6 +25,7 @@
 // libraries, so `pub` can never be reachable from outside them.
 #![allow(unreachable_pub)]
 
+pub mod check;
 mod client;
 mod echo;
 mod envoy;

@@ -1,0 +1,517 @@
+//! RFC 7662 token introspection: asking the issuer whether an opaque token
+//! is active, with the answers cached by a hash of the token.
+//!
+//! One [`Introspector`] per provider. The endpoint is configured or found in
+//! the issuer's metadata (OIDC Discovery, else RFC 8414). Results are cached
+//! for at most the configured TTL and never past the token's `exp`; inactive
+//! answers briefly; concurrent checks of one uncached token share one call.
+//! An endpoint that cannot answer is a fault, never an allow.
+
+mod response;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use moka::future::Cache;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+pub use response::{Introspection, ResponseError};
+
+use super::TokenProblem;
+use super::fetch::{ReadError, display_url, read_capped, same_issuer};
+use super::jwks::check_key_url;
+use crate::config::Secret;
+
+/// Introspection answers and metadata documents are small; this bounds what
+/// a broken or hostile endpoint can make tollgate buffer.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Where the introspection endpoint is.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// Configured explicitly.
+    Configured(Url),
+    /// `introspection_endpoint` from the issuer's metadata.
+    Discovered {
+        /// The configured issuer, which the metadata must repeat.
+        issuer: String,
+    },
+}
+
+/// How tollgate authenticates to the introspection endpoint (RFC 6749 §2.3).
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded client id and secret.
+    ClientSecretBasic {
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost {
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
+    /// No client credentials; the configured headers authenticate, if any.
+    None,
+}
+
+/// Lifetimes and size of the result cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Longest an active result is kept (default 5 min); never past `exp`.
+    pub ttl: Duration,
+    /// How long an inactive result is kept (default 5 s), so a flood of
+    /// one bad token does not become a flood of calls.
+    pub inactive_ttl: Duration,
+    /// Most entries kept (default 100,000).
+    pub max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            ttl: Duration::from_secs(5 * 60),
+            inactive_ttl: Duration::from_secs(5),
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// One provider's introspection, as configured.
+#[derive(Clone, Debug)]
+pub struct IntrospectionSettings {
+    /// Where to send tokens.
+    pub endpoint: Endpoint,
+    /// How to authenticate.
+    pub client_auth: ClientAuth,
+    /// Extra request headers; secret values are marked sensitive.
+    pub headers: HeaderMap,
+    /// Introspect JWTs too, after verifying them locally (revocation).
+    pub introspect_jwts: bool,
+    /// Total time for one call, connect included (default 3 s).
+    pub timeout: Duration,
+    /// Time to establish a connection (default 1 s).
+    pub connect_timeout: Duration,
+    /// The result cache.
+    pub cache: CacheSettings,
+}
+
+/// What the checks of an active result need from the provider.
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    /// The configured issuer; when set, a reported `iss` must match it.
+    pub issuer: Option<String>,
+    /// Accepted audiences; when set, `aud` must name one.
+    pub audiences: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+}
+
+/// Introspection could not give an answer: a fault for the check.
+#[derive(Debug, thiserror::Error)]
+pub enum IntrospectionError {
+    /// The metadata document could not be had or names no endpoint.
+    #[error("cannot find the introspection endpoint of {issuer}: {reason}")]
+    Discovery {
+        /// The issuer whose metadata was read.
+        issuer: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Connect, TLS, timeout or a broken body.
+    #[error("calling {uri} failed")]
+    Http {
+        /// The endpoint, without credentials.
+        uri: String,
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A status other than 200.
+    #[error("{uri} answered HTTP {status}")]
+    Status {
+        /// The endpoint, without credentials.
+        uri: String,
+        /// The status received.
+        status: StatusCode,
+    },
+    /// The body exceeded the size cap.
+    #[error("{uri} sent more than {MAX_BODY_BYTES} bytes")]
+    TooLarge {
+        /// The endpoint, without credentials.
+        uri: String,
+    },
+    /// The body is not an RFC 7662 response.
+    #[error("{uri} did not return an introspection response")]
+    Response {
+        /// The endpoint, without credentials.
+        uri: String,
+        /// What is wrong with it.
+        #[source]
+        source: ResponseError,
+    },
+}
+
+/// A cached answer and how long it may be kept.
+#[derive(Clone)]
+struct Cached {
+    answer: Introspection,
+    ttl: Duration,
+}
+
+struct CachedLifetime;
+
+impl moka::Expiry<[u8; 32], Cached> for CachedLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Cached,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Introspects tokens for one provider. Cheap to share behind an `Arc`.
+pub struct Introspector {
+    provider: Arc<str>,
+    settings: IntrospectionSettings,
+    expectations: Expectations,
+    client: reqwest::Client,
+    endpoint: OnceCell<Url>,
+    cache: Cache<[u8; 32], Cached>,
+}
+
+impl Introspector {
+    /// Builds the introspector; nothing is fetched until first use or
+    /// [`Introspector::ready`].
+    pub fn new(
+        provider: Arc<str>,
+        settings: IntrospectionSettings,
+        expectations: Expectations,
+        client: reqwest::Client,
+    ) -> Introspector {
+        let endpoint = match &settings.endpoint {
+            Endpoint::Configured(url) => OnceCell::new_with(Some(url.clone())),
+            Endpoint::Discovered { .. } => OnceCell::new(),
+        };
+        let cache = Cache::builder()
+            .name("introspection")
+            .max_capacity(settings.cache.max_entries)
+            .expire_after(CachedLifetime)
+            .build();
+        Introspector {
+            provider,
+            settings,
+            expectations,
+            client,
+            endpoint,
+            cache,
+        }
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &Arc<str> {
+        &self.provider
+    }
+
+    /// Whether JWTs are introspected after local verification.
+    pub fn introspects_jwts(&self) -> bool {
+        self.settings.introspect_jwts
+    }
+
+    /// Whether a token naming `issuer` may be sent here: always when no
+    /// issuer is configured (the endpoint decides), else only a match.
+    pub fn accepts_issuer(&self, issuer: &str) -> bool {
+        self.expectations
+            .issuer
+            .as_deref()
+            .is_none_or(|configured| same_issuer(issuer, configured))
+    }
+
+    /// Resolves the endpoint, retrying every `retry` until it is known.
+    pub async fn ready(&self, retry: Duration) {
+        while let Err(error) = self.endpoint().await {
+            tracing::warn!(
+                provider = %self.provider,
+                error = %crate::telemetry::ErrorChain(&error),
+                retry_in = ?retry,
+                "introspection endpoint unknown"
+            );
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    /// Asks whether `token` is active, from the cache when possible.
+    /// Concurrent calls for one uncached token share one request.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Arc<IntrospectionError>> {
+        let key = token_key(token);
+        let cached = self
+            .cache
+            .try_get_with(key, async {
+                let answer = self.call(token).await?;
+                let ttl = self.lifetime(&answer);
+                Ok::<_, IntrospectionError>(Cached { answer, ttl })
+            })
+            .await?;
+        Ok(cached.answer)
+    }
+
+    /// Checks an active answer against the provider: expiry, issuer,
+    /// audience and token type. Done on every use, so a cached answer is
+    /// judged at the current time.
+    pub fn validate(&self, claims: &Map<String, Value>) -> Result<(), TokenProblem> {
+        response::validate(claims, &self.expectations, unix_now())
+    }
+
+    /// Entries in the cache, for metrics and tests, after pending
+    /// insertions and evictions are applied.
+    pub async fn cached_entries(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+
+    fn lifetime(&self, answer: &Introspection) -> Duration {
+        match answer {
+            Introspection::Inactive => self.settings.cache.inactive_ttl,
+            Introspection::Active(claims) => {
+                cache_lifetime(self.settings.cache.ttl, claims.get("exp"), unix_now())
+            }
+        }
+    }
+
+    async fn endpoint(&self) -> Result<&Url, IntrospectionError> {
+        self.endpoint.get_or_try_init(|| self.discover()).await
+    }
+
+    async fn call(&self, token: &str) -> Result<Introspection, IntrospectionError> {
+        let endpoint = self.endpoint().await?;
+        let uri = display_url(endpoint);
+        let http_error = |source: reqwest::Error| IntrospectionError::Http {
+            uri: uri.clone(),
+            source: source.without_url(),
+        };
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut request = self
+            .client
+            .post(endpoint.clone())
+            .timeout(self.settings.timeout)
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let secret_text;
+        match &self.settings.client_auth {
+            ClientAuth::ClientSecretBasic { client_id, secret } => {
+                request = request.header(AUTHORIZATION, basic_credentials(client_id, secret));
+            }
+            ClientAuth::ClientSecretPost { client_id, secret } => {
+                secret_text = String::from_utf8_lossy(secret.expose());
+                form.push(("client_id", client_id));
+                form.push(("client_secret", &secret_text));
+            }
+            ClientAuth::None => {}
+        }
+        for (name, value) in &self.settings.headers {
+            request = request.header(name, value.clone());
+        }
+        let started = tokio::time::Instant::now();
+        let mut response = request
+            .body(encode_form(&form))
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(IntrospectionError::Status { uri, status });
+        }
+        let body =
+            read_capped(&mut response, MAX_BODY_BYTES)
+                .await
+                .map_err(|error| match error {
+                    ReadError::Http(source) => http_error(source),
+                    ReadError::TooLarge => IntrospectionError::TooLarge { uri: uri.clone() },
+                })?;
+        let answer = Introspection::parse(&body)
+            .map_err(|source| IntrospectionError::Response { uri, source })?;
+        tracing::debug!(
+            provider = %self.provider,
+            active = matches!(answer, Introspection::Active(_)),
+            elapsed = ?started.elapsed(),
+            "introspected"
+        );
+        Ok(answer)
+    }
+
+    /// Reads `introspection_endpoint` from OIDC Discovery, falling back to
+    /// RFC 8414 authorization server metadata.
+    async fn discover(&self) -> Result<Url, IntrospectionError> {
+        let Endpoint::Discovered { issuer } = &self.settings.endpoint else {
+            // A configured endpoint is set at construction.
+            return Err(self.discovery_error("no endpoint configured".to_owned()));
+        };
+        let mut reasons = Vec::new();
+        for uri in metadata_urls(issuer) {
+            match self.metadata(&uri, issuer).await {
+                Ok(endpoint) => {
+                    tracing::info!(
+                        provider = %self.provider,
+                        endpoint = %display_url(&endpoint),
+                        "discovered introspection endpoint"
+                    );
+                    return Ok(endpoint);
+                }
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        Err(self.discovery_error(reasons.join("; ")))
+    }
+
+    async fn metadata(&self, uri: &Url, issuer: &str) -> Result<Url, String> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            issuer: String,
+            introspection_endpoint: Option<String>,
+        }
+        let shown = display_url(uri);
+        let mut response = self
+            .client
+            .get(uri.clone())
+            .timeout(self.settings.timeout)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("{shown} answered HTTP {}", response.status()));
+        }
+        let body = read_capped(&mut response, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| format!("{shown}: the body could not be read within the limit"))?;
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| format!("{shown} is not a metadata document: {e}"))?;
+        if !same_issuer(&metadata.issuer, issuer) {
+            return Err(format!(
+                "{shown} names issuer {:?}, not {issuer:?}",
+                metadata.issuer
+            ));
+        }
+        let endpoint = metadata
+            .introspection_endpoint
+            .ok_or_else(|| format!("{shown} names no introspection_endpoint"))?;
+        let endpoint = Url::parse(&endpoint)
+            .map_err(|e| format!("{shown}: introspection_endpoint is not a URL: {e}"))?;
+        check_key_url(&endpoint, Some(uri)).map_err(|reason| format!("{shown}: {reason}"))?;
+        Ok(endpoint)
+    }
+
+    fn discovery_error(&self, reason: String) -> IntrospectionError {
+        let issuer = match &self.settings.endpoint {
+            Endpoint::Discovered { issuer } => issuer.clone(),
+            Endpoint::Configured(_) => self.provider.to_string(),
+        };
+        IntrospectionError::Discovery { issuer, reason }
+    }
+}
+
+/// The cache key: SHA-256 of the token, so the cache never holds a token.
+pub fn token_key(token: &str) -> [u8; 32] {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+/// How long an active answer may be cached: the TTL, cut short by `exp`.
+/// An `exp` that is not a number is left to [`Introspector::validate`].
+fn cache_lifetime(ttl: Duration, exp: Option<&Value>, now: u64) -> Duration {
+    match exp.and_then(Value::as_f64) {
+        Some(exp) if exp.is_finite() => {
+            let left = (exp - now as f64).max(0.0);
+            ttl.min(Duration::from_secs_f64(left.min(ttl.as_secs_f64())))
+        }
+        Some(_) => Duration::ZERO,
+        None => ttl,
+    }
+}
+
+/// OIDC Discovery's URL, then RFC 8414's (the well-known segment goes
+/// between host and path).
+fn metadata_urls(issuer: &str) -> Vec<Url> {
+    let mut urls = Vec::with_capacity(2);
+    let base = issuer.trim_end_matches('/');
+    if let Ok(url) = Url::parse(&format!("{base}/.well-known/openid-configuration")) {
+        urls.push(url);
+    }
+    if let Ok(mut url) = Url::parse(base) {
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+        urls.push(url);
+    }
+    urls
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1),
+/// marked sensitive so it is never logged.
+fn basic_credentials(client_id: &str, secret: &Secret) -> HeaderValue {
+    let mut pair = form_component(client_id.as_bytes());
+    pair.push(':');
+    pair.push_str(&form_component(secret.expose()));
+    let mut value = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(pair)))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    value.set_sensitive(true);
+    value
+}
+
+/// `application/x-www-form-urlencoded` body.
+fn encode_form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}={}",
+                form_component(name.as_bytes()),
+                form_component(value.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One form-urlencoded component (WHATWG URL, `application/x-www-form-urlencoded`).
+fn form_component(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xF)]));
+            }
+        }
+    }
+    out
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

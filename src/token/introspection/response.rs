@@ -1,0 +1,131 @@
+//! The RFC 7662 §2.2 response: parsed strictly (no `active`, no answer), and
+//! an active answer checked against the provider on every use.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::Expectations;
+use crate::token::TokenProblem;
+use crate::token::fetch::same_issuer;
+
+/// What the endpoint said about a token.
+#[derive(Clone, Debug)]
+pub enum Introspection {
+    /// `active: true`, with every other member kept as claims.
+    Active(Arc<Map<String, Value>>),
+    /// `active: false`: expired, revoked, unknown, or not for this client.
+    Inactive,
+}
+
+/// Why a response body is not an introspection answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// Not JSON.
+    #[error("the body is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("the body is not a JSON object")]
+    NotAnObject,
+    /// No boolean `active` member.
+    #[error("`active` is missing or not a boolean")]
+    NoActive,
+}
+
+impl Introspection {
+    /// Parses a response body.
+    pub fn parse(body: &[u8]) -> Result<Introspection, ResponseError> {
+        let value: Value = serde_json::from_slice(body).map_err(ResponseError::NotJson)?;
+        let Value::Object(mut members) = value else {
+            return Err(ResponseError::NotAnObject);
+        };
+        match members.remove("active") {
+            Some(Value::Bool(true)) => Ok(Introspection::Active(Arc::new(members))),
+            Some(Value::Bool(false)) => Ok(Introspection::Inactive),
+            _ => Err(ResponseError::NoActive),
+        }
+    }
+}
+
+/// Token types that are not access tokens, as IdPs report them: RFC 7662
+/// `token_type`, RFC 8693 URNs, Ory Hydra's `token_use`, Keycloak's `typ`.
+const NOT_ACCESS_TOKENS: &[(&str, &str)] = &[
+    ("token_type", "refresh_token"),
+    (
+        "token_type",
+        "urn:ietf:params:oauth:token-type:refresh_token",
+    ),
+    ("token_type", "urn:ietf:params:oauth:token-type:id_token"),
+    ("token_use", "refresh_token"),
+    ("token_use", "id_token"),
+    ("typ", "refresh"),
+    ("typ", "offline"),
+    ("typ", "id"),
+];
+
+/// Checks an active answer at time `now` (Unix seconds). The endpoint
+/// already judged the token; these checks keep a cached answer honest and
+/// hold the endpoint to the provider's configuration.
+pub(super) fn validate(
+    claims: &Map<String, Value>,
+    expected: &Expectations,
+    now: u64,
+) -> Result<(), TokenProblem> {
+    let leeway = expected.leeway.as_secs() as f64;
+    let now = now as f64;
+    if let Some(exp) = time_claim(claims, "exp")?
+        && exp + leeway <= now
+    {
+        return Err(TokenProblem::Expired);
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(at) = time_claim(claims, name)?
+            && at > now + leeway
+        {
+            return Err(TokenProblem::NotYetValid);
+        }
+    }
+    if let Some(configured) = expected.issuer.as_deref() {
+        match claims.get("iss") {
+            None => {}
+            Some(Value::String(iss)) if same_issuer(iss, configured) => {}
+            Some(Value::String(_)) => return Err(TokenProblem::UnknownIssuer),
+            Some(_) => return Err(TokenProblem::InvalidClaims),
+        }
+    }
+    if !expected.audiences.is_empty() {
+        let named = match claims.get("aud") {
+            Some(Value::String(aud)) => expected.audiences.iter().any(|a| a == aud),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|aud| expected.audiences.iter().any(|a| a == aud)),
+            None => false,
+            Some(_) => return Err(TokenProblem::InvalidClaims),
+        };
+        if !named {
+            return Err(TokenProblem::WrongAudience);
+        }
+    }
+    for (claim, refused) in NOT_ACCESS_TOKENS {
+        if claims
+            .get(*claim)
+            .and_then(Value::as_str)
+            .is_some_and(|value| value.eq_ignore_ascii_case(refused))
+        {
+            return Err(TokenProblem::NotAccessToken);
+        }
+    }
+    Ok(())
+}
+
+/// A NumericDate claim: absent, or a finite number; anything else is invalid.
+fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenProblem> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => match value.as_f64() {
+            Some(at) if at.is_finite() => Ok(Some(at)),
+            _ => Err(TokenProblem::InvalidClaims),
+        },
+    }
+}
