@@ -3,7 +3,7 @@
 //! Envoy's ext_authz filter calls `envoy.service.auth.v3.Authorization/Check`
 //! for every request. tollgate finds the route policy for the request, takes
 //! the bearer token from where the config says to look, verifies it against
-//! its issuer's keys, enforces the route's scopes and claims, and answers
+//! its issuer's keys or asks the issuer (RFC 7662 introspection), enforces the route's scopes and claims, and answers
 //! allow (with headers for the upstream) or deny (401/403 with an RFC 6750
 //! `WWW-Authenticate`). When it cannot decide (an IdP outage) it returns a
 //! gRPC error so Envoy's failure mode decides; it never fails open itself.
@@ -17,7 +17,8 @@
 //! - [`grpc`]: Envoy protobuf types in and out; nothing else touches them.
 //! - [`authz`]: the decision for one request, and how a deny maps to HTTP.
 //! - [`routes`]: host, method and path matching; path normalisation.
-//! - [`token`]: token extraction, JWT verification, JWKS parsing and cache.
+//! - [`token`]: token extraction, JWT verification, JWKS parsing and cache,
+//!   introspection and its cache.
 //! - [`claims`]: claim paths, scopes and route requirements.
 //! - [`headers`]: what is set and removed on the upstream request.
 //! - [`devtoken`]: tokens signed with the committed development key.

@@ -174,22 +174,23 @@ fn check_config_accepts_the_quickstart() {
 }
 
 #[test]
-fn check_config_accepts_the_annotated_reference_when_its_secret_is_set() {
-    let outcome = tollgate(
-        &["check-config", "config/tollgate.yaml"],
-        &[(
+fn check_config_accepts_the_annotated_reference_when_its_secrets_are_set() {
+    let secrets = [
+        (
             "TOLLGATE_INTERNAL_HMAC",
             "an internal signing secret, 32+ bytes",
-        )],
-    );
+        ),
+        ("TOLLGATE_INTROSPECTION_SECRET", "introspection secret"),
+    ];
+    let outcome = tollgate(&["check-config", "config/tollgate.yaml"], &secrets);
     assert_eq!(outcome.code(), Some(0), "{outcome}");
-    assert!(outcome.stdout.contains(": ok (4 providers"), "{outcome}");
+    assert!(outcome.stdout.contains(": ok (5 providers"), "{outcome}");
 
-    // Without the secret in the environment, the field that needs it is named.
-    let outcome = tollgate(&["check-config", "config/tollgate.yaml"], &[]);
+    // Without a secret in the environment, the field that needs it is named.
+    let outcome = tollgate(&["check-config", "config/tollgate.yaml"], &secrets[1..]);
     assert_eq!(outcome.code(), Some(EX_USAGE), "{outcome}");
     assert!(
-        outcome.stderr.contains("providers[3].hmac_secret"),
+        outcome.stderr.contains("providers[4].hmac_secret"),
         "{outcome}"
     );
     assert!(

@@ -372,9 +372,11 @@ fn the_annotated_example_loads() {
             "TOLLGATE_INTERNAL_HMAC",
             "a-secret-of-at-least-thirty-two-bytes",
         );
+        jail.set_env("TOLLGATE_INTROSPECTION_SECRET", "introspection-secret");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tollgate.yaml");
         let config = Config::load(&path).map_err(|e| e.to_string())?;
-        assert_eq!(config.providers.len(), 4);
+        assert_eq!(config.providers.len(), 5);
+        assert!(config.providers[3].introspection.is_some());
         assert_eq!(config.token_sources.len(), 5);
         Ok(())
     });

@@ -69,7 +69,8 @@ pub enum ClientAuth {
 /// Lifetimes and size of the result cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// Longest an active result is kept (default 5 min); never past `exp`.
+    /// Longest an active result is kept (default 60 s, so a revocation
+    /// takes effect within a minute); never past `exp`.
     pub ttl: Duration,
     /// How long an inactive result is kept (default 5 s), so a flood of
     /// one bad token does not become a flood of calls.
@@ -81,7 +82,7 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            ttl: Duration::from_secs(5 * 60),
+            ttl: Duration::from_secs(60),
             inactive_ttl: Duration::from_secs(5),
             max_entries: 100_000,
         }
