@@ -88,6 +88,27 @@ fn post(path: &str, token: &str) -> envoy_types::pb::envoy::service::auth::v3::C
     )
 }
 
+/// A JWT from the test IdP's issuer, signed with its key `ec-1`.
+fn mint(idp: &Idp, subject: &str) -> String {
+    let key = SigningKey::from_pem(
+        &std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).unwrap(),
+        Algorithm::ES256,
+        Some("ec-1".to_owned()),
+    )
+    .unwrap();
+    DevToken {
+        issuer: idp.base_url().to_owned(),
+        audience: vec!["orders".to_owned()],
+        subject: subject.to_owned(),
+        client_id: "svc".to_owned(),
+        scopes: vec!["read".to_owned()],
+        lifetime: Duration::from_secs(300),
+        claims: Default::default(),
+    }
+    .sign(&key)
+    .unwrap()
+}
+
 #[tokio::test]
 async fn opaque_tokens_are_judged_by_the_introspection_answer() {
     let idp = idp().await;
@@ -160,23 +181,7 @@ async fn repeat_checks_are_served_from_the_cache() {
 async fn jwts_of_the_provider_are_verified_locally_without_a_call() {
     let idp = idp().await;
     let tollgate = start(&idp, "").await;
-    let key = SigningKey::from_pem(
-        &std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).unwrap(),
-        Algorithm::ES256,
-        Some("ec-1".to_owned()),
-    )
-    .unwrap();
-    let token = DevToken {
-        issuer: idp.base_url().to_owned(),
-        audience: vec!["orders".to_owned()],
-        subject: "svc".to_owned(),
-        client_id: "svc".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(300),
-        claims: Default::default(),
-    }
-    .sign(&key)
-    .unwrap();
+    let token = mint(&idp, "svc");
     allowed(&tollgate.check_bearer("/", &token).await);
     assert_eq!(idp.hits(INTROSPECTION_PATH), 0);
 }
@@ -185,27 +190,8 @@ async fn jwts_of_the_provider_are_verified_locally_without_a_call() {
 async fn introspect_jwts_refuses_a_revoked_jwt() {
     let idp = idp().await;
     let tollgate = start(&idp, "      introspect_jwts: true").await;
-    let key = SigningKey::from_pem(
-        &std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).unwrap(),
-        Algorithm::ES256,
-        Some("ec-1".to_owned()),
-    )
-    .unwrap();
-    let mint = |subject: &str| {
-        DevToken {
-            issuer: idp.base_url().to_owned(),
-            audience: vec!["orders".to_owned()],
-            subject: subject.to_owned(),
-            client_id: "svc".to_owned(),
-            scopes: vec!["read".to_owned()],
-            lifetime: Duration::from_secs(300),
-            claims: Default::default(),
-        }
-        .sign(&key)
-        .unwrap()
-    };
-    let live = mint("live");
-    let revoked = mint("revoked");
+    let live = mint(&idp, "live");
+    let revoked = mint(&idp, "revoked");
     idp.set_introspection(&live, active("read"));
     let ok = tollgate.check_bearer("/", &live).await;
     assert_eq!(

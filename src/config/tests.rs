@@ -249,26 +249,12 @@ fn hmac_secret_comes_from_env_or_file_and_enables_only_hmac() {
         jail.create_file("hmac.txt", &format!("{SECRET_48}\n"))?;
         let yaml = "providers:\n  - {name: a, issuer: x, hmac_secret: {env: MY_HMAC}}\n  - {name: b, issuer: y, hmac_secret: {file: hmac.txt}}\nroutes: [{name: r}]\n";
         let config = Config::from_yaml(yaml, jail.directory()).map_err(|e| e.to_string())?;
-        assert_eq!(
-            config.providers[0]
-                .jwt
-                .as_ref()
-                .unwrap()
-                .hmac_secret
-                .as_ref()
-                .map(Secret::expose),
-            Some(SECRET_32.as_bytes())
-        );
-        assert_eq!(
-            config.providers[1]
-                .jwt
-                .as_ref()
-                .unwrap()
-                .hmac_secret
-                .as_ref()
-                .map(Secret::expose),
-            Some(SECRET_48.as_bytes())
-        );
+        let secret = |i: usize| {
+            let jwt = config.providers[i].jwt.as_ref().unwrap();
+            jwt.hmac_secret.as_ref().map(|s| s.expose().to_vec())
+        };
+        assert_eq!(secret(0).as_deref(), Some(SECRET_32.as_bytes()));
+        assert_eq!(secret(1).as_deref(), Some(SECRET_48.as_bytes()));
         // Each secret enables the HMAC algorithms it is long enough for.
         assert_eq!(
             config.providers[0].jwt.as_ref().unwrap().algorithms,
