@@ -1055,6 +1055,27 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
 }
 
 #[tokio::test]
+async fn a_remembered_verification_ends_when_its_key_is_rotated_out() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let source = format!(
+        "    jwks_uri: {}\n    jwks_cache:\n      unknown_kid_refetch_interval: 1s",
+        idp.jwks_uri()
+    );
+    let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
+    tollgate.wait_ready().await;
+    let old = mint(&ec1_key(), ISSUER_A, &["read"], Value::Null);
+    allowed(&tollgate.check_bearer("/api/x", &old).await);
+    allowed(&tollgate.check_bearer("/api/x", &old).await);
+
+    // The IdP drops the old key; a token with the new kid loads the new set.
+    idp.set_jwks(jwks_of(&[EC2_JWK]));
+    let new = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
+    allowed(&tollgate.check_bearer("/api/x", &new).await);
+    // The old token verified before, but not against these keys.
+    assert_invalid_token(&tollgate.check_bearer("/api/x", &old).await, &old);
+}
+
+#[tokio::test]
 async fn keys_never_loaded_is_a_grpc_unavailable_not_a_decision() {
     for mode in [IdpMode::Fail, IdpMode::Hang] {
         let idp = Idp::start_in(jwks_of(&[EC1_JWK]), mode).await;

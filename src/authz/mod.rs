@@ -22,6 +22,8 @@ use crate::token::extract::{self, ExtractError, TokenCarrier, TokenSource};
 use crate::token::introspection::{Introspection, Introspector};
 use crate::token::jwt;
 use crate::token::provider::Provider;
+use crate::token::token_key;
+use crate::token::verified::VerifiedCache;
 
 /// Verified claims: a JWT's payload, or an introspection answer's members.
 pub type Claims = Arc<Map<String, Value>>;
@@ -62,6 +64,8 @@ impl TokenCarrier for AuthzRequest {
 pub struct Authorizer {
     routes: RouteTable<RoutePolicy>,
     providers: Vec<Provider>,
+    /// JWTs that verified, so repeat callers pay no signature check.
+    verified: VerifiedCache,
     token_sources: Vec<TokenSource>,
     /// Headers tokens are read from, for `remove_token_header`.
     token_headers: Vec<String>,
@@ -105,6 +109,7 @@ impl Authorizer {
         Authorizer {
             routes,
             providers,
+            verified: VerifiedCache::new(&config.server.token_cache),
             token_sources: config.token_sources,
             token_headers,
             token_query_parameters,
@@ -223,6 +228,19 @@ impl Authorizer {
         if token.len() > self.max_token_bytes {
             return Ok(Err(TokenProblem::TooLong));
         }
+        let key = self.verified.enabled().then(|| token_key(token));
+        if let Some(hit) = key.as_ref().and_then(|key| self.verified.get(key)) {
+            let provider = &self.providers[hit.provider];
+            // A route that does not accept the provider takes the long way,
+            // which names the reason.
+            if route.providers.contains(&hit.provider)
+                && provider
+                    .jwt()
+                    .is_some_and(|jwt| jwt.keys_unchanged(hit.keys.as_ref()))
+            {
+                return Ok(Ok((provider, Arc::clone(&hit.claims))));
+            }
+        }
         let unverified = match jwt::peek(token) {
             Ok(unverified) => unverified,
             // Not a JWS at all: an opaque token, if the route introspects.
@@ -259,17 +277,26 @@ impl Authorizer {
         let Some(verifier) = provider.jwt() else {
             return Ok(Err(TokenProblem::UnknownIssuer));
         };
-        let claims = match verifier.verify(token, &unverified).await? {
-            Ok(claims) => Arc::new(claims),
+        let verified = match verifier.verify(token, &unverified).await? {
+            Ok(verified) => verified,
             Err(problem) => return Ok(Err(problem)),
         };
-        // Revocation check: the JWT verified, and the issuer must agree it
-        // is still active. Its own claims stay the ones that count.
-        if let Some(introspector) = provider.introspection()
-            && introspector.introspects_jwts()
-            && let Err(problem) = introspect(introspector, token).await?
-        {
-            return Ok(Err(problem));
+        let claims = Arc::new(verified.claims);
+        match provider.introspection() {
+            // Revocation check: the JWT verified, and the issuer must agree
+            // it is still active (its own cache bounds the calls). Its own
+            // claims stay the ones that count.
+            Some(introspector) if introspector.introspects_jwts() => {
+                if let Err(problem) = introspect(introspector, token).await? {
+                    return Ok(Err(problem));
+                }
+            }
+            _ => {
+                if let Some(key) = key {
+                    self.verified
+                        .insert(key, index, Arc::clone(&claims), verified.keys);
+                }
+            }
         }
         Ok(Ok((provider, claims)))
     }

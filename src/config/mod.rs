@@ -17,6 +17,7 @@ use figment::providers::{Env, Format as _, Yaml};
 
 use crate::routes::PathParameters;
 use crate::token::extract::{HeaderFormat, TokenSource};
+use crate::token::verified::VerifiedCacheSettings;
 pub use provider::{JwtSettings, ProviderSettings};
 pub use raw::LogFormat;
 use raw::{RawConfig, RawTokenSource};
@@ -86,6 +87,8 @@ pub struct ServerSettings {
     pub max_token_bytes: usize,
     /// What `;` in a request path means.
     pub path_parameters: PathParameters,
+    /// The verified-JWT cache.
+    pub token_cache: VerifiedCacheSettings,
 }
 
 /// Log settings.
@@ -138,6 +141,7 @@ impl Config {
                 raw::RawPathParameters::Keep => PathParameters::Keep,
                 raw::RawPathParameters::Strip => PathParameters::Strip,
             },
+            token_cache: token_cache(&raw.server.token_cache)?,
         };
         if server
             .realm
@@ -267,6 +271,20 @@ impl Config {
             warnings,
         })
     }
+}
+
+fn token_cache(raw: &raw::RawTokenCache) -> Result<VerifiedCacheSettings, ConfigError> {
+    let defaults = VerifiedCacheSettings::default();
+    Ok(VerifiedCacheSettings {
+        max_entries: raw.max_entries.unwrap_or(defaults.max_entries),
+        ttl: raw
+            .ttl
+            .as_ref()
+            .map(|d| parse_duration(&d.text()))
+            .transpose()
+            .map_err(|m| invalid("server.token_cache.ttl", m))?
+            .unwrap_or(defaults.ttl),
+    })
 }
 
 /// `info`, or a filter such as `tollgate=debug,info`. A bare word that is not

@@ -40,6 +40,16 @@ pub(crate) struct RawServer {
     /// What `;` in a request path means: reject, keep or strip.
     #[serde(default)]
     pub(crate) path_parameters: RawPathParameters,
+    /// Verified JWTs remembered by a hash of the token.
+    #[serde(default)]
+    pub(crate) token_cache: RawTokenCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTokenCache {
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) ttl: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -58,6 +68,7 @@ impl Default for RawServer {
             realm: None,
             max_token_bytes: None,
             path_parameters: RawPathParameters::default(),
+            token_cache: RawTokenCache::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::TokenProblem;
+use super::jwk::KeySet;
 use super::jwks::{Jwks, JwksError};
 use crate::config::{JwtSettings, ProviderSettings};
 
@@ -78,6 +79,15 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProbl
     serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Malformed)
 }
 
+/// A token that verified.
+#[derive(Debug)]
+pub struct Verified {
+    /// Its payload.
+    pub claims: Map<String, Value>,
+    /// The key set it verified against; `None` for HMAC.
+    pub keys: Option<Arc<KeySet>>,
+}
+
 /// The provider's keys could not be had: a fault, not a deny.
 #[derive(Debug, thiserror::Error)]
 #[error("keys for provider {provider} are unavailable")]
@@ -99,7 +109,6 @@ pub struct JwtProvider {
     /// every algorithm in a `Validation` shares the key's family.
     validations: Vec<(Algorithm, Validation)>,
     leeway: u64,
-    scope_claims: Arc<[String]>,
 }
 
 impl JwtProvider {
@@ -120,7 +129,6 @@ impl JwtProvider {
                 .map(|secret| DecodingKey::from_secret(secret.expose())),
             validations,
             leeway: settings.leeway.as_secs(),
-            scope_claims: settings.scope_claims.clone(),
         }
     }
 
@@ -134,11 +142,6 @@ impl JwtProvider {
         &self.issuer
     }
 
-    /// Claims scopes are read from, in order.
-    pub fn scope_claims(&self) -> &[String] {
-        &self.scope_claims
-    }
-
     /// The key handle, for readiness reporting.
     pub fn keys(&self) -> &Jwks {
         &self.keys
@@ -150,20 +153,37 @@ impl JwtProvider {
         &self,
         token: &str,
         unverified: &Unverified,
-    ) -> Result<Result<Map<String, Value>, TokenProblem>, KeysUnavailable> {
+    ) -> Result<Result<Verified, TokenProblem>, KeysUnavailable> {
         let algorithm = unverified.algorithm;
         let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == algorithm) else {
             return Ok(Err(TokenProblem::DisallowedAlgorithm));
         };
-        let result = if is_hmac(algorithm) {
-            match &self.hmac {
+        let (result, keys) = if is_hmac(algorithm) {
+            let result = match &self.hmac {
                 Some(key) => decode(token, key, validation),
                 None => Err(TokenProblem::DisallowedAlgorithm),
-            }
+            };
+            (result, None)
         } else {
-            self.verify_with_jwks(token, unverified, validation).await?
+            let (result, keys) = self.verify_with_jwks(token, unverified, validation).await?;
+            (result, Some(keys))
         };
-        Ok(result.and_then(|claims| self.check_issued_at(claims)))
+        Ok(result
+            .and_then(|claims| self.check_issued_at(claims))
+            .map(|claims| Verified { claims, keys }))
+    }
+
+    /// Whether `keys` (as returned in [`Verified::keys`]) are still the
+    /// provider's current keys: a verification remembered from then still
+    /// stands. HMAC verifications (`None`) always do.
+    pub fn keys_unchanged(&self, keys: Option<&Arc<KeySet>>) -> bool {
+        match keys {
+            None => true,
+            Some(keys) => self
+                .keys
+                .current()
+                .is_some_and(|current| Arc::ptr_eq(&current, keys)),
+        }
     }
 
     async fn verify_with_jwks(
@@ -171,7 +191,7 @@ impl JwtProvider {
         token: &str,
         unverified: &Unverified,
         validation: &Validation,
-    ) -> Result<Result<Map<String, Value>, TokenProblem>, KeysUnavailable> {
+    ) -> Result<(Result<Map<String, Value>, TokenProblem>, Arc<KeySet>), KeysUnavailable> {
         let kid = unverified.kid.as_deref();
         let alg = unverified.algorithm;
         let keys = match self.keys.current() {
@@ -194,7 +214,7 @@ impl JwtProvider {
                 break;
             }
         }
-        Ok(outcome)
+        Ok((outcome, keys))
     }
 
     /// jsonwebtoken does not look at `iat`; a token issued in the future is

@@ -8,6 +8,7 @@ pub mod jwk;
 pub mod jwks;
 pub mod jwt;
 pub mod provider;
+pub mod verified;
 
 /// Why a token is not acceptable. Every variant is a 401 `invalid_token`;
 /// the variant is for logs and metrics only, never for the client.
@@ -60,5 +61,26 @@ impl TokenProblem {
             TokenProblem::Inactive => "inactive",
             TokenProblem::NotAccessToken => "not_access_token",
         }
+    }
+}
+
+/// A cache key for a token: its SHA-256, so no cache ever holds a token.
+pub fn token_key(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_key;
+
+    #[test]
+    fn cache_keys_are_hashes_not_tokens() {
+        let key = token_key("abc");
+        assert_ne!(&key[..3], b"abc");
+        assert_eq!(key, token_key("abc"));
+        assert_ne!(key, token_key("abd"));
     }
 }

@@ -12,7 +12,6 @@ mod response;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use moka::future::Cache;
@@ -24,9 +23,9 @@ use tokio::sync::OnceCell;
 
 pub use response::{Introspection, ResponseError};
 
-use super::TokenProblem;
 use super::fetch::{ReadError, display_url, read_capped, same_issuer};
 use super::jwks::check_key_url;
+use super::{TokenProblem, token_key};
 use crate::config::Secret;
 
 /// Introspection answers and metadata documents are small; this bounds what
@@ -422,14 +421,6 @@ impl Introspector {
         };
         IntrospectionError::Discovery { issuer, reason }
     }
-}
-
-/// The cache key: SHA-256 of the token, so the cache never holds a token.
-pub fn token_key(token: &str) -> [u8; 32] {
-    let digest = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
 }
 
 /// How long an active answer may be cached: the TTL, cut short by `exp`.

@@ -610,11 +610,3 @@ fn form_components_are_encoded() {
         "token=x+y&token_type_hint=access_token"
     );
 }
-
-#[test]
-fn cache_keys_are_hashes_not_tokens() {
-    let key = token_key("abc");
-    assert_ne!(&key[..3], b"abc");
-    assert_eq!(key, token_key("abc"));
-    assert_ne!(key, token_key("abd"));
-}

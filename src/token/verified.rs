@@ -1,0 +1,195 @@
+//! Verified JWTs, remembered by a hash of the token so a repeat caller pays
+//! for no signature check. An entry never outlives the token's `exp` nor
+//! the key set that verified it: after a JWKS refresh or rotation the
+//! token is verified again.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use serde_json::{Map, Value};
+
+use super::jwk::KeySet;
+
+/// Size and lifetime of the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCacheSettings {
+    /// Most entries kept (default 100,000); 0 turns the cache off.
+    pub max_entries: u64,
+    /// Longest an entry is kept (default 5 min); never past `exp`.
+    pub ttl: Duration,
+}
+
+impl Default for VerifiedCacheSettings {
+    fn default() -> Self {
+        VerifiedCacheSettings {
+            max_entries: 100_000,
+            ttl: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// A JWT that verified.
+pub struct VerifiedJwt {
+    /// Index of the provider that verified it.
+    pub provider: usize,
+    /// Its payload.
+    pub claims: Arc<Map<String, Value>>,
+    /// The key set it verified against (`None`: HMAC). Held, not compared
+    /// by address alone, so a freed set's address cannot be mistaken.
+    pub keys: Option<Arc<KeySet>>,
+    lifetime: Duration,
+}
+
+struct Lifetime;
+
+impl moka::Expiry<[u8; 32], Arc<VerifiedJwt>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<VerifiedJwt>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+}
+
+/// The cache; cheap to clone.
+#[derive(Clone)]
+pub struct VerifiedCache {
+    cache: Option<Cache<[u8; 32], Arc<VerifiedJwt>>>,
+    ttl: Duration,
+}
+
+impl VerifiedCache {
+    /// A cache as configured; `max_entries: 0` or `ttl: 0s` turns it off.
+    pub fn new(settings: &VerifiedCacheSettings) -> VerifiedCache {
+        let cache = (settings.max_entries > 0 && !settings.ttl.is_zero()).then(|| {
+            Cache::builder()
+                .name("verified_jwt")
+                .max_capacity(settings.max_entries)
+                .expire_after(Lifetime)
+                .build()
+        });
+        VerifiedCache {
+            cache,
+            ttl: settings.ttl,
+        }
+    }
+
+    /// Whether lookups can hit (so callers can skip hashing the token).
+    pub fn enabled(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// The remembered verification for the token with this key.
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<VerifiedJwt>> {
+        self.cache.as_ref()?.get(key)
+    }
+
+    /// Remembers a verification until the token's `exp` or the TTL,
+    /// whichever is first. A token without a numeric `exp` is not kept.
+    pub fn insert(
+        &self,
+        key: [u8; 32],
+        provider: usize,
+        claims: Arc<Map<String, Value>>,
+        keys: Option<Arc<KeySet>>,
+    ) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let Some(lifetime) = lifetime(self.ttl, claims.get("exp"), unix_now()) else {
+            return;
+        };
+        cache.insert(
+            key,
+            Arc::new(VerifiedJwt {
+                provider,
+                claims,
+                keys,
+                lifetime,
+            }),
+        );
+    }
+
+    /// Entries held, after pending work is applied (for metrics and tests).
+    pub fn entries(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |cache| {
+            cache.run_pending_tasks();
+            cache.entry_count()
+        })
+    }
+}
+
+/// How long an entry may live: until `exp`, at most `ttl`. `None` when the
+/// token is (about to be) expired or `exp` is not a number.
+fn lifetime(ttl: Duration, exp: Option<&Value>, now: u64) -> Option<Duration> {
+    let exp = exp?.as_f64().filter(|exp| exp.is_finite())?;
+    let left = exp - now as f64;
+    (left >= 1.0).then(|| ttl.min(Duration::from_secs_f64(left.min(ttl.as_secs_f64()))))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(exp: Value) -> Arc<Map<String, Value>> {
+        let mut map = Map::new();
+        map.insert("exp".into(), exp);
+        Arc::new(map)
+    }
+
+    #[test]
+    fn entries_never_outlive_exp() {
+        let ttl = Duration::from_secs(300);
+        let now = 1_000_000;
+        assert_eq!(
+            lifetime(ttl, Some(&json!(now + 60)), now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(lifetime(ttl, Some(&json!(now + 6000)), now), Some(ttl));
+        assert_eq!(lifetime(ttl, Some(&json!(now)), now), None);
+        assert_eq!(lifetime(ttl, Some(&json!(now - 5)), now), None);
+        assert_eq!(lifetime(ttl, Some(&json!("later")), now), None);
+        assert_eq!(lifetime(ttl, None, now), None);
+    }
+
+    #[test]
+    fn remembers_until_told_otherwise_and_is_bounded() {
+        let cache = VerifiedCache::new(&VerifiedCacheSettings {
+            max_entries: 10,
+            ttl: Duration::from_secs(60),
+        });
+        let exp = json!(unix_now() + 600);
+        cache.insert([1; 32], 2, claims(exp.clone()), None);
+        let hit = cache.get(&[1; 32]).expect("remembered");
+        assert_eq!(hit.provider, 2);
+        assert!(cache.get(&[2; 32]).is_none());
+        for i in 0..100u8 {
+            cache.insert([i; 32], 0, claims(exp.clone()), None);
+        }
+        assert!(cache.entries() <= 10, "bounded: {}", cache.entries());
+    }
+
+    #[test]
+    fn expired_tokens_are_not_kept_and_a_zero_size_cache_is_off() {
+        let cache = VerifiedCache::new(&VerifiedCacheSettings::default());
+        cache.insert([1; 32], 0, claims(json!(unix_now() - 1)), None);
+        assert!(cache.get(&[1; 32]).is_none());
+        let off = VerifiedCache::new(&VerifiedCacheSettings {
+            max_entries: 0,
+            ..VerifiedCacheSettings::default()
+        });
+        assert!(!off.enabled());
+        off.insert([1; 32], 0, claims(json!(unix_now() + 600)), None);
+        assert!(off.get(&[1; 32]).is_none());
+    }
+}
