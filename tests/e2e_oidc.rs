@@ -10,8 +10,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::Response;
 use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcProvider, POST_CLIENT};
-use support::{EchoUpstream, Envoy, EnvoyOptions, Response, ScratchDir, TollgateProcess};
+use support::stack::upstream_header;
 
 /// How long a test waits for a change (revocation, rotation, recovery) to
 /// reach the answers, polling.
@@ -48,36 +49,21 @@ routes:
     )
 }
 
-/// The IdP, tollgate, an echo upstream and Envoy; dropped in reverse.
+/// The IdP and, in front of it, tollgate, an echo upstream and Envoy.
 struct Stack {
-    envoy: Envoy,
-    tollgate: TollgateProcess,
-    _echo: EchoUpstream,
-    _dir: ScratchDir,
+    stack: support::stack::Stack,
     idp: OidcProvider,
 }
 
 impl Stack {
     async fn start(introspection_ttl: &str) -> Self {
         let idp = OidcProvider::start().await;
-        let dir = ScratchDir::new("e2e-oidc");
-        let path = dir.join("tollgate.yaml");
-        std::fs::write(&path, config(idp.issuer(), introspection_ttl)).unwrap();
-        let tollgate = TollgateProcess::serve_file(
-            &path,
+        let stack = support::stack::Stack::start(
+            &config(idp.issuer(), introspection_ttl),
             &[("TOLLGATE_TEST_INTROSPECTION_SECRET", "tollgate-secret")],
         )
         .await;
-        tollgate.wait_until_serving().await;
-        let echo = EchoUpstream::start().await;
-        let envoy = Envoy::start(EnvoyOptions::new(echo.addr, tollgate.addr())).await;
-        Stack {
-            envoy,
-            tollgate,
-            _echo: echo,
-            _dir: dir,
-            idp,
-        }
+        Stack { stack, idp }
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>) -> Response {
@@ -86,24 +72,17 @@ impl Stack {
             .iter()
             .map(|b| ("authorization", b.as_str()))
             .collect();
-        support::request(method, &self.envoy.url(path), &headers, b"{}".to_vec()).await
+        self.stack.send(method, path, &headers).await
     }
 
     /// Panics with every log unless `method path` with `token` gets `status`.
     async fn expect(&self, method: &str, path: &str, token: Option<&str>, status: u16) -> Response {
         let response = self.send(method, path, token).await;
-        assert_eq!(
-            response.status,
-            status,
-            "{method} {path}: got {} {:?} {}\n--- tollgate\n{}\n--- envoy\n{}\n--- idp\n{}",
-            response.status,
-            response.headers,
-            response.body,
-            self.tollgate.logs(),
-            self.envoy.logs(),
-            self.idp.logs()
-        );
-        response
+        if response.status != status {
+            eprintln!("--- idp\n{}", self.idp.logs());
+        }
+        self.stack
+            .assert_status(response, status, &format!("{method} {path}"))
     }
 
     /// Polls until `method path` with `token` gets `status`, for changes
@@ -134,10 +113,6 @@ impl Stack {
             .client_credentials_token(POST_CLIENT, scope, Some(OPAQUE_RESOURCE))
             .await
     }
-}
-
-fn upstream_header(response: &Response, name: &str) -> Value {
-    response.json()["headers"][name].clone()
 }
 
 fn kid(jwt: &str) -> String {
@@ -239,7 +214,7 @@ async fn an_idp_outage_keeps_cached_keys_refuses_uncached_opaque_tokens_and_reco
     // tollgate answers with a gRPC error; Envoy's failure mode (closed,
     // status_on_error 403) decides.
     stack.expect("GET", "/get", Some(&unseen), 403).await;
-    let logs = stack.tollgate.logs();
+    let logs = stack.stack.tollgate.logs();
     assert!(
         logs.contains("introspection for provider oidc failed"),
         "the log names the failing provider:\n{logs}"

@@ -13,6 +13,7 @@
 //!   with failure modes and request counts.
 //! - `tollgate`: runs the real `tollgate` binary and learns its address.
 //! - `inprocess`: runs `tollgate::server::serve` in the test's runtime.
+//! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
@@ -34,6 +35,7 @@ pub mod idp;
 mod inprocess;
 pub mod oidc;
 mod scratch;
+pub mod stack;
 pub mod tollgate;
 
 // Re-exports unused by a given test binary are the same case as dead code.
