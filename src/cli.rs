@@ -198,15 +198,27 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let addr = config.server.grpc_listen;
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => listener,
-            Err(error) => {
+        let bind = async |addr: std::net::SocketAddr| {
+            tokio::net::TcpListener::bind(addr).await.map_err(|error| {
                 tracing::error!(%addr, %error, "cannot listen");
-                return ExitCode::from(EX_USAGE);
-            }
+                ExitCode::from(EX_USAGE)
+            })
         };
-        match crate::server::serve(config, listener, crate::server::shutdown_signal()).await {
+        let listeners = async {
+            Ok::<_, ExitCode>(crate::server::Listeners {
+                grpc: bind(config.server.grpc_listen).await?,
+                http: match config.server.http_listen {
+                    Some(addr) => Some(bind(addr).await?),
+                    None => None,
+                },
+                admin: Some(bind(config.server.admin_listen).await?),
+            })
+        };
+        let listeners = match listeners.await {
+            Ok(listeners) => listeners,
+            Err(code) => return code,
+        };
+        match crate::server::serve_with(config, listeners, crate::server::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %crate::telemetry::ErrorChain(&error), "tollgate stopped");

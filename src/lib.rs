@@ -15,12 +15,15 @@
 //! - [`config`]: the YAML file to typed, validated settings, once at start.
 //! - [`server`]: binds the gRPC services, health and reflection; shutdown.
 //! - [`grpc`]: Envoy protobuf types in and out; nothing else touches them.
+//! - [`http`]: HTTP ext_authz mode and the admin endpoints.
 //! - [`authz`]: the decision for one request, and how a deny maps to HTTP.
 //! - [`routes`]: host, method and path matching; path normalisation.
 //! - [`token`]: token extraction, JWT verification, JWKS parsing and cache,
 //!   introspection and its cache.
 //! - [`claims`]: claim paths, scopes and route requirements.
 //! - [`headers`]: what is set and removed on the upstream request.
+//! - [`identity`]: signed identity tokens for the upstream, and their JWKS.
+//! - [`reply`]: what the client gets on a deny, shaped per route.
 //! - [`devtoken`]: tokens signed with the committed development key.
 //! - [`telemetry`]: log output.
 
@@ -35,6 +38,9 @@ pub mod config;
 pub mod devtoken;
 pub mod grpc;
 pub mod headers;
+pub mod http;
+pub mod identity;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! Serving: binds the gRPC Check service with health and reflection beside
-//! it, reports readiness once every provider has keys, and stops gracefully.
+//! it, and the HTTP listeners (HTTP ext_authz mode, admin) when given;
+//! reports readiness once every provider has keys, and stops gracefully.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,16 @@ pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
     crate::token::fetch::client_builder().build()
 }
 
+/// The sockets `serve_with` answers on, bound by the caller (port 0 in tests).
+pub struct Listeners {
+    /// gRPC: Check, health and reflection.
+    pub grpc: TcpListener,
+    /// HTTP ext_authz mode, when enabled.
+    pub http: Option<TcpListener>,
+    /// Admin endpoints.
+    pub admin: Option<TcpListener>,
+}
+
 /// Serves checks on `listener` until `shutdown` completes, then drains
 /// in-flight calls and returns.
 pub async fn serve(
@@ -49,12 +60,47 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let listeners = Listeners {
+        grpc: listener,
+        http: None,
+        admin: None,
+    };
+    serve_with(config, listeners, shutdown).await
+}
+
+/// Serves gRPC and, when given, HTTP mode and admin on `listeners` until
+/// `shutdown` completes; then drains all of them and returns.
+pub async fn serve_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let client = idp_client().map_err(ServeError::Client)?;
+    let path_prefix: Option<Arc<str>> = config.server.http_path_prefix.as_deref().map(Arc::from);
     let authorizer = Arc::new(Authorizer::new(config, client));
+    let listener = listeners.grpc;
+    // Turns true when shutdown starts; the HTTP servers stop on it.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
+    let stopping_after = stopping.clone();
+    // Turns true with gRPC health SERVING; admin `/readyz` reads it.
+    let (serving_sender, serving) = tokio::sync::watch::channel(false);
+    let http_servers = spawn_http(
+        &authorizer,
+        listeners.http,
+        listeners.admin,
+        path_prefix,
+        &stop,
+        serving,
+    );
 
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
-    let readiness = tokio::spawn(report_ready(authorizer.clone(), reporter.clone()));
+    let readiness = tokio::spawn(report_ready(
+        authorizer.clone(),
+        reporter.clone(),
+        serving_sender,
+    ));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -80,6 +126,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight checks");
+            stopping.send_replace(true);
             let _ = draining.send(());
             set_status(&reporter, ServingStatus::NotServing).await;
             // Health `Watch` streams end only when their status is cleared;
@@ -104,12 +151,70 @@ pub async fn serve(
         }
     };
     readiness.abort();
+    // The gRPC server may have failed without a shutdown: stop the others too.
+    stopping_after.send_replace(true);
+    for server in http_servers {
+        let _ = server.await;
+    }
     result
+}
+
+/// Starts the HTTP-mode and admin servers on the listeners given.
+fn spawn_http(
+    authorizer: &Arc<Authorizer>,
+    http: Option<TcpListener>,
+    admin: Option<TcpListener>,
+    path_prefix: Option<Arc<str>>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    serving: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut servers = Vec::new();
+    if let Some(listener) = http {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving HTTP ext_authz mode");
+        }
+        let authorizer = authorizer.clone();
+        let handler = move |request| {
+            crate::http::authz::handle(authorizer.clone(), path_prefix.clone(), request)
+        };
+        servers.push(tokio::spawn(crate::http::serve(
+            listener,
+            "http-authz",
+            handler,
+            stop.clone(),
+        )));
+    }
+    if let Some(listener) = admin {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving admin endpoints");
+        }
+        let authorizer = authorizer.clone();
+        let draining = stop.clone();
+        let handler = move |request| {
+            crate::http::admin::handle(
+                authorizer.clone(),
+                serving.clone(),
+                draining.clone(),
+                request,
+            )
+        };
+        servers.push(tokio::spawn(crate::http::serve(
+            listener,
+            "admin",
+            handler,
+            stop.clone(),
+        )));
+    }
+    servers
 }
 
 /// Marks the service SERVING once every provider has loaded keys at least
 /// once and knows its introspection endpoint.
-async fn report_ready(authorizer: Arc<Authorizer>, reporter: HealthReporter) {
+async fn report_ready(
+    authorizer: Arc<Authorizer>,
+    reporter: HealthReporter,
+    serving: tokio::sync::watch::Sender<bool>,
+) {
     for provider in authorizer.providers() {
         if !provider.ready().await {
             return;
@@ -117,6 +222,7 @@ async fn report_ready(authorizer: Arc<Authorizer>, reporter: HealthReporter) {
     }
     tracing::info!("every provider has its keys and endpoints: SERVING");
     set_status(&reporter, ServingStatus::Serving).await;
+    serving.send_replace(true);
 }
 
 async fn set_status(reporter: &HealthReporter, status: ServingStatus) {

@@ -27,6 +27,10 @@ pub struct Grant {
     pub caller: Option<Caller>,
     /// Header changes for the upstream request.
     pub upstream: UpstreamHeaders,
+    /// Headers added to the client's response (`response_headers_to_add`).
+    pub response_headers: Vec<(String, String)>,
+    /// Route name and selected claims, for Envoy's dynamic metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The verified identity behind a token, for logs.
@@ -207,6 +211,9 @@ pub enum Fault {
     /// A provider's keys could not be fetched.
     #[error(transparent)]
     KeysUnavailable(#[from] KeysUnavailable),
+    /// The upstream identity token could not be signed.
+    #[error(transparent)]
+    IdentitySigning(#[from] crate::identity::MintFailed),
     /// A provider's introspection endpoint gave no usable answer.
     #[error(transparent)]
     Introspection(#[from] IntrospectionFailed),
@@ -230,6 +237,7 @@ impl Fault {
         match self {
             Fault::KeysUnavailable(_) => "keys_unavailable",
             Fault::Introspection(_) => "introspection_unavailable",
+            Fault::IdentitySigning(_) => "identity_signing",
         }
     }
 }

@@ -3,7 +3,10 @@
 //! [`Decision`].
 
 mod decision;
+mod output;
+mod request;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,6 +18,8 @@ pub use decision::{
 use crate::claims::{Unmet, scopes};
 use crate::config::{Config, RoutePolicy};
 use crate::headers::{UpstreamHeaders, render_claims};
+use crate::identity::IdentityMinter;
+use crate::reply::DenyShape;
 use crate::routes::{PathError, PathParameters, RequestTarget, RouteTable};
 use crate::telemetry::ErrorChain;
 use crate::token::TokenProblem;
@@ -77,6 +82,12 @@ pub struct Authorizer {
     max_token_bytes: usize,
     realm: Option<String>,
     path_parameters: PathParameters,
+    /// Mints signed identity tokens, when `identity:` is configured.
+    identity: Option<IdentityMinter>,
+    /// Each route's deny shape, by route name.
+    deny_shapes: HashMap<Arc<str>, Arc<DenyShape>>,
+    /// The deny shape of requests no route matches.
+    default_deny: Arc<DenyShape>,
 }
 
 impl Authorizer {
@@ -99,6 +110,11 @@ impl Authorizer {
                 TokenSource::Cookie(_) => {}
             }
         }
+        let deny_shapes = config
+            .routes
+            .iter()
+            .map(|route| (route.policy.name.clone(), route.policy.output.deny.clone()))
+            .collect();
         let routes = RouteTable::new(
             config
                 .routes
@@ -118,7 +134,22 @@ impl Authorizer {
             max_token_bytes: config.server.max_token_bytes,
             realm: config.server.realm,
             path_parameters: config.server.path_parameters,
+            identity: config.identity.map(IdentityMinter::new),
+            deny_shapes,
+            default_deny: config.default_deny,
         }
+    }
+
+    /// The identity token minter, for the JWKS it publishes.
+    pub fn identity(&self) -> Option<&IdentityMinter> {
+        self.identity.as_ref()
+    }
+
+    /// How a deny on `route` (or on no route) looks to the client.
+    pub fn deny_shape(&self, route: Option<&str>) -> &DenyShape {
+        route
+            .and_then(|name| self.deny_shapes.get(name))
+            .unwrap_or(&self.default_deny)
     }
 
     /// The providers, for readiness reporting.
@@ -163,22 +194,36 @@ impl Authorizer {
         };
         let Some((_, route)) = self.routes.find(&target) else {
             return Ok(if self.allow_unmatched {
-                Decision::Allow(Grant {
-                    route: None,
-                    caller: None,
-                    upstream: self.upstream(request, None, Vec::new()),
-                })
+                Decision::Allow(self.grant(request, None, None, Vec::new(), Map::new()))
             } else {
                 deny(DenyReason::NoRoute, None)
             });
         };
+        let decision = self.decide_route(request, route).await?;
+        Ok(match decision {
+            Decision::Deny(denial) if route.output.dry_run => {
+                output::log_dry_run(request, &denial);
+                Decision::Allow(self.grant(request, Some(route), None, Vec::new(), Map::new()))
+            }
+            decision => decision,
+        })
+    }
+
+    /// The decision for a request that matched `route`.
+    async fn decide_route(
+        &self,
+        request: &AuthzRequest,
+        route: &RoutePolicy,
+    ) -> Result<Decision, Fault> {
         let route_name = Some(route.name.clone());
         if route.anonymous {
-            return Ok(Decision::Allow(Grant {
-                route: route_name,
-                caller: None,
-                upstream: self.upstream(request, Some(route), Vec::new()),
-            }));
+            return Ok(Decision::Allow(self.grant(
+                request,
+                Some(route),
+                None,
+                Vec::new(),
+                Map::new(),
+            )));
         }
         let token = match extract::extract(&self.token_sources, request) {
             Ok(Some(token)) => token,
@@ -213,12 +258,47 @@ impl Authorizer {
                 detail,
             }));
         }
-        let set = render_claims(&route.upstream_headers, &claims, &route.claim_separator);
-        Ok(Decision::Allow(Grant {
-            route: route_name,
-            caller: Some(caller),
-            upstream: self.upstream(request, Some(route), set),
-        }))
+        let mut set = render_claims(&route.upstream_headers, &claims, &route.claim_separator);
+        output::caller_headers(
+            self.identity.as_ref(),
+            route,
+            &mut set,
+            &token,
+            &caller,
+            &claims,
+            &granted,
+        )
+        .await?;
+        let metadata = output::metadata(route, &claims);
+        Ok(Decision::Allow(self.grant(
+            request,
+            Some(route),
+            Some(caller),
+            set,
+            metadata,
+        )))
+    }
+
+    /// An allow on `route` (or on no route): the upstream header changes,
+    /// the response headers and the dynamic metadata, with the route's name.
+    fn grant(
+        &self,
+        request: &AuthzRequest,
+        route: Option<&RoutePolicy>,
+        caller: Option<Caller>,
+        set: Vec<(String, String)>,
+        mut metadata: Map<String, Value>,
+    ) -> Grant {
+        if let Some(route) = route {
+            metadata.insert("route".to_owned(), Value::from(&*route.name));
+        }
+        Grant {
+            route: route.map(|route| route.name.clone()),
+            caller,
+            upstream: self.upstream(request, route, set),
+            response_headers: route.map_or_else(Vec::new, |r| r.output.response_headers.clone()),
+            metadata,
+        }
     }
 
     /// Finds who vouches for the token. A JWS goes to the provider with
@@ -327,8 +407,11 @@ impl Authorizer {
         &self,
         request: &AuthzRequest,
         route: Option<&RoutePolicy>,
-        set: Vec<(String, String)>,
+        mut set: Vec<(String, String)>,
     ) -> UpstreamHeaders {
+        if let Some(route) = route {
+            output::add_static(&mut set, &route.output.static_headers);
+        }
         let remove_token = route.is_some_and(|route| route.remove_token_header);
         let mut remove: Vec<String> = self
             .identity_headers
@@ -355,6 +438,19 @@ impl Authorizer {
             .cloned()
             .collect();
         remove.extend(variants);
+        if let Some(route) = route {
+            remove.extend(
+                route
+                    .output
+                    .remove_headers
+                    .iter()
+                    .filter(|name| {
+                        !set.iter().any(|(set, _)| set == *name) && !remove.contains(name)
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         UpstreamHeaders {
             set,
             remove,

@@ -3,6 +3,7 @@
 //! the field that is wrong, so a broken config is refused at start.
 
 mod introspection;
+mod output;
 mod provider;
 mod raw;
 mod route;
@@ -15,9 +16,11 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 
+use crate::identity::{IdentityKey, IdentitySettings};
 use crate::routes::PathParameters;
 use crate::token::extract::{HeaderFormat, TokenSource};
 use crate::token::verified::VerifiedCacheSettings;
+pub use output::{DEFAULT_IDENTITY_HEADER, RouteOutput};
 pub use provider::{JwtSettings, ProviderSettings};
 pub use raw::LogFormat;
 use raw::{RawConfig, RawTokenSource};
@@ -73,6 +76,10 @@ pub struct Config {
     /// answer removes those it does not set, whichever route (or none) the
     /// request takes, so a client can never supply identity itself.
     pub identity_headers: Vec<String>,
+    /// How denies of requests no route matches look.
+    pub default_deny: std::sync::Arc<crate::reply::DenyShape>,
+    /// The key upstream identity tokens are signed with, if configured.
+    pub identity: Option<IdentitySettings>,
     /// Things worth telling the operator that do not stop the start.
     pub warnings: Vec<String>,
 }
@@ -89,6 +96,12 @@ pub struct ServerSettings {
     pub path_parameters: PathParameters,
     /// The verified-JWT cache.
     pub token_cache: VerifiedCacheSettings,
+    /// Where HTTP ext_authz mode listens; `None` when it is off.
+    pub http_listen: Option<SocketAddr>,
+    /// Stripped from HTTP-mode request paths (Envoy `http_service.path_prefix`).
+    pub http_path_prefix: Option<String>,
+    /// Where the admin endpoints listen.
+    pub admin_listen: SocketAddr,
 }
 
 /// Log settings.
@@ -142,7 +155,30 @@ impl Config {
                 raw::RawPathParameters::Strip => PathParameters::Strip,
             },
             token_cache: token_cache(&raw.server.token_cache)?,
+            http_listen: if raw.server.http_enabled {
+                Some(listen_address(
+                    &raw.server.http_listen,
+                    "server.http_listen",
+                    9192,
+                )?)
+            } else {
+                None
+            },
+            http_path_prefix: match raw.server.http_path_prefix {
+                Some(prefix) if !prefix.starts_with('/') || prefix.ends_with('/') => {
+                    return Err(invalid(
+                        "server.http_path_prefix",
+                        "must start with `/` and not end with one, like Envoy's `path_prefix: /authz`",
+                    ));
+                }
+                other => other,
+            },
+            admin_listen: listen_address(&raw.server.admin_listen, "server.admin_listen", 9193)?,
         };
+        let identity = raw
+            .identity
+            .map(|raw| identity_settings(raw, base))
+            .transpose()?;
         if server
             .realm
             .as_deref()
@@ -209,6 +245,19 @@ impl Config {
                 .unwrap_or_else(|| ",".to_owned())
                 .into(),
             path_parameters: server.path_parameters,
+            output: output::OutputDefaults::new(
+                output::RawOutput {
+                    static_headers: raw.defaults.static_headers,
+                    header_preset: raw.defaults.header_preset,
+                    remove_headers: raw.defaults.remove_headers,
+                    response_headers_to_add: raw.defaults.response_headers_to_add,
+                    metadata_claims: raw.defaults.metadata_claims,
+                    deny: raw.defaults.deny,
+                    dry_run: raw.defaults.dry_run,
+                },
+                server.realm.clone(),
+            )?,
+            identity_configured: identity.is_some(),
         };
         if defaults.claim_separator.is_empty() {
             return Err(invalid("defaults.claim_separator", "must not be empty"));
@@ -249,12 +298,21 @@ impl Config {
             }
             routes.push(route);
         }
-        let mut identity_headers: Vec<String> = defaults
-            .upstream_headers
-            .iter()
-            .chain(routes.iter().flat_map(|r| r.policy.upstream_headers.iter()))
-            .map(|mapping| mapping.header.clone())
-            .collect();
+        let mut identity_headers: Vec<String> =
+            output::with_preset(defaults.upstream_headers.clone(), defaults.output.preset)
+                .iter()
+                .chain(routes.iter().flat_map(|r| r.policy.upstream_headers.iter()))
+                .map(|mapping| mapping.header.clone())
+                .collect();
+        // Tokens tollgate sets are never taken from the client either.
+        identity_headers.extend(routes.iter().flat_map(|r| {
+            let output = &r.policy.output;
+            output
+                .access_token_header
+                .iter()
+                .chain(output.identity.as_ref().map(|i| &i.header))
+                .cloned()
+        }));
         identity_headers.sort_unstable();
         identity_headers.dedup();
         if routes.is_empty() {
@@ -268,6 +326,8 @@ impl Config {
             routes,
             allow_unmatched: raw.unmatched == raw::RawUnmatched::Allow,
             identity_headers,
+            default_deny: defaults.output.deny(),
+            identity,
             warnings,
         })
     }
@@ -284,6 +344,58 @@ fn token_cache(raw: &raw::RawTokenCache) -> Result<VerifiedCacheSettings, Config
             .transpose()
             .map_err(|m| invalid("server.token_cache.ttl", m))?
             .unwrap_or(defaults.ttl),
+    })
+}
+
+/// `host:port`; the error names `field` and shows the conventional `port`.
+fn listen_address(text: &str, field: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|e| {
+        invalid(
+            field,
+            format!("{e}; expected host:port such as 0.0.0.0:{port}"),
+        )
+    })
+}
+
+fn identity_settings(raw: raw::RawIdentity, base: &Path) -> Result<IdentitySettings, ConfigError> {
+    if raw.issuer.is_empty() {
+        return Err(invalid("identity.issuer", "must not be empty"));
+    }
+    if !matches!(raw.algorithm.as_str(), "ES256" | "EdDSA") {
+        return Err(invalid(
+            "identity.algorithm",
+            format!(
+                "`{}`: use ES256 or EdDSA (RSA and HMAC are refused)",
+                raw.algorithm
+            ),
+        ));
+    }
+    let file = raw.signing_key.file.map(|f| base.join(f));
+    let pem = Secret::load(raw.signing_key.env.as_deref(), file.as_deref())
+        .map_err(|m| invalid("identity.signing_key", m))?;
+    let key = IdentityKey::from_pem(pem.expose(), &raw.algorithm, &raw.kid).map_err(|m| {
+        let field = if raw.kid.is_empty() {
+            "identity.kid"
+        } else {
+            "identity.signing_key"
+        };
+        invalid(field, m)
+    })?;
+    let lifetime = match raw.lifetime {
+        None => std::time::Duration::from_secs(60),
+        Some(text) => parse_duration(&text.text()).map_err(|m| invalid("identity.lifetime", m))?,
+    };
+    if lifetime.as_secs() < 5 {
+        return Err(invalid(
+            "identity.lifetime",
+            "must be at least 5s, so a token is not expired on arrival",
+        ));
+    }
+    Ok(IdentitySettings {
+        issuer: raw.issuer,
+        key,
+        lifetime,
+        cache_size: raw.cache_size.unwrap_or(10_000),
     })
 }
 

@@ -26,6 +26,22 @@ pub(crate) struct RawConfig {
     /// What happens to a request no route matches.
     #[serde(default)]
     pub(crate) unmatched: RawUnmatched,
+    /// The key signed upstream identity tokens are minted with.
+    pub(crate) identity: Option<RawIdentity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    /// `iss` of minted tokens: this tollgate's name.
+    pub(crate) issuer: String,
+    /// PKCS#8 PEM private key, from `{env: VAR}` or `{file: PATH}`.
+    pub(crate) signing_key: RawSecret,
+    /// `ES256` or `EdDSA`.
+    pub(crate) algorithm: String,
+    pub(crate) kid: String,
+    pub(crate) lifetime: Option<RawDuration>,
+    pub(crate) cache_size: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +56,15 @@ pub(crate) struct RawServer {
     /// What `;` in a request path means: reject, keep or strip.
     #[serde(default)]
     pub(crate) path_parameters: RawPathParameters,
+    /// Serve HTTP ext_authz mode (Envoy `http_service`) on `http_listen`.
+    #[serde(default)]
+    pub(crate) http_enabled: bool,
+    #[serde(default = "default_http_listen")]
+    pub(crate) http_listen: String,
+    /// Stripped from HTTP-mode request paths (Envoy's `path_prefix`).
+    pub(crate) http_path_prefix: Option<String>,
+    #[serde(default = "default_admin_listen")]
+    pub(crate) admin_listen: String,
     /// Verified JWTs remembered by a hash of the token.
     #[serde(default)]
     pub(crate) token_cache: RawTokenCache,
@@ -69,12 +94,24 @@ impl Default for RawServer {
             max_token_bytes: None,
             path_parameters: RawPathParameters::default(),
             token_cache: RawTokenCache::default(),
+            http_enabled: false,
+            http_listen: default_http_listen(),
+            http_path_prefix: None,
+            admin_listen: default_admin_listen(),
         }
     }
 }
 
 fn default_grpc_listen() -> String {
     "0.0.0.0:9191".to_owned()
+}
+
+fn default_http_listen() -> String {
+    "0.0.0.0:9192".to_owned()
+}
+
+fn default_admin_listen() -> String {
+    "0.0.0.0:9193".to_owned()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +257,20 @@ pub(crate) struct RawRouteDefaults {
     pub(crate) upstream_headers: Option<BTreeMap<String, RawClaimPath>>,
     pub(crate) remove_token_header: Option<bool>,
     pub(crate) claim_separator: Option<String>,
+    /// Headers set to fixed values on every allow.
+    pub(crate) static_headers: Option<BTreeMap<String, String>>,
+    /// Named header sets, such as `oauth2_proxy`.
+    pub(crate) header_preset: Option<RawHeaderPreset>,
+    /// More request headers removed before the request goes upstream.
+    pub(crate) remove_headers: Option<Vec<String>>,
+    /// Headers added to the client's response on an allow.
+    pub(crate) response_headers_to_add: Option<BTreeMap<String, String>>,
+    /// Claims returned as Envoy dynamic metadata.
+    pub(crate) metadata_claims: Option<Vec<RawClaimPath>>,
+    /// How denies look.
+    pub(crate) deny: Option<RawDeny>,
+    /// Log denies but allow the request.
+    pub(crate) dry_run: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +288,61 @@ pub(crate) struct RawRoute {
     pub(crate) require: RawRequire,
     pub(crate) upstream_headers: Option<BTreeMap<String, RawClaimPath>>,
     pub(crate) remove_token_header: Option<bool>,
+    /// Headers set to fixed values on every allow.
+    pub(crate) static_headers: Option<BTreeMap<String, String>>,
+    /// Named header sets, such as `oauth2_proxy`.
+    pub(crate) header_preset: Option<RawHeaderPreset>,
+    /// More request headers removed before the request goes upstream.
+    pub(crate) remove_headers: Option<Vec<String>>,
+    /// Headers added to the client's response on an allow.
+    pub(crate) response_headers_to_add: Option<BTreeMap<String, String>>,
+    /// Claims returned as Envoy dynamic metadata.
+    pub(crate) metadata_claims: Option<Vec<RawClaimPath>>,
+    /// How denies look.
+    pub(crate) deny: Option<RawDeny>,
+    /// Log denies but allow the request.
+    pub(crate) dry_run: Option<bool>,
+    /// A signed identity token for the upstream.
+    pub(crate) upstream_identity: Option<RawUpstreamIdentity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", expecting = "`oauth2_proxy` or `none`")]
+pub(crate) enum RawHeaderPreset {
+    /// oauth2-proxy's `X-Auth-Request-*` headers.
+    Oauth2Proxy,
+    None,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeny {
+    /// `realm` in `WWW-Authenticate`; default `server.realm`.
+    pub(crate) realm: Option<String>,
+    pub(crate) body: Option<RawDenyBody>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
+    /// Header naming the deny reason; unset (the default) sends none.
+    pub(crate) reason_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", expecting = "`json`, `text` or `empty`")]
+pub(crate) enum RawDenyBody {
+    Json,
+    Text,
+    Empty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamIdentity {
+    /// Default `x-tollgate-identity`.
+    pub(crate) header: Option<String>,
+    /// `aud` of the minted token: the upstream.
+    pub(crate) audience: String,
+    /// Top-level claims copied from the caller's token.
+    #[serde(default)]
+    pub(crate) claims: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

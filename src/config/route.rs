@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::output::{OutputDefaults, RawOutput, RouteOutput, with_preset};
 use super::raw::{self, RawClaimPath, RawPath, RawRoute};
 use super::{ConfigError, invalid, is_http_token};
 use crate::claims::{ClaimPath, ClaimRule, ClaimTest, Requirements};
@@ -33,6 +34,8 @@ pub struct RoutePolicy {
     pub remove_token_header: bool,
     /// Joins array claims rendered into one header.
     pub claim_separator: Arc<str>,
+    /// Static headers, removals, deny shape, dry run, signed identity.
+    pub output: Arc<RouteOutput>,
 }
 
 /// One upstream header filled from a claim.
@@ -51,6 +54,8 @@ pub(super) struct RouteDefaults {
     pub(super) remove_token_header: Option<bool>,
     pub(super) claim_separator: Arc<str>,
     pub(super) path_parameters: PathParameters,
+    pub(super) output: OutputDefaults,
+    pub(super) identity_configured: bool,
 }
 
 /// Methods of RFC 9110, PATCH, and WebDAV's; a route naming another is
@@ -179,6 +184,21 @@ pub(super) fn route(
         Some(map) => header_mappings(map, &format!("{field}.upstream_headers"))?,
         None => defaults.upstream_headers.clone(),
     };
+    let (output, preset) = defaults.output.route(
+        RawOutput {
+            static_headers: raw.static_headers,
+            header_preset: raw.header_preset,
+            remove_headers: raw.remove_headers,
+            response_headers_to_add: raw.response_headers_to_add,
+            metadata_claims: raw.metadata_claims,
+            deny: raw.deny,
+            dry_run: raw.dry_run,
+        },
+        raw.upstream_identity,
+        field,
+        defaults.identity_configured,
+    )?;
+    let upstream_headers = with_preset(upstream_headers, preset);
     let mut provider_indexes = provider_indexes;
     provider_indexes.sort_unstable();
     provider_indexes.dedup();
@@ -195,6 +215,7 @@ pub(super) fn route(
                 .or(defaults.remove_token_header)
                 .unwrap_or(false),
             claim_separator: defaults.claim_separator.clone(),
+            output: Arc::new(output),
         },
     })
 }
@@ -240,7 +261,7 @@ fn requirements(raw: raw::RawRequire, field: &str) -> Result<Requirements, Confi
     })
 }
 
-fn claim_path(raw: RawClaimPath) -> Result<ClaimPath, String> {
+pub(super) fn claim_path(raw: RawClaimPath) -> Result<ClaimPath, String> {
     match raw {
         RawClaimPath::Dotted(path) => ClaimPath::dotted(&path),
         RawClaimPath::Segments(segments) => ClaimPath::segments(segments),
@@ -248,7 +269,7 @@ fn claim_path(raw: RawClaimPath) -> Result<ClaimPath, String> {
 }
 
 /// Headers that Envoy owns or that would change how the request is routed or framed.
-const RESERVED_HEADERS: &[&str] = &[
+pub(super) const RESERVED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "transfer-encoding",

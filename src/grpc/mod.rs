@@ -8,11 +8,13 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
     HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
+use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind};
 use envoy_types::pb::google::rpc;
 use tonic::{Request, Response, Status};
 
-use crate::authz::{Authorizer, AuthzRequest, Decision, Denial, Grant};
-use crate::routes::{PathParameters, normalize_host, normalize_path, normalize_request_path};
+use crate::authz::{Authorizer, AuthzRequest, Decision, Grant};
+use crate::reply::DenyShape;
+use crate::routes::{PathParameters, normalize_path};
 
 /// The encoded descriptors of the Envoy ext_authz API, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -38,10 +40,13 @@ impl Authorization for CheckService {
     ) -> Result<Response<CheckResponse>, Status> {
         let request = authz_request(request.get_ref(), self.authorizer.path_parameters());
         match self.authorizer.check(&request).await {
-            Ok(decision) => Ok(Response::new(check_response(
-                decision,
-                self.authorizer.realm(),
-            ))),
+            Ok(decision) => {
+                let shape = match &decision {
+                    Decision::Deny(denial) => self.authorizer.deny_shape(denial.route.as_deref()),
+                    Decision::Allow(_) => self.authorizer.deny_shape(None),
+                };
+                Ok(Response::new(check_response(decision, shape)))
+            }
             // The detail is in the log line; Envoy does not pass it on anyway.
             Err(_) => Err(Status::unavailable(
                 "authorization is temporarily unavailable",
@@ -106,85 +111,89 @@ pub fn authz_request(check: &CheckRequest, path_parameters: PathParameters) -> A
     } else {
         &http.method
     };
-    let query = raw_path
-        .split_once('?')
-        .map(|(_, q)| q.split_once('#').map_or(q, |(q, _)| q).to_owned());
-    AuthzRequest {
-        host: normalize_host(authority),
-        method: method.to_ascii_uppercase(),
-        path: normalize_request_path(raw_path, path_parameters),
-        query,
-        headers,
-    }
+    let (authority, method, raw_path) =
+        (authority.to_owned(), method.to_owned(), raw_path.to_owned());
+    AuthzRequest::from_parts(&authority, &method, &raw_path, headers, path_parameters)
 }
 
-/// Turns a decision into Envoy's answer. A deny is still a successful gRPC
-/// call: its status and HTTP response tell Envoy what to send the client.
-pub fn check_response(decision: Decision, realm: Option<&str>) -> CheckResponse {
+/// Turns a decision into Envoy's answer; `deny` shapes a deny (the
+/// route's). A deny is still a successful gRPC call: its status and HTTP
+/// response tell Envoy what to send the client.
+pub fn check_response(decision: Decision, deny: &DenyShape) -> CheckResponse {
     match decision {
         Decision::Allow(grant) => allow_response(grant),
-        Decision::Deny(denial) => deny_response(&denial, realm),
+        Decision::Deny(denial) => {
+            let reply = deny.reply(&denial);
+            CheckResponse {
+                status: Some(rpc::Status {
+                    code: denial.reason.grpc_code(),
+                    message: denial.reason.label().to_owned(),
+                    ..Default::default()
+                }),
+                http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+                    status: Some(HttpStatus {
+                        code: i32::from(reply.status),
+                    }),
+                    headers: overwriting(reply.headers),
+                    body: reply.body,
+                })),
+                ..Default::default()
+            }
+        }
     }
 }
 
 fn allow_response(grant: Grant) -> CheckResponse {
-    let headers = grant
-        .upstream
-        .set
-        .into_iter()
-        .map(|(key, value)| header(key, value, HeaderAppendAction::OverwriteIfExistsOrAdd))
-        .collect();
+    let dynamic_metadata = (!grant.metadata.is_empty()).then(|| pbuf::Struct {
+        fields: grant
+            .metadata
+            .into_iter()
+            .map(|(key, value)| (key, protobuf_value(value)))
+            .collect(),
+    });
     CheckResponse {
         status: Some(rpc::Status {
             code: 0,
             ..Default::default()
         }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            headers,
+            headers: overwriting(grant.upstream.set),
             headers_to_remove: grant.upstream.remove,
             query_parameters_to_remove: grant.upstream.remove_query,
+            response_headers_to_add: overwriting(grant.response_headers),
             ..Default::default()
         })),
+        dynamic_metadata,
         ..Default::default()
     }
 }
 
-fn deny_response(denial: &Denial, realm: Option<&str>) -> CheckResponse {
-    let mut headers = vec![
-        header(
-            "content-type",
-            "application/json".to_owned(),
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ),
-        header(
-            "cache-control",
-            "no-store".to_owned(),
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ),
-    ];
-    if let Some(challenge) = denial.www_authenticate(realm) {
-        headers.push(header(
-            "www-authenticate",
-            challenge,
-            HeaderAppendAction::OverwriteIfExistsOrAdd,
-        ));
-    }
-    let status = denial.reason.http_status();
-    CheckResponse {
-        status: Some(rpc::Status {
-            code: denial.reason.grpc_code(),
-            message: denial.reason.label().to_owned(),
-            ..Default::default()
+/// Headers that replace any of the same name (a client-sent one included).
+fn overwriting(headers: Vec<(String, String)>) -> Vec<HeaderValueOption> {
+    headers
+        .into_iter()
+        .map(|(key, value)| header(key, value, HeaderAppendAction::OverwriteIfExistsOrAdd))
+        .collect()
+}
+
+fn protobuf_value(value: serde_json::Value) -> pbuf::Value {
+    use serde_json::Value as Json;
+    let kind = match value {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Json::String(s) => Kind::StringValue(s),
+        Json::Array(items) => Kind::ListValue(pbuf::ListValue {
+            values: items.into_iter().map(protobuf_value).collect(),
         }),
-        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-            status: Some(HttpStatus {
-                code: i32::from(status),
-            }),
-            headers,
-            body: denial.body(),
-        })),
-        ..Default::default()
-    }
+        Json::Object(fields) => Kind::StructValue(pbuf::Struct {
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k, protobuf_value(v)))
+                .collect(),
+        }),
+    };
+    pbuf::Value { kind: Some(kind) }
 }
 
 fn header(key: impl Into<String>, value: String, action: HeaderAppendAction) -> HeaderValueOption {
@@ -287,8 +296,17 @@ mod tests {
                 remove: vec!["authorization".into()],
                 remove_query: vec!["access_token".into()],
             },
+            response_headers: vec![("x-served-by".into(), "tollgate".into())],
+            metadata: [("route".to_owned(), serde_json::json!("r1"))]
+                .into_iter()
+                .collect(),
         };
-        let response = check_response(Decision::Allow(grant), None);
+        let response = check_response(Decision::Allow(grant), &DenyShape::default());
+        let metadata = response.dynamic_metadata.clone().unwrap();
+        assert_eq!(
+            metadata.fields["route"].kind,
+            Some(Kind::StringValue("r1".into()))
+        );
         let Some(HttpResponse::OkResponse(ok)) = response.http_response else {
             panic!("expected an ok response");
         };
@@ -300,19 +318,24 @@ mod tests {
             HeaderAppendAction::OverwriteIfExistsOrAdd as i32
         );
         assert_eq!(h.header.as_ref().map(|h| h.value.as_str()), Some("svc"));
+        assert_eq!(ok.response_headers_to_add.len(), 1);
         assert_eq!(response.status.map(|s| s.code), Some(0));
     }
 
     #[test]
     fn deny_carries_status_challenge_and_json() {
-        let denial = Denial {
+        let denial = crate::authz::Denial {
             reason: crate::authz::DenyReason::InsufficientScope,
             route: None,
             caller: None,
             scope_hint: Some("write".into()),
             detail: None,
         };
-        let response = check_response(Decision::Deny(denial), Some("api"));
+        let shape = DenyShape {
+            realm: Some("api".into()),
+            ..DenyShape::default()
+        };
+        let response = check_response(Decision::Deny(denial), &shape);
         assert_eq!(
             response.status.as_ref().map(|s| s.code),
             Some(grpc_code::PERMISSION_DENIED)

@@ -52,6 +52,9 @@ where
             command.env_remove(name);
         }
     }
+    // The admin port defaults to 9193 on every interface; tests run many
+    // tollgates at once, so each gets an ephemeral one unless `env` says.
+    command.env("TOLLGATE_SERVER__ADMIN_LISTEN", "127.0.0.1:0");
     command.envs(env.iter().copied());
     command
 }

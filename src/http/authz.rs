@@ -1,0 +1,130 @@
+//! HTTP ext_authz mode, for Envoy's `http_service` (Istio
+//! `envoyExtAuthzHttp`): Envoy sends the original request's method, path
+//! (after its `path_prefix`) and headers as an HTTP request; tollgate
+//! answers 200 to allow, with the upstream headers as response headers and
+//! removals in `x-envoy-auth-headers-to-remove`, or the deny's status,
+//! headers and body. The request body is never read.
+//!
+//! The decision and the deny are the same as in gRPC mode:
+//! [`Authorizer::check`] decides, [`crate::reply`] shapes the deny.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::{Body, response};
+use crate::authz::{Authorizer, AuthzRequest, Decision};
+
+/// The header Envoy's `http_service` reads removals from, comma-separated.
+pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+
+/// Answers one check. `path_prefix` is stripped from the path first.
+pub async fn handle(
+    authorizer: Arc<Authorizer>,
+    path_prefix: Option<Arc<str>>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let Some(request) = authz_request(&request, path_prefix.as_deref(), &authorizer) else {
+        tracing::warn!(
+            prefix = path_prefix.as_deref(),
+            "HTTP-mode check without the configured server.http_path_prefix; check Envoy's http_service.path_prefix"
+        );
+        return response(400, [], String::new());
+    };
+    match authorizer.check(&request).await {
+        Ok(Decision::Allow(grant)) => {
+            let mut headers = grant.upstream.set;
+            if !grant.upstream.remove.is_empty() {
+                headers.push((
+                    HEADERS_TO_REMOVE.to_owned(),
+                    grant.upstream.remove.join(", "),
+                ));
+            }
+            headers.extend(grant.response_headers);
+            response(200, headers, String::new())
+        }
+        Ok(Decision::Deny(denial)) => {
+            let reply = authorizer
+                .deny_shape(denial.route.as_deref())
+                .reply(&denial);
+            response(reply.status, reply.headers, reply.body)
+        }
+        // The detail is in the log line.
+        Err(_) => response(
+            503,
+            [(
+                "content-type".to_owned(),
+                "text/plain; charset=utf-8".to_owned(),
+            )],
+            "authorization is temporarily unavailable\n".to_owned(),
+        ),
+    }
+}
+
+/// The original request, or `None` when the path lacks `path_prefix`.
+fn authz_request(
+    request: &Request<Incoming>,
+    path_prefix: Option<&str>,
+    authorizer: &Authorizer,
+) -> Option<AuthzRequest> {
+    let raw_path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let raw_path = strip_prefix(raw_path, path_prefix)?;
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let authority = request
+        .headers()
+        .get(hyper::header::HOST)
+        .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned())
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    Some(AuthzRequest::from_parts(
+        &authority,
+        request.method().as_str(),
+        raw_path,
+        headers,
+        authorizer.path_parameters(),
+    ))
+}
+
+/// `path` without `prefix`, which must end at a segment boundary
+/// (`/authz/x` has prefix `/authz`, `/authzx` has not).
+fn strip_prefix<'a>(path: &'a str, prefix: Option<&str>) -> Option<&'a str> {
+    let Some(prefix) = prefix else {
+        return Some(path);
+    };
+    let rest = path.strip_prefix(prefix)?;
+    match rest.as_bytes().first() {
+        None => Some("/"),
+        Some(b'/') => Some(rest),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_prefix_at_a_segment_boundary() {
+        assert_eq!(strip_prefix("/a/b?x=1", None), Some("/a/b?x=1"));
+        assert_eq!(
+            strip_prefix("/authz/a/b?x=1", Some("/authz")),
+            Some("/a/b?x=1")
+        );
+        assert_eq!(strip_prefix("/authz", Some("/authz")), Some("/"));
+        assert_eq!(strip_prefix("/authzx/a", Some("/authz")), None);
+        assert_eq!(strip_prefix("/other", Some("/authz")), None);
+    }
+}

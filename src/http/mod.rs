@@ -1,0 +1,121 @@
+//! The HTTP side: a small HTTP/1.1 server (accept loop, one task per
+//! connection, graceful stop) that serves the admin endpoints and HTTP
+//! ext_authz mode.
+//!
+//! # Layout
+//! - [`authz`]: HTTP ext_authz mode, for Envoy's `http_service`.
+//! - [`admin`]: `/healthz`, `/readyz` and `/.well-known/jwks.json`.
+
+pub mod admin;
+pub mod authz;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Response bodies: small and complete.
+pub type Body = Full<Bytes>;
+
+/// Most request headers accepted; Envoy forwards every client header in
+/// HTTP mode, so the limit is above hyper's default of 100.
+const MAX_HEADERS: usize = 256;
+/// A client that has not sent its headers by then is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections may finish after the stop signal.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of file descriptors, say), so the loop
+/// does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `handler` on `listener` until `stop` turns `true` (or its sender
+/// is dropped), then lets open connections finish for a bounded time.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    name: &'static str,
+    handler: H,
+    mut stop: watch::Receiver<bool>,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let stopped = async move {
+        // The guard `wait_for` returns is not `Send`; only the fact matters.
+        let _ = stop.wait_for(|stopped| *stopped).await.map(drop);
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(server = name, %error, "cannot accept a connection");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                let handler = handler.clone();
+                let service = service_fn(move |request| {
+                    let response = handler(request);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_headers(MAX_HEADERS);
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(server = name, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_GRACE) => {
+            tracing::warn!(server = name, grace = ?DRAIN_GRACE, "drain grace period elapsed; closing connections");
+        }
+    }
+}
+
+/// A response with `status`, `headers` and `body`. A header that cannot be
+/// sent (never the case for what config and claim rendering let through) is
+/// left out with a log line rather than failing the answer.
+pub(crate) fn response(
+    status: u16,
+    headers: impl IntoIterator<Item = (String, String)>,
+    body: String,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        match (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.insert(name, value);
+            }
+            _ => tracing::warn!(header = %name, "header cannot be sent over HTTP; left out"),
+        }
+    }
+    response
+}
