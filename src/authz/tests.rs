@@ -417,3 +417,98 @@ async fn verified_jwts_are_remembered_and_still_judged_per_route() {
     );
     assert_eq!(authz.verified.entries(), 1);
 }
+
+#[tokio::test]
+async fn oauth2_proxy_preset_static_and_removed_headers_replace_client_values() {
+    let authorizer = authorizer(
+        "  - name: app\n    header_preset: oauth2_proxy\n    static_headers: {x-model-deployment: 'https://models/ocid1'}\n    remove_headers: [x-debug]\n",
+    );
+    let token = token(&[], json!({"email": "a@x", "groups": ["g1", "g2"]}));
+    let grant = granted(
+        decide(
+            &authorizer,
+            &request(
+                "GET",
+                "/",
+                &[
+                    ("authorization", &bearer(&token)),
+                    ("x-auth-request-user", "mallory"),
+                    ("x-debug", "1"),
+                ],
+            ),
+        )
+        .await,
+    );
+    let set: Map<String, serde_json::Value> = grant
+        .upstream
+        .set
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone().into()))
+        .collect();
+    assert_eq!(set["x-auth-request-user"], "svc-1");
+    assert_eq!(set["x-auth-request-email"], "a@x");
+    assert_eq!(set["x-auth-request-groups"], "g1,g2");
+    assert_eq!(set["x-auth-request-access-token"], token.as_str());
+    assert_eq!(set["x-model-deployment"], "https://models/ocid1");
+    assert!(grant.upstream.remove.contains(&"x-debug".to_owned()));
+    assert!(
+        grant
+            .upstream
+            .remove
+            .contains(&"x-auth-request-preferred-username".to_owned()),
+        "an absent claim's header is removed: {:?}",
+        grant.upstream.remove
+    );
+    assert_eq!(grant.metadata["route"], "app");
+}
+
+#[tokio::test]
+async fn dry_run_allows_what_it_would_deny_without_passing_identity() {
+    let authorizer = authorizer(
+        "  - name: shadow\n    dry_run: true\n    require: {scopes: [admin]}\n    metadata_claims: [sub]\n",
+    );
+    let grant = granted(decide(&authorizer, &request("GET", "/", &[("x-sub", "forged")])).await);
+    assert_eq!(grant.route.as_deref(), Some("shadow"));
+    assert!(grant.caller.is_none());
+    assert!(grant.upstream.set.is_empty());
+    assert!(grant.upstream.remove.contains(&"x-sub".to_owned()));
+    let token = token(&["admin"], json!({}));
+    let grant = granted(
+        decide(
+            &authorizer,
+            &request("GET", "/", &[("authorization", &bearer(&token))]),
+        )
+        .await,
+    );
+    assert_eq!(grant.metadata["sub"], "svc-1");
+    assert_eq!(grant.metadata["route"], "shadow");
+}
+
+#[tokio::test]
+async fn deny_shape_is_the_routes_and_response_headers_come_with_an_allow() {
+    let authorizer = authorizer(
+        "  - name: open\n    match: {path: {prefix: /open}}\n    anonymous: true\n    response_headers_to_add: {x-served-by: tollgate}\n  - name: closed\n    deny: {realm: closed, body: text, reason_header: x-deny-reason}\n",
+    );
+    let grant = granted(decide(&authorizer, &request("GET", "/open", &[])).await);
+    assert_eq!(
+        grant.response_headers,
+        [("x-served-by".to_owned(), "tollgate".to_owned())]
+    );
+    let Decision::Deny(denial) = decide(&authorizer, &request("GET", "/x", &[])).await else {
+        panic!("expected a deny");
+    };
+    let reply = authorizer
+        .deny_shape(denial.route.as_deref())
+        .reply(&denial);
+    assert!(
+        reply
+            .headers
+            .contains(&("x-deny-reason".into(), "missing_token".into()))
+    );
+    assert!(
+        reply
+            .headers
+            .contains(&("www-authenticate".into(), r#"Bearer realm="closed""#.into()))
+    );
+    assert_eq!(authorizer.deny_shape(None).reason_header, None);
+}

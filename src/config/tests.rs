@@ -469,3 +469,73 @@ fn routes_with_path_parameters_need_keep() {
             .any(|w| w.starts_with("routes[0].match.path"))
     );
 }
+
+#[test]
+fn output_settings_errors_name_the_field() {
+    let cases = [
+        (
+            "routes:\n  - name: r\n    anonymous: true\n    static_headers: {x-a: \"bad\\r\\nvalue\"}\n",
+            "routes[0].static_headers.x-a",
+        ),
+        (
+            "routes:\n  - name: r\n    anonymous: true\n    remove_headers: [host]\n",
+            "routes[0].remove_headers",
+        ),
+        (
+            "defaults:\n  deny: {realm: 'a\"b'}\nroutes: []\n",
+            "defaults.deny.realm",
+        ),
+        (
+            "routes:\n  - name: r\n    anonymous: true\n    upstream_identity: {audience: orders}\n",
+            "routes[0].upstream_identity",
+        ),
+        (
+            "identity: {issuer: tg, signing_key: {file: tests/fixtures/keys/rsa-2048.pem}, algorithm: RS256, kid: k}\n",
+            "identity.algorithm",
+        ),
+        (
+            "identity: {issuer: tg, signing_key: {file: tests/fixtures/keys/rsa-2048.pem}, algorithm: ES256, kid: k}\n",
+            "identity.signing_key",
+        ),
+        (
+            "server: {http_enabled: true, http_listen: nope}\n",
+            "server.http_listen",
+        ),
+        (
+            "server: {http_path_prefix: authz}\n",
+            "server.http_path_prefix",
+        ),
+    ];
+    for (yaml, field) in cases {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        match Config::from_yaml(yaml, base) {
+            Err(ConfigError::Invalid { field: got, .. }) => assert_eq!(got, field, "{yaml}"),
+            Err(other) => panic!("{yaml}: expected an invalid {field}, got {other}"),
+            Ok(_) => panic!("{yaml}: accepted"),
+        }
+    }
+}
+
+#[test]
+fn identity_and_preset_headers_are_identity_headers() {
+    let yaml = "identity: {issuer: tg, signing_key: {file: tests/fixtures/keys/ed25519.pem}, algorithm: EdDSA, kid: k}\n\
+                providers: [{name: p, issuer: 'https://p', jwks_file: tests/fixtures/keys/jwks.json}]\n\
+                routes:\n  - name: r\n    header_preset: oauth2_proxy\n    upstream_identity: {audience: orders}\n";
+    let config = Config::from_yaml(yaml, std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for header in [
+        "x-tollgate-identity",
+        "x-auth-request-access-token",
+        "x-auth-request-user",
+    ] {
+        assert!(
+            config.identity_headers.contains(&header.to_owned()),
+            "{header} in {:?}",
+            config.identity_headers
+        );
+    }
+    assert_eq!(
+        config.server.http_listen, None,
+        "HTTP mode is off by default"
+    );
+    assert_eq!(config.server.admin_listen.port(), 9193);
+}

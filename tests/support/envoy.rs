@@ -33,6 +33,15 @@ struct AuthzOptions {
     addr: SocketAddr,
     encode_raw_headers: bool,
     extra_yaml: String,
+    http: Option<HttpService>,
+}
+
+/// Envoy's `http_service` instead of `grpc_service`.
+#[derive(Debug, Clone)]
+struct HttpService {
+    path_prefix: String,
+    upstream_headers: Vec<String>,
+    client_headers_on_success: Vec<String>,
 }
 
 impl EnvoyOptions {
@@ -46,9 +55,35 @@ impl EnvoyOptions {
                 addr: authz_addr,
                 encode_raw_headers: false,
                 extra_yaml: String::new(),
+                http: None,
             }),
             access_log: None,
         }
+    }
+
+    /// Like [`EnvoyOptions::new`], but the filter calls tollgate's HTTP
+    /// ext_authz mode at `authz_addr` (HTTP/1.1) through `http_service`,
+    /// with `path_prefix`; allowed responses copy the headers named in
+    /// `upstream_headers` (exact names) to the upstream request and those in
+    /// `client_headers_on_success` to the client's response. Every client
+    /// header is sent to tollgate.
+    pub fn http_service(
+        upstream: SocketAddr,
+        authz_addr: SocketAddr,
+        path_prefix: &str,
+        upstream_headers: &[&str],
+        client_headers_on_success: &[&str],
+    ) -> Self {
+        let mut options = Self::new(upstream, authz_addr);
+        options.authz_mut().http = Some(HttpService {
+            path_prefix: path_prefix.to_owned(),
+            upstream_headers: upstream_headers.iter().map(|h| (*h).to_owned()).collect(),
+            client_headers_on_success: client_headers_on_success
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+        });
+        options
     }
 
     /// Routes everything to `upstream` with no ext_authz filter at all.
@@ -364,6 +399,43 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
                 .lines()
                 .map(|line| format!("              {line}\n"))
                 .collect();
+            let service = match &authz.http {
+                None => r#"              grpc_service:
+                envoy_grpc:
+                  cluster_name: tollgate
+                timeout: 2s
+"#
+                .to_owned(),
+                Some(http) => {
+                    let exact = |names: &[String]| -> String {
+                        names
+                            .iter()
+                            .map(|name| format!("                    - exact: {}\n", quoted(name)))
+                            .collect()
+                    };
+                    format!(
+                        r#"              allowed_headers:
+                patterns:
+                - safe_regex: {{ regex: ".*" }}
+              http_service:
+                server_uri:
+                  uri: {uri}
+                  cluster: tollgate
+                  timeout: 2s
+                path_prefix: {prefix}
+                authorization_response:
+                  allowed_upstream_headers:
+                    patterns:
+{upstream}                  allowed_client_headers_on_success:
+                    patterns:
+{client}"#,
+                        uri = quoted(&format!("http://{}", authz.addr)),
+                        prefix = quoted(&http.path_prefix),
+                        upstream = exact(&http.upstream_headers),
+                        client = exact(&http.client_headers_on_success),
+                    )
+                }
+            };
             format!(
                 r#"          - name: envoy.filters.http.ext_authz
             typed_config:
@@ -372,17 +444,14 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
               failure_mode_allow: false
               include_peer_certificate: false
               encode_raw_headers: {raw}
-              grpc_service:
-                envoy_grpc:
-                  cluster_name: tollgate
-                timeout: 2s
-{extra}"#,
+{service}{extra}"#,
                 raw = authz.encode_raw_headers,
             )
         }
     };
     let authz_cluster = match &options.authz {
         None => String::new(),
+        Some(authz) if authz.http.is_some() => cluster("tollgate", authz.addr, ""),
         Some(authz) => cluster(
             "tollgate",
             authz.addr,

@@ -147,6 +147,22 @@ impl TollgateProcess {
         process
     }
 
+    /// Where HTTP ext_authz mode listens (the config must enable it on port 0).
+    pub async fn http_addr(&self) -> SocketAddr {
+        self.logged_address("serving HTTP ext_authz mode").await
+    }
+
+    /// Where the admin endpoints listen.
+    pub async fn admin_addr(&self) -> SocketAddr {
+        self.logged_address("serving admin endpoints").await
+    }
+
+    async fn logged_address(&self, message: &str) -> SocketAddr {
+        let line = self.wait_for_log(message).await;
+        listen_address(&line)
+            .unwrap_or_else(|| panic!("no addr= in tollgate's line {line:?}\n{}", self.describe()))
+    }
+
     /// Where the gRPC services listen.
     pub fn addr(&self) -> SocketAddr {
         self.addr
