@@ -118,7 +118,6 @@ impl Stack {
     async fn start(mode: Mode) -> Stack {
         let echo = EchoUpstream::start().await;
         let tollgate = TollgateProcess::start(&config()).await;
-        tollgate.wait_until_serving().await;
         let scratch = ScratchDir::new("upstream-access-log");
         let access_log = scratch.join("access.log");
         let options = match mode {
@@ -304,7 +303,6 @@ async fn http_mode_upstream_identity_headers_deny_shape_and_dry_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_health_and_readiness() {
     let tollgate = TollgateProcess::start(&config()).await;
-    tollgate.wait_until_serving().await;
     let admin = tollgate.admin_addr().await;
     for (path, status) in [
         ("/healthz", 200),
@@ -315,4 +313,26 @@ async fn admin_health_and_readiness() {
         let response = support::get(&format!("http://{admin}{path}"), &[]).await;
         assert_eq!(response.status, status, "{path}: {}", response.body);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_is_503_until_every_provider_has_keys() {
+    // Nothing listens on port 1: the provider never loads keys.
+    let config = r#"server:
+  grpc_listen: 127.0.0.1:0
+providers:
+  - name: unreachable
+    issuer: https://unreachable.test
+    jwks_uri: http://127.0.0.1:1/jwks.json
+routes:
+  - name: all
+"#;
+    let tollgate = TollgateProcess::start_listening(config).await;
+    let admin = tollgate.admin_addr().await;
+    let ready = support::get(&format!("http://{admin}/readyz"), &[]).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let alive = support::get(&format!("http://{admin}/healthz"), &[]).await;
+    assert_eq!(alive.status, 200, "{}", alive.body);
+    let jwks = support::get(&format!("http://{admin}/.well-known/jwks.json"), &[]).await;
+    assert_eq!(jwks.json(), json!({"keys": []}));
 }

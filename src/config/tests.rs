@@ -364,6 +364,8 @@ fn the_annotated_example_loads() {
         assert_eq!(config.providers.len(), 5);
         assert!(config.providers[3].introspection.is_some());
         assert_eq!(config.token_sources.len(), 5);
+        assert!(config.identity.is_some());
+        assert!(config.routes[1].policy.output.identity.is_some());
         Ok(())
     });
 }

@@ -164,7 +164,6 @@ fn allow_response(grant: Grant) -> CheckResponse {
             ..Default::default()
         })),
         dynamic_metadata,
-        ..Default::default()
     }
 }
 
