@@ -168,42 +168,41 @@ fn spawn_http(
     stop: &tokio::sync::watch::Receiver<bool>,
     serving: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let start = |listener: TcpListener, name: &'static str, what: &str, handler| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving {what}");
+        }
+        tokio::spawn(crate::http::serve(listener, name, handler, stop.clone()))
+    };
     let mut servers = Vec::new();
     if let Some(listener) = http {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving HTTP ext_authz mode");
-        }
         let authorizer = authorizer.clone();
-        let handler = move |request| {
-            crate::http::authz::handle(authorizer.clone(), path_prefix.clone(), request)
-        };
-        servers.push(tokio::spawn(crate::http::serve(
+        let handler: crate::http::Handler = Arc::new(move |request| {
+            Box::pin(crate::http::authz::handle(
+                authorizer.clone(),
+                path_prefix.clone(),
+                request,
+            ))
+        });
+        servers.push(start(
             listener,
             "http-authz",
+            "HTTP ext_authz mode",
             handler,
-            stop.clone(),
-        )));
+        ));
     }
     if let Some(listener) = admin {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving admin endpoints");
-        }
         let authorizer = authorizer.clone();
         let draining = stop.clone();
-        let handler = move |request| {
-            crate::http::admin::handle(
+        let handler: crate::http::Handler = Arc::new(move |request| {
+            Box::pin(crate::http::admin::handle(
                 authorizer.clone(),
                 serving.clone(),
                 draining.clone(),
                 request,
-            )
-        };
-        servers.push(tokio::spawn(crate::http::serve(
-            listener,
-            "admin",
-            handler,
-            stop.clone(),
-        )));
+            ))
+        });
+        servers.push(start(listener, "admin", "admin endpoints", handler));
     }
     servers
 }

@@ -318,6 +318,17 @@ impl Config {
         if routes.is_empty() {
             warnings.push("no routes are configured: every request is denied".to_owned());
         }
+        let query_token = token_sources
+            .iter()
+            .any(|source| matches!(source, TokenSource::Query(_)));
+        if server.http_listen.is_some()
+            && query_token
+            && routes.iter().any(|r| r.policy.remove_token_header)
+        {
+            warnings.push(
+                "server.http_enabled: HTTP ext_authz mode cannot remove the token query parameter (Envoy's http_service has no way to say so); use gRPC mode where `remove_token_header` must cover it".to_owned(),
+            );
+        }
         Ok(Config {
             server,
             log,

@@ -11,6 +11,8 @@ pub mod authz;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -26,6 +28,11 @@ use tokio::sync::watch;
 /// Response bodies: small and complete.
 pub type Body = Full<Bytes>;
 
+/// Answers one request.
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
+
 /// Most request headers accepted; Envoy forwards every client header in
 /// HTTP mode, so the limit is above hyper's default of 100.
 const MAX_HEADERS: usize = 256;
@@ -39,15 +46,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `handler` on `listener` until `stop` turns `true` (or its sender
 /// is dropped), then lets open connections finish for a bounded time.
-pub async fn serve<H, F>(
+pub async fn serve(
     listener: TcpListener,
     name: &'static str,
-    handler: H,
+    handler: Handler,
     mut stop: watch::Receiver<bool>,
-) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Body>> + Send + 'static,
-{
+) {
     let graceful = GracefulShutdown::new();
     let stopped = async move {
         // The guard `wait_for` returns is not `Send`; only the fact matters.
