@@ -336,3 +336,32 @@ routes:
     let jwks = support::get(&format!("http://{admin}/.well-known/jwks.json"), &[]).await;
     assert_eq!(jwks.json(), json!({"keys": []}));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_listeners_stop_with_serve() {
+    let yaml = config();
+    let server = support::InProcess::start(&yaml, &repo_path(".")).await;
+    let admin = server.admin_addr();
+    let http = server
+        .http_addr()
+        .expect("HTTP mode is enabled in the config");
+    let alive = support::get(&format!("http://{admin}/healthz"), &[]).await;
+    assert_eq!(alive.status, 200);
+    // HTTP mode answers directly too: no token on a route that needs one.
+    let denied = support::get(&format!("http://{http}{PATH_PREFIX}/orders/1"), &[]).await;
+    assert_eq!(denied.status, 401, "{}", denied.body);
+    assert_eq!(
+        denied
+            .headers
+            .get("x-tollgate-deny-reason")
+            .and_then(|v| v.to_str().ok()),
+        Some("missing_token")
+    );
+    server.shutdown().await.expect("serve returns cleanly");
+    for addr in [admin, http] {
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{addr} still accepts connections after shutdown"
+        );
+    }
+}

@@ -22,6 +22,8 @@ pub const INPROCESS_LIMIT: Duration = Duration::from_secs(10);
 /// tollgate serving on 127.0.0.1:0 in this runtime; shut down on drop.
 pub struct InProcess {
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    admin_addr: SocketAddr,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), ServeError>>>,
@@ -29,7 +31,9 @@ pub struct InProcess {
 
 impl InProcess {
     /// Loads `yaml` (relative key files resolved against `base_dir`), serves
-    /// it on 127.0.0.1:0 and connects a channel to it. Health is not awaited.
+    /// it on 127.0.0.1:0 (gRPC, admin, and HTTP mode when the config enables
+    /// it; each on its own port) and connects a channel to it. Health is not
+    /// awaited.
     pub async fn start(yaml: &str, base_dir: &Path) -> InProcess {
         let config = Config::from_yaml(yaml, base_dir)
             .unwrap_or_else(|e| panic!("test config refused: {e}\n{yaml}"));
@@ -37,8 +41,25 @@ impl InProcess {
             .await
             .expect("binding tollgate on 127.0.0.1:0");
         let addr = listener.local_addr().expect("tollgate address");
+        let bind = async || {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("binding an HTTP listener on 127.0.0.1:0")
+        };
+        let http = match config.server.http_listen {
+            Some(_) => Some(bind().await),
+            None => None,
+        };
+        let admin = bind().await;
+        let http_addr = http.as_ref().map(|l| l.local_addr().expect("HTTP address"));
+        let admin_addr = admin.local_addr().expect("admin address");
+        let listeners = tollgate::server::Listeners {
+            grpc: listener,
+            http,
+            admin: Some(admin),
+        };
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(tollgate::server::serve(config, listener, async {
+        let server = tokio::spawn(tollgate::server::serve_with(config, listeners, async {
             // A dropped sender is a shutdown too.
             let _ = stop.await;
         }));
@@ -49,6 +70,8 @@ impl InProcess {
             .expect("connecting to tollgate");
         InProcess {
             addr,
+            http_addr,
+            admin_addr,
             channel,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -58,6 +81,16 @@ impl InProcess {
     /// Where the gRPC services listen.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where HTTP ext_authz mode listens, when the config enables it.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Where the admin endpoints listen.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// The connected channel, shared by every client of this server.
