@@ -2,6 +2,7 @@
 //! read once, validated, and turned into typed settings. Every error names
 //! the field that is wrong, so a broken config is refused at start.
 
+mod identity;
 mod introspection;
 mod output;
 mod provider;
@@ -16,7 +17,7 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 
-use crate::identity::{IdentityKey, IdentitySettings};
+use crate::identity::IdentitySettings;
 use crate::routes::PathParameters;
 use crate::token::extract::{HeaderFormat, TokenSource};
 use crate::token::verified::VerifiedCacheSettings;
@@ -177,7 +178,7 @@ impl Config {
         };
         let identity = raw
             .identity
-            .map(|raw| identity_settings(raw, base))
+            .map(|raw| identity::settings(raw, base))
             .transpose()?;
         if server
             .realm
@@ -365,48 +366,6 @@ fn listen_address(text: &str, field: &str, port: u16) -> Result<SocketAddr, Conf
             field,
             format!("{e}; expected host:port such as 0.0.0.0:{port}"),
         )
-    })
-}
-
-fn identity_settings(raw: raw::RawIdentity, base: &Path) -> Result<IdentitySettings, ConfigError> {
-    if raw.issuer.is_empty() {
-        return Err(invalid("identity.issuer", "must not be empty"));
-    }
-    if !matches!(raw.algorithm.as_str(), "ES256" | "EdDSA") {
-        return Err(invalid(
-            "identity.algorithm",
-            format!(
-                "`{}`: use ES256 or EdDSA (RSA and HMAC are refused)",
-                raw.algorithm
-            ),
-        ));
-    }
-    let file = raw.signing_key.file.map(|f| base.join(f));
-    let pem = Secret::load(raw.signing_key.env.as_deref(), file.as_deref())
-        .map_err(|m| invalid("identity.signing_key", m))?;
-    let key = IdentityKey::from_pem(pem.expose(), &raw.algorithm, &raw.kid).map_err(|m| {
-        let field = if raw.kid.is_empty() {
-            "identity.kid"
-        } else {
-            "identity.signing_key"
-        };
-        invalid(field, m)
-    })?;
-    let lifetime = match raw.lifetime {
-        None => std::time::Duration::from_secs(60),
-        Some(text) => parse_duration(&text.text()).map_err(|m| invalid("identity.lifetime", m))?,
-    };
-    if lifetime.as_secs() < 5 {
-        return Err(invalid(
-            "identity.lifetime",
-            "must be at least 5s, so a token is not expired on arrival",
-        ));
-    }
-    Ok(IdentitySettings {
-        issuer: raw.issuer,
-        key,
-        lifetime,
-        cache_size: raw.cache_size.unwrap_or(10_000),
     })
 }
 

@@ -1,0 +1,50 @@
+//! The `identity:` section: the key, issuer and lifetime of the signed
+//! identity tokens tollgate mints for upstreams.
+
+use std::path::Path;
+
+use super::raw::RawIdentity;
+use super::{ConfigError, Secret, invalid, parse_duration};
+use crate::identity::{IdentityKey, IdentitySettings};
+
+pub(super) fn settings(raw: RawIdentity, base: &Path) -> Result<IdentitySettings, ConfigError> {
+    if raw.issuer.is_empty() {
+        return Err(invalid("identity.issuer", "must not be empty"));
+    }
+    if !matches!(raw.algorithm.as_str(), "ES256" | "EdDSA") {
+        return Err(invalid(
+            "identity.algorithm",
+            format!(
+                "`{}`: use ES256 or EdDSA (RSA and HMAC are refused)",
+                raw.algorithm
+            ),
+        ));
+    }
+    let file = raw.signing_key.file.map(|f| base.join(f));
+    let pem = Secret::load(raw.signing_key.env.as_deref(), file.as_deref())
+        .map_err(|m| invalid("identity.signing_key", m))?;
+    let key = IdentityKey::from_pem(pem.expose(), &raw.algorithm, &raw.kid).map_err(|m| {
+        let field = if raw.kid.is_empty() {
+            "identity.kid"
+        } else {
+            "identity.signing_key"
+        };
+        invalid(field, m)
+    })?;
+    let lifetime = match raw.lifetime {
+        None => std::time::Duration::from_secs(60),
+        Some(text) => parse_duration(&text.text()).map_err(|m| invalid("identity.lifetime", m))?,
+    };
+    if lifetime.as_secs() < 5 {
+        return Err(invalid(
+            "identity.lifetime",
+            "must be at least 5s, so a token is not expired on arrival",
+        ));
+    }
+    Ok(IdentitySettings {
+        issuer: raw.issuer,
+        key,
+        lifetime,
+        cache_size: raw.cache_size.unwrap_or(10_000),
+    })
+}
