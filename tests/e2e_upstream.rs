@@ -3,8 +3,8 @@
 //! HTTP ext_authz mode (`http_service`): mapped and preset headers replace
 //! client-sent ones, the token and listed headers are removed, the signed
 //! identity token verifies against the JWKS from the admin port, denies
-//! carry the route's shape, dry run allows and logs, and (gRPC) dynamic
-//! metadata reaches Envoy's access log.
+//! carry the route's shape, dry run allows and logs, and dynamic metadata
+//! reaches Envoy's access log.
 
 mod support;
 
@@ -112,7 +112,18 @@ struct Stack {
     _scratch: ScratchDir,
 }
 
-const ACCESS_LOG_FORMAT: &str = "%RESPONSE_CODE% route=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:route)% sub=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:sub)%\n";
+/// Route and subject from dynamic metadata: gRPC mode returns them as
+/// `dynamic_metadata`, HTTP mode as `x-tollgate-metadata-*` headers.
+fn access_log_format(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Grpc => {
+            "%RESPONSE_CODE% route=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:route)% sub=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:sub)%\n"
+        }
+        Mode::Http => {
+            "%RESPONSE_CODE% route=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:x-tollgate-metadata-route)% sub=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:x-tollgate-metadata-sub)%\n"
+        }
+    }
+}
 
 impl Stack {
     async fn start(mode: Mode) -> Stack {
@@ -139,7 +150,7 @@ impl Stack {
                 &["x-served-by"],
             ),
         };
-        let envoy = Envoy::start(options.access_log(&access_log, ACCESS_LOG_FORMAT)).await;
+        let envoy = Envoy::start(options.access_log(&access_log, access_log_format(mode))).await;
         Stack {
             envoy,
             tollgate,
@@ -284,10 +295,8 @@ async fn upstream_gets_what_the_route_says(mode: Mode) {
         .await;
     assert!(line.contains("missing_token"), "{line}");
 
-    if mode == Mode::Grpc {
-        let log = wait_for_file_containing(&stack.access_log, "route=orders").await;
-        assert!(log.contains("200 route=orders sub=alice"), "{log}");
-    }
+    let log = wait_for_file_containing(&stack.access_log, "route=orders").await;
+    assert!(log.contains("200 route=orders sub=alice"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -296,7 +305,7 @@ async fn grpc_mode_upstream_identity_headers_deny_shape_dry_run_and_metadata() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn http_mode_upstream_identity_headers_deny_shape_and_dry_run() {
+async fn http_mode_upstream_identity_headers_deny_shape_dry_run_and_metadata() {
     upstream_gets_what_the_route_says(Mode::Http).await;
 }
 

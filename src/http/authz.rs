@@ -1,9 +1,10 @@
 //! HTTP ext_authz mode, for Envoy's `http_service` (Istio
 //! `envoyExtAuthzHttp`): Envoy sends the original request's method, path
 //! (after its `path_prefix`) and headers as an HTTP request; tollgate
-//! answers 200 to allow, with the upstream headers as response headers and
-//! removals in `x-envoy-auth-headers-to-remove`, or the deny's status,
-//! headers and body. The request body is never read.
+//! answers 200 to allow, with the upstream headers as response headers,
+//! removals in `x-envoy-auth-headers-to-remove` and dynamic metadata in
+//! `x-tollgate-metadata-*`, or the deny's status, headers and body. The
+//! request body is never read.
 //!
 //! The decision and the deny are the same as in gRPC mode:
 //! [`Authorizer::check`] decides, [`crate::reply`] shapes the deny.
@@ -18,6 +19,11 @@ use crate::authz::{Authorizer, AuthzRequest, Decision};
 
 /// The header Envoy's `http_service` reads removals from, comma-separated.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+
+/// Prefix of the allow headers that carry dynamic metadata (`route` and
+/// `metadata_claims`), for Envoy's
+/// `authorization_response.dynamic_metadata_from_headers`.
+pub const METADATA_HEADER_PREFIX: &str = "x-tollgate-metadata-";
 
 /// Answers one check. `path_prefix` is stripped from the path first.
 pub async fn handle(
@@ -42,6 +48,7 @@ pub async fn handle(
                 ));
             }
             headers.extend(grant.response_headers);
+            headers.extend(metadata_headers(grant.metadata));
             response(200, headers, String::new())
         }
         Ok(Decision::Deny(denial)) => {
@@ -60,6 +67,25 @@ pub async fn handle(
             "authorization is temporarily unavailable\n".to_owned(),
         ),
     }
+}
+
+/// Each metadata entry as `x-tollgate-metadata-<key>`: strings as they
+/// are, other values as compact JSON. An entry whose key is not a header
+/// name or whose value is not safe header text is left out.
+fn metadata_headers(
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> impl Iterator<Item = (String, String)> {
+    metadata.into_iter().filter_map(|(key, value)| {
+        let name = format!("{METADATA_HEADER_PREFIX}{}", key.to_ascii_lowercase());
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        let safe = hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && !text.chars().any(char::is_control)
+            && text.len() <= crate::headers::MAX_HEADER_VALUE_BYTES;
+        safe.then_some((name, text))
+    })
 }
 
 /// The original request, or `None` when the path lacks `path_prefix`.
@@ -115,6 +141,33 @@ fn strip_prefix<'a>(path: &'a str, prefix: Option<&str>) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_becomes_prefixed_headers_when_safe() {
+        let metadata = serde_json::json!({
+            "route": "orders",
+            "tenant.id": 7,
+            "groups": ["a", "b"],
+            "https://example.com/claims": "not a header name",
+            "bad": "line\nbreak",
+        });
+        let serde_json::Value::Object(metadata) = metadata else {
+            unreachable!()
+        };
+        let mut headers: Vec<_> = metadata_headers(metadata).collect();
+        headers.sort();
+        assert_eq!(
+            headers,
+            [
+                (
+                    "x-tollgate-metadata-groups".to_owned(),
+                    r#"["a","b"]"#.to_owned()
+                ),
+                ("x-tollgate-metadata-route".to_owned(), "orders".to_owned()),
+                ("x-tollgate-metadata-tenant.id".to_owned(), "7".to_owned()),
+            ]
+        );
+    }
 
     #[test]
     fn strips_the_prefix_at_a_segment_boundary() {

@@ -65,8 +65,9 @@ impl EnvoyOptions {
     /// ext_authz mode at `authz_addr` (HTTP/1.1) through `http_service`,
     /// with `path_prefix`; allowed responses copy the headers named in
     /// `upstream_headers` (exact names) to the upstream request and those in
-    /// `client_headers_on_success` to the client's response. Every client
-    /// header is sent to tollgate.
+    /// `client_headers_on_success` to the client's response, and turn
+    /// `x-tollgate-metadata-*` into dynamic metadata. Every client header is
+    /// sent to tollgate.
     pub fn http_service(
         upstream: SocketAddr,
         authz_addr: SocketAddr,
@@ -428,7 +429,10 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
                     patterns:
 {upstream}                  allowed_client_headers_on_success:
                     patterns:
-{client}"#,
+{client}                  dynamic_metadata_from_headers:
+                    patterns:
+                    - prefix: x-tollgate-metadata-
+"#,
                         uri = quoted(&format!("http://{}", authz.addr)),
                         prefix = quoted(&http.path_prefix),
                         upstream = exact(&http.upstream_headers),
