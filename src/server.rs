@@ -85,7 +85,7 @@ pub async fn serve_with(
     let stopping_after = stopping.clone();
     // Turns true with gRPC health SERVING; admin `/readyz` reads it.
     let (serving_sender, serving) = tokio::sync::watch::channel(false);
-    let http_servers = spawn_http(
+    let http_servers = crate::http::spawn(
         &authorizer,
         listeners.http,
         listeners.admin,
@@ -157,54 +157,6 @@ pub async fn serve_with(
         let _ = server.await;
     }
     result
-}
-
-/// Starts the HTTP-mode and admin servers on the listeners given.
-fn spawn_http(
-    authorizer: &Arc<Authorizer>,
-    http: Option<TcpListener>,
-    admin: Option<TcpListener>,
-    path_prefix: Option<Arc<str>>,
-    stop: &tokio::sync::watch::Receiver<bool>,
-    serving: tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let start = |listener: TcpListener, name: &'static str, what: &str, handler| {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving {what}");
-        }
-        tokio::spawn(crate::http::serve(listener, name, handler, stop.clone()))
-    };
-    let mut servers = Vec::new();
-    if let Some(listener) = http {
-        let authorizer = authorizer.clone();
-        let handler: crate::http::Handler = Arc::new(move |request| {
-            Box::pin(crate::http::authz::handle(
-                authorizer.clone(),
-                path_prefix.clone(),
-                request,
-            ))
-        });
-        servers.push(start(
-            listener,
-            "http-authz",
-            "HTTP ext_authz mode",
-            handler,
-        ));
-    }
-    if let Some(listener) = admin {
-        let authorizer = authorizer.clone();
-        let draining = stop.clone();
-        let handler: crate::http::Handler = Arc::new(move |request| {
-            Box::pin(crate::http::admin::handle(
-                authorizer.clone(),
-                serving.clone(),
-                draining.clone(),
-                request,
-            ))
-        });
-        servers.push(start(listener, "admin", "admin endpoints", handler));
-    }
-    servers
 }
 
 /// Marks the service SERVING once every provider has loaded keys at least

@@ -25,6 +25,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::authz::Authorizer;
+
 /// Response bodies: small and complete.
 pub type Body = Full<Bytes>;
 
@@ -96,6 +98,55 @@ pub async fn serve(
             tracing::warn!(server = name, grace = ?DRAIN_GRACE, "drain grace period elapsed; closing connections");
         }
     }
+}
+
+/// Starts the HTTP-mode and admin servers on the listeners given; they stop
+/// when `stop` turns `true`. `serving` mirrors gRPC health SERVING.
+pub(crate) fn spawn(
+    authorizer: &Arc<Authorizer>,
+    http: Option<TcpListener>,
+    admin: Option<TcpListener>,
+    path_prefix: Option<Arc<str>>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    serving: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let start = |listener: TcpListener, name: &'static str, what: &str, handler| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving {what}");
+        }
+        tokio::spawn(serve(listener, name, handler, stop.clone()))
+    };
+    let mut servers = Vec::new();
+    if let Some(listener) = http {
+        let authorizer = authorizer.clone();
+        let handler: Handler = Arc::new(move |request| {
+            Box::pin(authz::handle(
+                authorizer.clone(),
+                path_prefix.clone(),
+                request,
+            ))
+        });
+        servers.push(start(
+            listener,
+            "http-authz",
+            "HTTP ext_authz mode",
+            handler,
+        ));
+    }
+    if let Some(listener) = admin {
+        let authorizer = authorizer.clone();
+        let draining = stop.clone();
+        let handler: Handler = Arc::new(move |request| {
+            Box::pin(admin::handle(
+                authorizer.clone(),
+                serving.clone(),
+                draining.clone(),
+                request,
+            ))
+        });
+        servers.push(start(listener, "admin", "admin endpoints", handler));
+    }
+    servers
 }
 
 /// A response with `status`, `headers` and `body`. A header that cannot be
