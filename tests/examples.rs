@@ -17,7 +17,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 use tollgate::devtoken::{DevToken, SigningKey};
 
-use support::oidc::{OPAQUE_RESOURCE, OidcProvider, POST_CLIENT};
+use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcProvider, POST_CLIENT};
 use support::stack::{Stack, upstream_header};
 use support::{repo_path, tollgate_command};
 
@@ -29,6 +29,8 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ),
     ("keycloak", &[]),
     ("octelium", &[]),
+    ("oauth2-proxy", &[]),
+    ("oracle-idcs", &[]),
 ];
 
 fn example_dir(name: &str) -> PathBuf {
@@ -283,5 +285,119 @@ async fn octelium_tokens_in_either_header() {
             &[("host", "elsewhere.example.com"), ("authorization", &both)],
             403,
         )
+        .await;
+}
+
+#[tokio::test]
+async fn oauth2_proxy_headers_from_a_discovered_issuer() {
+    let idp = OidcProvider::start().await;
+    let mut config = example("oauth2-proxy");
+    config["providers"][0]["issuer"] = json!(idp.issuer());
+    config["providers"][0]["audiences"] = json!([JWT_RESOURCE]);
+    let stack = Stack::start(&serve_locally(config), &[]).await;
+    let token = idp
+        .client_credentials_token(BASIC_CLIENT, "read", Some(JWT_RESOURCE))
+        .await;
+    let auth = bearer(&token);
+    let host = ("host", "httpbin.example.com");
+
+    let ok = stack
+        .expect(
+            "GET",
+            "/headers",
+            &[
+                host,
+                ("authorization", &auth),
+                ("x-auth-request-user", "mallory"),
+            ],
+            200,
+        )
+        .await;
+    assert_eq!(
+        upstream_header(&ok, "x-auth-request-user"),
+        ["basic-client"]
+    );
+    assert_eq!(
+        upstream_header(&ok, "x-auth-request-access-token"),
+        [token.as_str()]
+    );
+    assert_eq!(upstream_header(&ok, "authorization"), [auth.as_str()]);
+
+    let refused = stack.expect("GET", "/headers", &[host], 401).await;
+    assert_eq!(refused.json()["error"], "unauthorized");
+    let other_audience = idp
+        .client_credentials_token(BASIC_CLIENT, "read", Some(OPAQUE_RESOURCE))
+        .await;
+    stack
+        .expect(
+            "GET",
+            "/headers",
+            &[host, ("authorization", &bearer(&other_audience))],
+            401,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn oracle_idcs_static_keys_and_the_model_deployment_header() {
+    let mut config = example("oracle-idcs");
+    let issuer = config["providers"][0]["issuer"]
+        .as_str()
+        .expect("issuer")
+        .to_owned();
+    let audience = config["providers"][0]["audiences"][0]
+        .as_str()
+        .expect("audience")
+        .to_owned();
+    let deployment = config["routes"][0]["static_headers"]["model_deployment"]
+        .as_str()
+        .expect("model_deployment")
+        .to_owned();
+    // The same shape as IDCS publishes (key_ops, x5c), with a key we hold.
+    with_fixture_keys(&mut config["providers"][0], &fixture("idcs-style.json"));
+    let stack = Stack::start(&serve_locally(config), &[]).await;
+    let key = signing_key("rsa-2048.pem", Algorithm::RS256, "SIGNING_KEY");
+    let token = bearer(&mint(
+        &key,
+        &issuer,
+        &audience,
+        json!({"client_id": "odsc-client"}),
+    ));
+
+    let ok = stack
+        .expect(
+            "POST",
+            "/predict",
+            &[
+                ("authorization", &token),
+                ("model_deployment", "https://evil.example"),
+            ],
+            200,
+        )
+        .await;
+    assert_eq!(
+        upstream_header(&ok, "model_deployment"),
+        [deployment.as_str()]
+    );
+    let wrong_audience = bearer(&mint(&key, &issuer, "another-gateway", json!({})));
+    stack
+        .expect(
+            "POST",
+            "/predict",
+            &[("authorization", &wrong_audience)],
+            401,
+        )
+        .await;
+    let wrong_issuer = bearer(&mint(
+        &key,
+        "https://identity.oraclecloud.com",
+        &audience,
+        json!({}),
+    ));
+    stack
+        .expect("POST", "/predict", &[("authorization", &wrong_issuer)], 401)
+        .await;
+    stack
+        .expect("GET", "/predict", &[("authorization", &token)], 403)
         .await;
 }
