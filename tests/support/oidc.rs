@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Child;
 
 use super::client::{Response, get, request};
-use super::envoy_bin::target_dir;
+use super::tools::target_dir;
 use super::repo_path;
 use super::scratch::ScratchDir;
 
