@@ -330,12 +330,27 @@ fn deployment_runs_hardened_and_probes_grpc_health() {
             .all(|c| &c["labelSelector"]["matchLabels"] == selector)
     );
 
-    // With the admin port, liveness asks /healthz there.
+    // With the admin port, liveness asks /healthz there; readiness asks
+    // /readyz there when told to (kubelet's gRPC probe has no TLS).
     let documents = parse_documents(&render(&["--set", "admin.enabled=true"]));
+    let container = tollgate_container(&documents);
     assert_eq!(
-        tollgate_container(&documents)["livenessProbe"]["httpGet"],
+        container["livenessProbe"]["httpGet"],
         json!({"path": "/healthz", "port": "admin"})
     );
+    assert_eq!(container["readinessProbe"]["grpc"]["port"], 9191);
+    let documents = parse_documents(&render(&[
+        "--set",
+        "admin.enabled=true",
+        "--set",
+        "probes.readinessFrom=admin",
+    ]));
+    let container = tollgate_container(&documents);
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "admin"})
+    );
+    assert!(container["readinessProbe"]["grpc"].is_null());
 }
 
 #[test]
@@ -426,6 +441,7 @@ fn values_schema_rejects_wrong_values_naming_the_field() {
         ),
         ("replicas=3", "replicas"),
         ("config=not-a-map", "/config"),
+        ("probes.readinessFrom=http", "/probes/readinessFrom"),
     ];
     for (set, field) in cases {
         let error = try_render(&["--set", set])
@@ -441,7 +457,7 @@ fn values_schema_rejects_wrong_values_naming_the_field() {
 
 #[test]
 fn chart_refuses_values_that_contradict_each_other() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--set", "config.server.grpc_listen=0.0.0.0:1234"],
             "config.server.grpc_listen: the chart sets it",
@@ -462,6 +478,10 @@ fn chart_refuses_values_that_contradict_each_other() {
                 "secrets.env[0].key=a",
             ],
             "secrets.existingSecret",
+        ),
+        (
+            &["--set", "probes.readinessFrom=admin"],
+            "admin needs admin.enabled=true",
         ),
     ];
     for (args, message) in cases {

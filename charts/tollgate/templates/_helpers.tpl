@@ -94,6 +94,9 @@ disagree. Refuses a config that sets them itself.
 {{- if and .Values.serviceMonitor.enabled (not .Values.admin.enabled) }}
 {{- fail "serviceMonitor.enabled: /metrics is served on the admin port; set admin.enabled=true too" }}
 {{- end }}
+{{- if and (eq .Values.probes.readinessFrom "admin") (not .Values.admin.enabled) }}
+{{- fail "probes.readinessFrom: admin needs admin.enabled=true" }}
+{{- end }}
 {{- $ports := list (int .Values.grpc.port) }}
 {{- if .Values.http.enabled }}{{ $ports = append $ports (int .Values.http.port) }}{{ end }}
 {{- if .Values.admin.enabled }}{{ $ports = append $ports (int .Values.admin.port) }}{{ end }}
