@@ -47,11 +47,10 @@ fn render(args: &[&str]) -> String {
     try_render(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn render_all_on(args: &[&str]) -> String {
+/// The render with every optional feature on.
+fn render_all_on() -> String {
     let values = repo_path(ALL_ON_VALUES);
-    let mut all = vec!["--values", values.to_str().unwrap_or_default()];
-    all.extend_from_slice(args);
-    render(&all)
+    render(&["--values", &values.to_string_lossy()])
 }
 
 /// One YAML document as JSON values (figment reads YAML through serde).
@@ -179,7 +178,7 @@ fn default_render_passes_the_kubernetes_schemas() {
 
 #[test]
 fn all_on_render_passes_the_kubernetes_schemas() {
-    let stream = render_all_on(&[]);
+    let stream = render_all_on();
     let texts = document_texts(&stream);
     let documents: Vec<Value> = texts.iter().map(|d| parse_yaml(d)).collect();
     assert_eq!(
@@ -355,7 +354,7 @@ fn deployment_runs_hardened_and_probes_grpc_health() {
 
 #[test]
 fn secrets_and_tls_are_mounted_by_reference() {
-    let documents = parse_documents(&render_all_on(&[]));
+    let documents = parse_documents(&render_all_on());
     assert!(
         !kinds(&documents).contains("Secret"),
         "the chart must never render a Secret"
@@ -403,7 +402,7 @@ fn service_names_grpc_and_adds_http_and_admin_when_enabled() {
         port_list(&render(&[])),
         json!([{"name": "grpc", "port": 9191, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}])
     );
-    let all_on = port_list(&render_all_on(&[]));
+    let all_on = port_list(&render_all_on());
     let names: Vec<(&str, u64, &str)> = all_on
         .as_array()
         .into_iter()
@@ -523,7 +522,7 @@ fn rendered_config_passes_tollgate_check_config() {
     // at the path the chart mounts it, here under the scratch dir.
     let reference = std::fs::read_to_string(repo_path("config/tollgate.yaml"))
         .unwrap_or_else(|e| panic!("reading config/tollgate.yaml: {e}"));
-    let mut config = rendered_config(&parse_documents(&render_all_on(&[])));
+    let mut config = rendered_config(&parse_documents(&render_all_on()));
     assert!(
         config.contains("realm: api"),
         "values must pass through: {config}"
