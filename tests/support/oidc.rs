@@ -5,7 +5,7 @@
 //! or rotate its signing key. Clients, secrets and resources are listed in
 //! `tests/oidc/README.md`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -18,9 +18,9 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Child;
 
 use super::client::{Response, get, request};
-use super::tools::target_dir;
 use super::repo_path;
 use super::scratch::ScratchDir;
+use super::tools::{install_once, remember, succeeded, target_dir};
 
 /// A resource whose access tokens are RS256 JWTs (audience = this URL).
 pub const JWT_RESOURCE: &str = "https://api.jwt.test";
@@ -486,13 +486,8 @@ fn form_encode(text: &str) -> String {
 /// lockfile; installs them on first use. Panics, saying how to install
 /// Node.js, if that cannot be done.
 fn server_script() -> PathBuf {
-    // Kept, failure included, so every test in the binary reports it at
-    // once instead of each running npm again.
     static SCRIPT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match SCRIPT.get_or_init(install) {
-        Ok(script) => script.clone(),
-        Err(message) => panic!("{message}"),
-    }
+    remember(&SCRIPT, || install().unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn install() -> Result<PathBuf, String> {
@@ -503,12 +498,19 @@ fn install() -> Result<PathBuf, String> {
                once). See tests/oidc/README.md.";
     check_node().map_err(|e| format!("{e}\n{how}"))?;
     let lockfile = read(&source.join("package-lock.json"))?;
-    let tools = target_dir().join("test-tools");
-    let dir = tools.join(format!("oidc-{}", short_sha256(&lockfile)));
-    if !dir.join(INSTALLED_MARKER).is_file() {
-        install_modules(&source, &dir).map_err(|e| format!("{e}\n{how}"))?;
-    }
-    copy_script(&source, &dir)
+    let name = format!("oidc-{}", short_sha256(&lockfile));
+    install_once(&name, INSTALLED_MARKER, how, |staging| {
+        for file in ["package.json", "package-lock.json"] {
+            fs::copy(source.join(file), staging.join(file))
+                .map_err(|e| format!("copying {file}: {e}"))?;
+        }
+        let output = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .current_dir(staging)
+            .output();
+        succeeded("npm ci", output)
+    });
+    copy_script(&source, &target_dir().join("test-tools").join(name))
 }
 
 fn check_node() -> Result<(), String> {
@@ -527,62 +529,6 @@ fn check_node() -> Result<(), String> {
             "`node --version` said {version:?}; need v20 or later"
         )),
     }
-}
-
-/// `npm ci` into a staging directory renamed to `dir` when complete, under
-/// a file lock so concurrent tests and test binaries install once.
-fn install_modules(source: &Path, dir: &Path) -> Result<(), String> {
-    let tools = dir.parent().unwrap_or(dir);
-    let name = dir
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    fs::create_dir_all(tools).map_err(|e| format!("creating {}: {e}", tools.display()))?;
-    let lock_path = tools.join(format!("{name}.lock"));
-    let lock =
-        File::create(&lock_path).map_err(|e| format!("creating {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
-    if dir.join(INSTALLED_MARKER).is_file() {
-        return Ok(());
-    }
-
-    let staging = tools.join(format!("{name}.partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|e| format!("creating {}: {e}", staging.display()))?;
-    for file in ["package.json", "package-lock.json"] {
-        fs::copy(source.join(file), staging.join(file))
-            .map_err(|e| format!("copying {file}: {e}"))?;
-    }
-    eprintln!(
-        "installing oidc-provider for the tests: npm ci in {}",
-        dir.display()
-    );
-    let output = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-        .current_dir(&staging)
-        .output();
-    let failure = match output {
-        Err(e) => Some(format!("could not run npm: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "npm ci failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Ok(_) if !staging.join(INSTALLED_MARKER).is_file() => Some(format!(
-            "npm ci succeeded but {INSTALLED_MARKER} is missing"
-        )),
-        Ok(_) => None,
-    };
-    if let Some(failure) = failure {
-        let _ = fs::remove_dir_all(&staging);
-        return Err(failure);
-    }
-    let _ = fs::remove_dir_all(dir);
-    fs::rename(&staging, dir)
-        .map_err(|e| format!("moving {} to {}: {e}", staging.display(), dir.display()))
 }
 
 /// Copies `server.mjs` into `dir` (where node resolves `oidc-provider`)

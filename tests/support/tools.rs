@@ -48,7 +48,7 @@ pub fn target_dir() -> PathBuf {
 /// half-filled directory that looks done. Test threads and concurrently
 /// running test binaries all land here on a fresh checkout; a file lock
 /// makes exactly one of them install. On failure the panic says what went
-/// wrong and `how_to_install` by hand.
+/// wrong, then `how_to_install` (by hand).
 pub fn install_once(
     name: &str,
     file: &str,
@@ -75,7 +75,10 @@ pub fn install_once(
     let staging = tools.join(format!("{name}.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).unwrap_or_else(|e| panic!("creating {}: {e}", staging.display()));
-    eprintln!("installing {name} for the tests: {how_to_install}");
+    eprintln!(
+        "installing {name} for the tests into {}",
+        install_dir.display()
+    );
     let failure = match install(&staging) {
         Err(failure) => Some(failure),
         Ok(()) if !staging.join(file).exists() => Some(format!(
@@ -86,10 +89,7 @@ pub fn install_once(
     };
     if let Some(failure) = failure {
         let _ = fs::remove_dir_all(&staging);
-        panic!(
-            "the tests need {name} and installing it failed: {failure}\n\
-             Install it by hand with:\n    {how_to_install}"
-        );
+        panic!("the tests need {name} and installing it failed: {failure}\n{how_to_install}");
     }
     // A directory without the file (say, emptied by hand) would block the
     // rename.
@@ -104,10 +104,11 @@ pub fn install_once(
     installed
 }
 
-/// The pip command that installs `requirement` into `target`.
+/// How to install `requirement` into `target` by hand.
 pub fn pip_command(target: &Path, requirement: &str) -> String {
     format!(
-        "python3 -m pip install --quiet --disable-pip-version-check --target {} {requirement}",
+        "Install it by hand with:\n    \
+         python3 -m pip install --quiet --disable-pip-version-check --target {} {requirement}",
         target.display()
     )
 }
