@@ -24,16 +24,6 @@ const NAMESPACE: &str = "tollgate-system";
 /// The Service's name in the cluster for [`RELEASE`] in [`NAMESPACE`].
 const SERVICE_HOST: &str = "tollgate.tollgate-system.svc.cluster.local";
 
-/// Server keys the chart writes for listeners still being built (issues 4
-/// and 5), with the value it writes when they are enabled. tollgate refuses
-/// an unknown key, so until `config/tollgate.yaml` documents one (as every
-/// key tollgate accepts is), the check-config test checks its value and
-/// leaves it out; from then on it is checked like the rest.
-const PENDING_SERVER_KEYS: &[(&str, &str)] = &[
-    ("http_listen", "0.0.0.0:9192"),
-    ("admin_listen", "0.0.0.0:9193"),
-];
-
 /// `helm template` of the chart with `args` added; the error is helm's.
 fn try_render(args: &[&str]) -> Result<String, String> {
     let chart = repo_path(CHART);
@@ -297,7 +287,10 @@ fn deployment_runs_hardened_and_probes_grpc_health() {
     );
     // Liveness must not follow the gRPC health status, which stays
     // NOT_SERVING while an identity provider is down.
-    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], "grpc");
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "admin"})
+    );
     assert_eq!(
         container["args"],
         json!(["serve", "--config", "/etc/tollgate/config/tollgate.yaml"])
@@ -329,21 +322,9 @@ fn deployment_runs_hardened_and_probes_grpc_health() {
             .all(|c| &c["labelSelector"]["matchLabels"] == selector)
     );
 
-    // With the admin port, liveness asks /healthz there; readiness asks
-    // /readyz there when told to (kubelet's gRPC probe has no TLS).
-    let documents = parse_documents(&render(&["--set", "admin.enabled=true"]));
-    let container = tollgate_container(&documents);
-    assert_eq!(
-        container["livenessProbe"]["httpGet"],
-        json!({"path": "/healthz", "port": "admin"})
-    );
-    assert_eq!(container["readinessProbe"]["grpc"]["port"], 9191);
-    let documents = parse_documents(&render(&[
-        "--set",
-        "admin.enabled=true",
-        "--set",
-        "probes.readinessFrom=admin",
-    ]));
+    // Readiness asks /readyz on the admin port when told to (kubelet's
+    // gRPC probe has no TLS).
+    let documents = parse_documents(&render(&["--set", "probes.readinessFrom=admin"]));
     let container = tollgate_container(&documents);
     assert_eq!(
         container["readinessProbe"]["httpGet"],
@@ -465,10 +446,7 @@ fn chart_refuses_values_that_contradict_each_other() {
             &["--set", "serviceMonitor.enabled=true"],
             "set admin.enabled=true too",
         ),
-        (
-            &["--set", "admin.enabled=true", "--set", "admin.port=9191"],
-            "need different ports",
-        ),
+        (&["--set", "admin.port=9191"], "need different ports"),
         (
             &[
                 "--set",
@@ -479,8 +457,8 @@ fn chart_refuses_values_that_contradict_each_other() {
             "secrets.existingSecret",
         ),
         (
-            &["--set", "probes.readinessFrom=admin"],
-            "admin needs admin.enabled=true",
+            &["--set", "config.server.http_enabled=true"],
+            "config.server.http_enabled: the chart sets it",
         ),
     ];
     for (args, message) in cases {
@@ -514,25 +492,23 @@ fn check_config(dir: &ScratchDir, config: &str, env: &[(&str, &str)]) -> String 
 fn rendered_config_passes_tollgate_check_config() {
     let dir = ScratchDir::new("chart-config");
     let config = rendered_config(&parse_documents(&render(&[])));
-    assert!(config.contains("grpc_listen: 0.0.0.0:9191"), "{config}");
+    for line in ["grpc_listen: 0.0.0.0:9191", "admin_listen: 0.0.0.0:9193"] {
+        assert!(config.contains(line), "{config}");
+    }
+    assert!(!config.contains("http_"), "{config}");
     let report = check_config(&dir, &config, &[]);
     assert!(report.contains("ok (0 providers, 0 routes)"), "{report}");
 
     // All features on: a secret from the environment and one from a file,
     // at the path the chart mounts it, here under the scratch dir.
-    let reference = std::fs::read_to_string(repo_path("config/tollgate.yaml"))
-        .unwrap_or_else(|e| panic!("reading config/tollgate.yaml: {e}"));
-    let mut config = rendered_config(&parse_documents(&render_all_on()));
-    assert!(
-        config.contains("realm: api"),
-        "values must pass through: {config}"
-    );
-    for (key, value) in PENDING_SERVER_KEYS {
-        let line = format!("  {key}: {value}\n");
-        assert!(config.contains(&line), "{key} should be {value}:\n{config}");
-        if !reference.contains(&format!("{key}:")) {
-            config = config.replace(&line, "");
-        }
+    let config = rendered_config(&parse_documents(&render_all_on()));
+    for line in [
+        "realm: api",
+        "http_enabled: true",
+        "http_listen: 0.0.0.0:9192",
+        "admin_listen: 0.0.0.0:9193",
+    ] {
+        assert!(config.contains(line), "{line} missing:\n{config}");
     }
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets).unwrap_or_else(|e| panic!("creating secrets dir: {e}"));
@@ -560,7 +536,7 @@ fn config_checksum_changes_when_the_config_does() {
     for args in [
         ["--set", "config.log.level=debug"],
         ["--set", "grpc.port=9292"],
-        ["--set", "admin.enabled=true"],
+        ["--set", "http.enabled=true"],
     ] {
         assert_ne!(
             default,
@@ -607,9 +583,17 @@ fn install_notes_print_the_istio_registration_for_the_real_service() {
     assert!(!grpc.contains("envoyExtAuthzHttp"), "{grpc}");
     assert!(grpc.contains("action: CUSTOM"), "{grpc}");
 
-    let http = notes(&["--set", "http.enabled=true", "--set", "http.port=9300"]);
+    let http = notes(&[
+        "--set",
+        "http.enabled=true",
+        "--set",
+        "http.port=9300",
+        "--set",
+        "config.server.http_path_prefix=/authz",
+    ]);
     assert!(http.contains("envoyExtAuthzHttp:"), "{http}");
     assert!(http.contains("port: 9300"), "{http}");
+    assert!(http.contains("pathPrefix: /authz"), "{http}");
 }
 
 #[test]

@@ -73,18 +73,17 @@ disagree. Refuses a config that sets them itself.
 {{- fail "config.server must be a map" }}
 {{- end }}
 {{- end }}
-{{- range $key := list "grpc_listen" "http_listen" "admin_listen" }}
+{{- range $key := list "grpc_listen" "http_enabled" "http_listen" "admin_listen" }}
 {{- if hasKey $server $key }}
-{{- fail (printf "config.server.%s: the chart sets it from the grpc, http and admin port values; remove it from config" $key) }}
+{{- fail (printf "config.server.%s: the chart sets it from the grpc, http and admin values; remove it from config" $key) }}
 {{- end }}
 {{- end }}
 {{- $_ := set $server "grpc_listen" (printf "0.0.0.0:%d" (int .Values.grpc.port)) }}
 {{- if .Values.http.enabled }}
+{{- $_ := set $server "http_enabled" true }}
 {{- $_ := set $server "http_listen" (printf "0.0.0.0:%d" (int .Values.http.port)) }}
 {{- end }}
-{{- if .Values.admin.enabled }}
 {{- $_ := set $server "admin_listen" (printf "0.0.0.0:%d" (int .Values.admin.port)) }}
-{{- end }}
 {{- $_ := set $config "server" $server }}
 {{- toYaml $config }}
 {{- end }}
@@ -92,16 +91,13 @@ disagree. Refuses a config that sets them itself.
 {{/* Checks across values that the schema cannot express. */}}
 {{- define "tollgate.validate" -}}
 {{- if and .Values.serviceMonitor.enabled (not .Values.admin.enabled) }}
-{{- fail "serviceMonitor.enabled: /metrics is served on the admin port; set admin.enabled=true too" }}
-{{- end }}
-{{- if and (eq .Values.probes.readinessFrom "admin") (not .Values.admin.enabled) }}
-{{- fail "probes.readinessFrom: admin needs admin.enabled=true" }}
+{{- fail "serviceMonitor.enabled: Prometheus scrapes the admin port through the Service; set admin.enabled=true too" }}
 {{- end }}
 {{- $ports := list (int .Values.grpc.port) }}
 {{- if .Values.http.enabled }}{{ $ports = append $ports (int .Values.http.port) }}{{ end }}
-{{- if .Values.admin.enabled }}{{ $ports = append $ports (int .Values.admin.port) }}{{ end }}
+{{- $ports = append $ports (int .Values.admin.port) }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
-{{- fail "grpc.port, http.port and admin.port: enabled listeners need different ports" }}
+{{- fail "grpc.port, http.port and admin.port: listeners need different ports" }}
 {{- end }}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (kindIs "invalid" $pdb.minAvailable) (kindIs "invalid" $pdb.maxUnavailable) }}
