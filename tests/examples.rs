@@ -74,6 +74,15 @@ fn example(name: &str) -> Value {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// The string at `pointer` (`/providers/0/issuer`) in a config.
+fn text(config: &Value, pointer: &str) -> String {
+    config
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {pointer}"))
+        .to_owned()
+}
+
 /// Listens on loopback, and serialises (JSON is YAML).
 fn serve_locally(mut config: Value) -> String {
     config["server"]["grpc_listen"] = json!("127.0.0.1:0");
@@ -240,14 +249,8 @@ async fn keycloak_realms_scopes_and_roles() {
 #[tokio::test]
 async fn octelium_tokens_in_either_header() {
     let mut config = example("octelium");
-    let issuer = config["providers"][0]["issuer"]
-        .as_str()
-        .expect("issuer")
-        .to_owned();
-    let audience = config["providers"][0]["audiences"][0]
-        .as_str()
-        .expect("audience")
-        .to_owned();
+    let issuer = text(&config, "/providers/0/issuer");
+    let audience = text(&config, "/providers/0/audiences/0");
     with_fixture_keys(&mut config["providers"][0], &fixture("jwks.json"));
     let stack = Stack::start(&serve_locally(config), &[]).await;
     let key = signing_key("ec-p256-1.pem", Algorithm::ES256, "ec-1");
@@ -341,18 +344,9 @@ async fn oauth2_proxy_headers_from_a_discovered_issuer() {
 #[tokio::test]
 async fn oracle_idcs_static_keys_and_the_model_deployment_header() {
     let mut config = example("oracle-idcs");
-    let issuer = config["providers"][0]["issuer"]
-        .as_str()
-        .expect("issuer")
-        .to_owned();
-    let audience = config["providers"][0]["audiences"][0]
-        .as_str()
-        .expect("audience")
-        .to_owned();
-    let deployment = config["routes"][0]["static_headers"]["model_deployment"]
-        .as_str()
-        .expect("model_deployment")
-        .to_owned();
+    let issuer = text(&config, "/providers/0/issuer");
+    let audience = text(&config, "/providers/0/audiences/0");
+    let deployment = text(&config, "/routes/0/static_headers/model_deployment");
     // The same shape as IDCS publishes (key_ops, x5c), with a key we hold.
     with_fixture_keys(&mut config["providers"][0], &fixture("idcs-style.json"));
     let stack = Stack::start(&serve_locally(config), &[]).await;

@@ -2,7 +2,6 @@
 //! allow-list and its prebuilt validation rules.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,9 +10,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::TokenProblem;
 use super::jwk::KeySet;
 use super::jwks::{Jwks, JwksError};
+use super::{TokenProblem, unix_now};
 use crate::config::{JwtSettings, ProviderSettings};
 
 /// What can be read from a JWS before verifying it: enough to pick the
@@ -281,12 +280,6 @@ fn is_hmac(algorithm: Algorithm) -> bool {
         algorithm,
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
     )
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -64,6 +64,29 @@ impl TokenProblem {
     }
 }
 
+/// Seconds since the Unix epoch, the clock JWT claims are written in.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What is left of `ttl` before `exp` (a NumericDate) passes at `now`:
+/// zero once it has, or when `exp` is not a finite number.
+pub(crate) fn until_exp(
+    ttl: std::time::Duration,
+    exp: &serde_json::Value,
+    now: u64,
+) -> std::time::Duration {
+    match exp.as_f64() {
+        Some(exp) if exp.is_finite() => {
+            let left = (exp - now as f64).clamp(0.0, ttl.as_secs_f64());
+            std::time::Duration::from_secs_f64(left)
+        }
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 /// A cache key for a token: its SHA-256, so no cache ever holds a token.
 pub fn token_key(token: &str) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());

@@ -4,12 +4,13 @@
 //! token is verified again.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moka::sync::Cache;
 use serde_json::{Map, Value};
 
 use super::jwk::KeySet;
+use super::{unix_now, until_exp};
 
 /// Size and lifetime of the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,15 +126,7 @@ impl VerifiedCache {
 /// How long an entry may live: until `exp`, at most `ttl`. `None` when the
 /// token is (about to be) expired or `exp` is not a number.
 fn lifetime(ttl: Duration, exp: Option<&Value>, now: u64) -> Option<Duration> {
-    let exp = exp?.as_f64().filter(|exp| exp.is_finite())?;
-    let left = exp - now as f64;
-    (left >= 1.0).then(|| ttl.min(Duration::from_secs_f64(left.min(ttl.as_secs_f64()))))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    Some(until_exp(ttl, exp?, now)).filter(|left| *left >= Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 mod response;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -25,7 +25,7 @@ pub use response::{Introspection, ResponseError};
 
 use super::fetch::{ReadError, display_url, read_capped, same_issuer};
 use super::jwks::check_key_url;
-use super::{TokenProblem, token_key};
+use super::{TokenProblem, token_key, unix_now, until_exp};
 use crate::config::Secret;
 
 /// Introspection answers and metadata documents are small; this bounds what
@@ -424,16 +424,8 @@ impl Introspector {
 }
 
 /// How long an active answer may be cached: the TTL, cut short by `exp`.
-/// An `exp` that is not a number is left to [`Introspector::validate`].
 fn cache_lifetime(ttl: Duration, exp: Option<&Value>, now: u64) -> Duration {
-    match exp.and_then(Value::as_f64) {
-        Some(exp) if exp.is_finite() => {
-            let left = (exp - now as f64).max(0.0);
-            ttl.min(Duration::from_secs_f64(left.min(ttl.as_secs_f64())))
-        }
-        Some(_) => Duration::ZERO,
-        None => ttl,
-    }
+    exp.map_or(ttl, |exp| until_exp(ttl, exp, now))
 }
 
 /// OIDC Discovery's URL, then RFC 8414's (the well-known segment goes
@@ -497,12 +489,6 @@ fn form_component(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
