@@ -218,7 +218,8 @@ fn serve(path: PathBuf) -> ExitCode {
             Ok(listeners) => listeners,
             Err(code) => return code,
         };
-        match crate::server::serve_with(config, listeners, crate::server::shutdown_signal()).await {
+        let shutdown = crate::server::shutdown_signal();
+        match crate::server::serve_reloading(config, path, listeners, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %crate::telemetry::ErrorChain(&error), "tollgate stopped");

@@ -24,7 +24,10 @@
 //! - [`headers`]: what is set and removed on the upstream request.
 //! - [`identity`]: signed identity tokens for the upstream, and their JWKS.
 //! - [`reply`]: what the client gets on a deny, shaped per route.
+//! - [`metrics`]: the Prometheus registry everything records into.
+//! - [`reload`]: the live authorizer, swapped on SIGHUP or a config file change.
 //! - [`devtoken`]: tokens signed with the committed development key.
+//! - [`tls`]: TLS and mutual TLS on the gRPC listener, reloaded when the files change.
 //! - [`telemetry`]: log output.
 
 // A panic on input a request or an IdP can reach is a security bug; tests
@@ -40,8 +43,11 @@ pub mod grpc;
 pub mod headers;
 pub mod http;
 pub mod identity;
+pub mod metrics;
+pub mod reload;
 pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod token;

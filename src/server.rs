@@ -3,8 +3,9 @@
 //! reports readiness once every provider has keys, and stops gracefully.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
@@ -16,10 +17,9 @@ use tonic_health::server::HealthReporter;
 
 use crate::authz::Authorizer;
 use crate::config::Config;
-use crate::grpc::{CheckService, FILE_DESCRIPTOR_SET};
-
-/// How long in-flight calls may take to finish after shutdown starts.
-const DRAIN_GRACE: Duration = Duration::from_secs(10);
+use crate::grpc::{CheckLimits, CheckService, FILE_DESCRIPTOR_SET};
+use crate::reload::{LiveAuthorizer, POLL_INTERVAL, Reloader};
+use crate::tls::TlsConfig;
 
 /// The fully qualified name health checks ask about.
 pub const CHECK_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -33,14 +33,17 @@ pub enum ServeError {
     /// Reflection descriptors are broken (a build problem).
     #[error("cannot build the reflection service")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("cannot load the TLS files")]
+    Tls(#[source] crate::tls::TlsError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Transport(#[source] tonic::transport::Error),
 }
 
 /// The client tollgate uses to reach identity providers.
-pub fn idp_client() -> Result<reqwest::Client, reqwest::Error> {
-    crate::token::fetch::client_builder().build()
+pub fn idp_client(roots: &[reqwest::Certificate]) -> Result<reqwest::Client, reqwest::Error> {
+    crate::token::fetch::client_builder_trusting(roots).build()
 }
 
 /// The sockets `serve_with` answers on, bound by the caller (port 0 in tests).
@@ -75,9 +78,48 @@ pub async fn serve_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let client = idp_client().map_err(ServeError::Client)?;
+    run(config, None, listeners, shutdown).await
+}
+
+/// As [`serve_with`], and reloads the config from `path` (which `config`
+/// was loaded from) on SIGHUP and whenever the file changes.
+pub async fn serve_reloading(
+    config: Config,
+    path: PathBuf,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    run(config, Some(path), listeners, shutdown).await
+}
+
+async fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let client = idp_client(&config.server.idp_ca_certificates).map_err(ServeError::Client)?;
     let path_prefix: Option<Arc<str>> = config.server.http_path_prefix.as_deref().map(Arc::from);
-    let authorizer = Arc::new(Authorizer::new(config, client));
+    let limits = CheckLimits {
+        max_concurrent: config.server.max_concurrent_checks,
+        timeout: config.server.check_timeout,
+    };
+    let grace = config.server.shutdown_grace;
+    let mtls = config
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca_file.is_some());
+    let tls = config
+        .server
+        .tls
+        .clone()
+        .map(TlsConfig::load)
+        .transpose()
+        .map_err(ServeError::Tls)?;
+    let reloader = path.map(|path| Reloader::new(path, &config, client.clone()));
+    let live = Arc::new(LiveAuthorizer::new(Authorizer::new(config, client)));
+    let reloading = reloader.map(|reloader| tokio::spawn(reloader.run(Arc::clone(&live))));
     let listener = listeners.grpc;
     // Turns true when shutdown starts; the HTTP servers stop on it.
     let (stopping, stop) = tokio::sync::watch::channel(false);
@@ -86,7 +128,7 @@ pub async fn serve_with(
     // Turns true with gRPC health SERVING; admin `/readyz` reads it.
     let (serving_sender, serving) = tokio::sync::watch::channel(false);
     let http_servers = crate::http::spawn(
-        &authorizer,
+        &live,
         listeners.http,
         listeners.admin,
         path_prefix,
@@ -97,7 +139,7 @@ pub async fn serve_with(
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
     let readiness = tokio::spawn(report_ready(
-        authorizer.clone(),
+        live.current(),
         reporter.clone(),
         serving_sender,
     ));
@@ -114,43 +156,64 @@ pub async fn serve_with(
         .map_err(ServeError::Reflection)?;
 
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "serving envoy.service.auth.v3.Authorization");
+        let tls = match &tls {
+            None => "off",
+            Some(_) if mtls => "mutual",
+            Some(_) => "on",
+        };
+        tracing::info!(%addr, tls, "serving envoy.service.auth.v3.Authorization");
     }
-    let check = AuthorizationServer::new(CheckService::new(authorizer));
+    let check = AuthorizationServer::new(CheckService::new(live, limits));
     let (draining, drain_started) = oneshot::channel::<()>();
-    let server = Server::builder()
+    let router = Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(check)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections, finishing in-flight checks");
-            stopping.send_replace(true);
-            let _ = draining.send(());
-            set_status(&reporter, ServingStatus::NotServing).await;
-            // Health `Watch` streams end only when their status is cleared;
-            // an open one would otherwise hold the drain forever.
-            let mut reporter = reporter;
-            reporter.clear_service_status("").await;
-            reporter.clear_service_status(CHECK_SERVICE_NAME).await;
-        });
+        .add_service(check);
+    let stop = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing in-flight checks");
+        stopping.send_replace(true);
+        let _ = draining.send(());
+        set_status(&reporter, ServingStatus::NotServing).await;
+        // Health `Watch` streams end only when their status is cleared;
+        // an open one would otherwise hold the drain forever.
+        let mut reporter = reporter;
+        reporter.clear_service_status("").await;
+        reporter.clear_service_status(CHECK_SERVICE_NAME).await;
+    };
+    let mut tls_watch = None;
+    let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            Some(tls) => {
+                let tls = Arc::new(tls);
+                tls_watch = Some(tokio::spawn(Arc::clone(&tls).watch(POLL_INTERVAL)));
+                let incoming = crate::tls::incoming(listener, tls);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
+            }
+            None => {
+                Box::pin(router.serve_with_incoming_shutdown(TcpIncoming::from(listener), stop))
+            }
+        };
     // Bounds the drain: a client holding a stream open cannot keep the
     // process alive past the grace period.
-    let grace = async {
+    let grace_elapsed = async {
         if drain_started.await.is_err() {
             std::future::pending::<()>().await;
         }
-        tokio::time::sleep(DRAIN_GRACE).await;
+        tokio::time::sleep(grace).await;
     };
     let result = tokio::select! {
         result = server => result.map_err(ServeError::Transport),
-        () = grace => {
-            tracing::warn!(grace = ?DRAIN_GRACE, "drain grace period elapsed; closing remaining streams");
+        () = grace_elapsed => {
+            tracing::warn!(?grace, "shutdown grace period elapsed; closing remaining streams");
             Ok(())
         }
     };
     readiness.abort();
+    for task in [reloading, tls_watch].into_iter().flatten() {
+        task.abort();
+    }
     // The gRPC server may have failed without a shutdown: stop the others too.
     stopping_after.send_replace(true);
     for server in http_servers {

@@ -71,6 +71,8 @@ pub enum DenyReason {
     BadHost,
     /// More than one distinct token was sent.
     ConflictingTokens,
+    /// The request carries more header lines than `server.max_headers`.
+    TooManyHeaders,
     /// No token was sent to a route that needs one.
     MissingToken,
     /// A token was sent and is not acceptable.
@@ -95,7 +97,10 @@ impl DenyReason {
     /// HTTP status sent to the client.
     pub fn http_status(self) -> u16 {
         match self {
-            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => 400,
+            DenyReason::BadPath
+            | DenyReason::BadHost
+            | DenyReason::ConflictingTokens
+            | DenyReason::TooManyHeaders => 400,
             DenyReason::MissingToken | DenyReason::InvalidToken(_) => 401,
             DenyReason::NoRoute | DenyReason::InsufficientScope | DenyReason::ClaimMismatch => 403,
         }
@@ -104,9 +109,10 @@ impl DenyReason {
     /// gRPC code for `CheckResponse.status`.
     pub fn grpc_code(self) -> i32 {
         match self {
-            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
-                grpc_code::INVALID_ARGUMENT
-            }
+            DenyReason::BadPath
+            | DenyReason::BadHost
+            | DenyReason::ConflictingTokens
+            | DenyReason::TooManyHeaders => grpc_code::INVALID_ARGUMENT,
             DenyReason::MissingToken | DenyReason::InvalidToken(_) => grpc_code::UNAUTHENTICATED,
             DenyReason::NoRoute | DenyReason::InsufficientScope | DenyReason::ClaimMismatch => {
                 grpc_code::PERMISSION_DENIED
@@ -118,9 +124,10 @@ impl DenyReason {
     /// RFC asks for no error then) or when the refusal is not about tokens.
     pub fn bearer_error(self) -> Option<&'static str> {
         match self {
-            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
-                Some("invalid_request")
-            }
+            DenyReason::BadPath
+            | DenyReason::BadHost
+            | DenyReason::ConflictingTokens
+            | DenyReason::TooManyHeaders => Some("invalid_request"),
             DenyReason::InvalidToken(_) => Some("invalid_token"),
             DenyReason::InsufficientScope | DenyReason::ClaimMismatch => Some("insufficient_scope"),
             DenyReason::MissingToken | DenyReason::NoRoute => None,
@@ -132,9 +139,10 @@ impl DenyReason {
         match self {
             DenyReason::MissingToken => "unauthorized",
             DenyReason::NoRoute => "access_denied",
-            DenyReason::BadPath | DenyReason::BadHost | DenyReason::ConflictingTokens => {
-                "invalid_request"
-            }
+            DenyReason::BadPath
+            | DenyReason::BadHost
+            | DenyReason::ConflictingTokens
+            | DenyReason::TooManyHeaders => "invalid_request",
             DenyReason::InvalidToken(_) => "invalid_token",
             DenyReason::InsufficientScope | DenyReason::ClaimMismatch => "insufficient_scope",
         }
@@ -147,6 +155,7 @@ impl DenyReason {
             DenyReason::BadPath => "the request path is not acceptable",
             DenyReason::BadHost => "the request host is not acceptable",
             DenyReason::ConflictingTokens => "the request carries more than one access token",
+            DenyReason::TooManyHeaders => "the request carries too many headers",
             DenyReason::MissingToken => "an access token is required",
             DenyReason::InvalidToken(TokenProblem::Expired) => "the access token expired",
             DenyReason::InvalidToken(_) => "the access token is not valid",
@@ -162,6 +171,7 @@ impl DenyReason {
             DenyReason::BadPath => "bad_path",
             DenyReason::BadHost => "bad_host",
             DenyReason::ConflictingTokens => "conflicting_tokens",
+            DenyReason::TooManyHeaders => "too_many_headers",
             DenyReason::MissingToken => "missing_token",
             DenyReason::InvalidToken(problem) => problem.label(),
             DenyReason::InsufficientScope => "insufficient_scope",

@@ -80,6 +80,7 @@ pub struct Authorizer {
     identity_headers: Vec<String>,
     allow_unmatched: bool,
     max_token_bytes: usize,
+    max_headers: usize,
     realm: Option<String>,
     path_parameters: PathParameters,
     /// Mints signed identity tokens, when `identity:` is configured.
@@ -95,10 +96,21 @@ impl Authorizer {
     /// source (so it must run inside a Tokio runtime). The tasks stop when
     /// the authorizer is dropped.
     pub fn new(config: Config, client: reqwest::Client) -> Authorizer {
+        Authorizer::build(config, client, &[])
+    }
+
+    /// Builds the authorizer for a reloaded `config`, keeping the key cache
+    /// (and its refresh task) of every provider whose key settings did not
+    /// change, so a reload causes no refetch and no gap.
+    pub fn renew(&self, config: Config, client: reqwest::Client) -> Authorizer {
+        Authorizer::build(config, client, &self.providers)
+    }
+
+    fn build(config: Config, client: reqwest::Client, previous: &[Provider]) -> Authorizer {
         let providers = config
             .providers
             .into_iter()
-            .map(|settings| Provider::start(settings, &client))
+            .map(|settings| Provider::start_reusing(settings, &client, previous))
             .collect();
         let mut token_headers = Vec::new();
         let mut token_query_parameters = Vec::new();
@@ -132,6 +144,7 @@ impl Authorizer {
             identity_headers: config.identity_headers,
             allow_unmatched: config.allow_unmatched,
             max_token_bytes: config.server.max_token_bytes,
+            max_headers: config.server.max_headers,
             realm: config.server.realm,
             path_parameters: config.server.path_parameters,
             identity: config.identity.map(IdentityMinter::new),
@@ -169,12 +182,17 @@ impl Authorizer {
 
     /// Decides one request and logs the decision (never the token).
     pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        let started = tokio::time::Instant::now();
         let outcome = self.decide(request).await;
         log_outcome(request, &outcome);
+        record_outcome(&outcome, started.elapsed());
         outcome
     }
 
     async fn decide(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        if request.headers.len() > self.max_headers {
+            return Ok(deny(DenyReason::TooManyHeaders, None));
+        }
         let path = match &request.path {
             Ok(path) => path.as_str(),
             Err(error) => {
@@ -505,6 +523,16 @@ fn caller(provider: &Provider, claims: &Map<String, Value>) -> Caller {
             .or_else(|| text("azp"))
             .or_else(|| text("cid")),
     }
+}
+
+fn record_outcome(outcome: &Result<Decision, Fault>, duration: std::time::Duration) {
+    let (decision, reason, route) = match outcome {
+        Ok(Decision::Allow(grant)) => ("allow", "", &grant.route),
+        Ok(Decision::Deny(denial)) => ("deny", denial.reason.label(), &denial.route),
+        Err(fault) => ("error", fault.label(), &None),
+    };
+    let route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED_ROUTE);
+    crate::metrics::record_check(decision, reason, route, duration);
 }
 
 fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {

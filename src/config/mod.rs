@@ -13,12 +13,14 @@ mod values;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 
 use crate::identity::IdentitySettings;
 use crate::routes::PathParameters;
+use crate::tls::{TlsConfig, TlsSettings};
 use crate::token::extract::{HeaderFormat, TokenSource};
 use crate::token::verified::VerifiedCacheSettings;
 pub use output::{DEFAULT_IDENTITY_HEADER, RouteOutput};
@@ -103,6 +105,18 @@ pub struct ServerSettings {
     pub http_path_prefix: Option<String>,
     /// Where the admin endpoints listen.
     pub admin_listen: SocketAddr,
+    /// Most header lines a checked request may carry; more is a 400.
+    pub max_headers: usize,
+    /// Most checks decided at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_checks: usize,
+    /// Longest one check may take; then it is answered UNAVAILABLE.
+    pub check_timeout: Duration,
+    /// How long in-flight calls may finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// TLS on the gRPC listener; plaintext when `None`.
+    pub tls: Option<TlsSettings>,
+    /// CA certificates trusted for IdP connections besides the system's.
+    pub idp_ca_certificates: Vec<reqwest::Certificate>,
 }
 
 /// Log settings.
@@ -175,7 +189,35 @@ impl Config {
                 other => other,
             },
             admin_listen: listen_address(&raw.server.admin_listen, "server.admin_listen", 9193)?,
+            max_headers: positive(raw.server.max_headers, 200, "server.max_headers")?,
+            max_concurrent_checks: positive(
+                raw.server.max_concurrent_checks,
+                10_000,
+                "server.max_concurrent_checks",
+            )?,
+            check_timeout: server_duration(raw.server.check_timeout, 10, "server.check_timeout")?,
+            shutdown_grace: server_duration(
+                raw.server.shutdown_grace,
+                10,
+                "server.shutdown_grace",
+            )?,
+            tls: raw.server.tls.map(|tls| TlsSettings {
+                cert_file: base.join(tls.cert_file),
+                key_file: base.join(tls.key_file),
+                client_ca_file: tls.client_ca_file.map(|path| base.join(path)),
+            }),
+            idp_ca_certificates: match raw.server.idp_ca_file {
+                None => Vec::new(),
+                Some(path) => {
+                    ca_bundle(&base.join(path)).map_err(|m| invalid("server.idp_ca_file", m))?
+                }
+            },
         };
+        if let Some(tls) = &server.tls {
+            // Loaded once here so a bad file is refused at start by name.
+            TlsConfig::load(tls.clone())
+                .map_err(|e| invalid("server.tls", crate::telemetry::ErrorChain(&e)))?;
+        }
         let identity = raw
             .identity
             .map(|raw| identity::settings(raw, base))
@@ -231,7 +273,11 @@ impl Config {
                     format!("`{issuer}` is used by two providers"),
                 ));
             }
-            providers.push(provider::provider(p, &field, base, &mut warnings)?);
+            let mut settings = provider::provider(p, &field, base, &mut warnings)?;
+            settings
+                .idp_ca_certificates
+                .clone_from(&server.idp_ca_certificates);
+            providers.push(settings);
         }
 
         let defaults = route::RouteDefaults {
@@ -367,6 +413,42 @@ fn listen_address(text: &str, field: &str, port: u16) -> Result<SocketAddr, Conf
             format!("{e}; expected host:port such as 0.0.0.0:{port}"),
         )
     })
+}
+
+/// The certificates of a PEM CA bundle; at least one.
+fn ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not a PEM CA bundle: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{}: no CERTIFICATE in the file", path.display()));
+    }
+    Ok(certificates)
+}
+
+/// A count that must be at least 1, or `default` when unset.
+fn positive(value: Option<usize>, default: usize, field: &str) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
+/// A non-zero duration, or `default_secs` seconds when unset.
+fn server_duration(
+    value: Option<raw::RawDuration>,
+    default_secs: u64,
+    field: &str,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Duration::from_secs(default_secs));
+    };
+    match parse_duration(&value.text()) {
+        Ok(duration) if duration.is_zero() => Err(invalid(field, "must be longer than 0")),
+        Ok(duration) => Ok(duration),
+        Err(message) => Err(invalid(field, message)),
+    }
 }
 
 /// `info`, or a filter such as `tollgate=debug,info`. A bare word that is not

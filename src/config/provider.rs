@@ -42,6 +42,9 @@ pub struct ProviderSettings {
     pub leeway: Duration,
     /// Claims scopes are read from, in order.
     pub scope_claims: Arc<[String]>,
+    /// CA certificates trusted for this IdP besides the system's
+    /// (`server.idp_ca_file`).
+    pub idp_ca_certificates: Vec<reqwest::Certificate>,
 }
 
 /// How a provider's JWTs are verified.
@@ -200,6 +203,7 @@ pub(super) fn provider(
         audiences: raw.audiences,
         leeway,
         scope_claims: scope_claims.into(),
+        idp_ca_certificates: Vec::new(),
     })
 }
 

@@ -68,6 +68,26 @@ pub(crate) struct RawServer {
     /// Verified JWTs remembered by a hash of the token.
     #[serde(default)]
     pub(crate) token_cache: RawTokenCache,
+    /// Most header lines a checked request may carry.
+    pub(crate) max_headers: Option<usize>,
+    /// Most checks decided at once; more are refused with RESOURCE_EXHAUSTED.
+    pub(crate) max_concurrent_checks: Option<usize>,
+    /// Longest one check may take before it is answered UNAVAILABLE.
+    pub(crate) check_timeout: Option<RawDuration>,
+    /// How long in-flight calls may finish after SIGTERM.
+    pub(crate) shutdown_grace: Option<RawDuration>,
+    /// TLS (and with a client CA, mutual TLS) on the gRPC listener.
+    pub(crate) tls: Option<RawTls>,
+    /// Extra CA certificates (PEM) trusted for IdP connections.
+    pub(crate) idp_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    pub(crate) client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +118,12 @@ impl Default for RawServer {
             http_listen: default_http_listen(),
             http_path_prefix: None,
             admin_listen: default_admin_listen(),
+            max_headers: None,
+            max_concurrent_checks: None,
+            check_timeout: None,
+            shutdown_grace: None,
+            tls: None,
+            idp_ca_file: None,
         }
     }
 }

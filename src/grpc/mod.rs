@@ -3,6 +3,7 @@
 //! [`Decision`] becomes a `CheckResponse`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
@@ -10,9 +11,12 @@ use envoy_types::ext_authz::v3::pb::{
 };
 use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind};
 use envoy_types::pb::google::rpc;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
-use crate::authz::{Authorizer, AuthzRequest, Decision, Grant};
+use crate::authz::{AuthzRequest, Decision, Grant};
+use crate::metrics::UNMATCHED_ROUTE;
+use crate::reload::LiveAuthorizer;
 use crate::reply::DenyShape;
 use crate::routes::{PathParameters, normalize_path};
 
@@ -20,15 +24,36 @@ use crate::routes::{PathParameters, normalize_path};
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptor.bin"));
 
-/// `envoy.service.auth.v3.Authorization`, answered by an [`Authorizer`].
+/// Protection of the Check path: overload and slow checks get a clean gRPC
+/// error, which Envoy's failure mode then decides on.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckLimits {
+    /// Checks decided at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent: usize,
+    /// Longest one check may take; then it is answered UNAVAILABLE.
+    pub timeout: Duration,
+}
+
+/// `envoy.service.auth.v3.Authorization`, answered by the live [`crate::authz::Authorizer`].
+///
+/// The limits are a semaphore and a timeout here rather than tower's
+/// `ConcurrencyLimit` and `Timeout` layers: those queue excess calls and end
+/// slow ones with a transport error, where an authorizer under load should
+/// refuse at once with a status Envoy understands.
 pub struct CheckService {
-    authorizer: Arc<Authorizer>,
+    live: Arc<LiveAuthorizer>,
+    permits: Semaphore,
+    timeout: Duration,
 }
 
 impl CheckService {
-    /// Serves checks with `authorizer`.
-    pub fn new(authorizer: Arc<Authorizer>) -> CheckService {
-        CheckService { authorizer }
+    /// Serves checks with whatever authorizer `live` holds at each call.
+    pub fn new(live: Arc<LiveAuthorizer>, limits: CheckLimits) -> CheckService {
+        CheckService {
+            live,
+            permits: Semaphore::new(limits.max_concurrent.min(Semaphore::MAX_PERMITS)),
+            timeout: limits.timeout,
+        }
     }
 }
 
@@ -38,19 +63,38 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let request = authz_request(request.get_ref(), self.authorizer.path_parameters());
-        match self.authorizer.check(&request).await {
-            Ok(decision) => {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            crate::metrics::record_check("error", "overloaded", UNMATCHED_ROUTE, Duration::ZERO);
+            // Debug, not warn: a log line per refusal would add load exactly
+            // when there is too much; the metric counts them.
+            tracing::debug!(
+                "check refused: too many checks in flight (server.max_concurrent_checks)"
+            );
+            return Err(Status::resource_exhausted(
+                "too many authorization checks in flight",
+            ));
+        };
+        // Held for the whole check: a reload meanwhile does not change it.
+        let authorizer = self.live.current();
+        let request = authz_request(request.get_ref(), authorizer.path_parameters());
+        let outcome = tokio::time::timeout(self.timeout, authorizer.check(&request)).await;
+        match outcome {
+            Ok(Ok(decision)) => {
                 let shape = match &decision {
-                    Decision::Deny(denial) => self.authorizer.deny_shape(denial.route.as_deref()),
-                    Decision::Allow(_) => self.authorizer.deny_shape(None),
+                    Decision::Deny(denial) => authorizer.deny_shape(denial.route.as_deref()),
+                    Decision::Allow(_) => authorizer.deny_shape(None),
                 };
                 Ok(Response::new(check_response(decision, shape)))
             }
             // The detail is in the log line; Envoy does not pass it on anyway.
-            Err(_) => Err(Status::unavailable(
+            Ok(Err(_)) => Err(Status::unavailable(
                 "authorization is temporarily unavailable",
             )),
+            Err(_) => {
+                crate::metrics::record_check("error", "timeout", UNMATCHED_ROUTE, self.timeout);
+                tracing::error!(timeout = ?self.timeout, "check timed out (server.check_timeout)");
+                Err(Status::unavailable("authorization timed out"))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Admin endpoints on `server.admin_listen`: `/healthz` (the process is
 //! alive), `/readyz` (gRPC health is SERVING: every provider has keys and
-//! endpoints; and not shutting down) and `/.well-known/jwks.json` (the public keys of
-//! the upstream identity tokens).
+//! endpoints; and not shutting down), `/metrics` (Prometheus) and
+//! `/.well-known/jwks.json` (the public keys of the upstream identity tokens).
 
 use std::sync::Arc;
 
@@ -28,6 +28,14 @@ pub async fn handle(
         "/healthz" => text(200, "ok\n"),
         "/readyz" if *serving.borrow() && !*draining.borrow() => text(200, "ready\n"),
         "/readyz" => text(503, "not ready\n"),
+        "/metrics" => response(
+            200,
+            [(
+                "content-type".to_owned(),
+                "text/plain; version=0.0.4; charset=utf-8".to_owned(),
+            )],
+            crate::metrics::render(),
+        ),
         "/.well-known/jwks.json" => {
             let jwks = authorizer
                 .identity()

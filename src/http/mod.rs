@@ -25,7 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::authz::Authorizer;
+use crate::reload::LiveAuthorizer;
 
 /// Response bodies: small and complete.
 pub type Body = Full<Bytes>;
@@ -103,7 +103,7 @@ pub async fn serve(
 /// Starts the HTTP-mode and admin servers on the listeners given; they stop
 /// when `stop` turns `true`. `serving` mirrors gRPC health SERVING.
 pub(crate) fn spawn(
-    authorizer: &Arc<Authorizer>,
+    live: &Arc<LiveAuthorizer>,
     http: Option<TcpListener>,
     admin: Option<TcpListener>,
     path_prefix: Option<Arc<str>>,
@@ -118,13 +118,11 @@ pub(crate) fn spawn(
     };
     let mut servers = Vec::new();
     if let Some(listener) = http {
-        let authorizer = authorizer.clone();
+        let live = live.clone();
+        // Each request takes the authorizer current at its start, so a
+        // reload never changes a check in flight.
         let handler: Handler = Arc::new(move |request| {
-            Box::pin(authz::handle(
-                authorizer.clone(),
-                path_prefix.clone(),
-                request,
-            ))
+            Box::pin(authz::handle(live.current(), path_prefix.clone(), request))
         });
         servers.push(start(
             listener,
@@ -134,11 +132,11 @@ pub(crate) fn spawn(
         ));
     }
     if let Some(listener) = admin {
-        let authorizer = authorizer.clone();
+        let live = live.clone();
         let draining = stop.clone();
         let handler: Handler = Arc::new(move |request| {
             Box::pin(admin::handle(
-                authorizer.clone(),
+                live.current(),
                 serving.clone(),
                 draining.clone(),
                 request,

@@ -14,6 +14,14 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .redirect(super::jwks::redirect_policy())
 }
 
+/// [`client_builder`], also trusting `roots` (a private CA) besides the
+/// system's roots.
+pub fn client_builder_trusting(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    roots.iter().fold(client_builder(), |builder, root| {
+        builder.add_root_certificate(root.clone())
+    })
+}
+
 /// Reading a response body failed.
 #[derive(Debug)]
 pub(crate) enum ReadError {

@@ -227,7 +227,10 @@ impl Jwks {
         client: reqwest::Client,
     ) -> Jwks {
         let origin = match source {
-            KeySource::Static(keys) => return Jwks::new_static(keys),
+            KeySource::Static(keys) => {
+                crate::metrics::set_jwks_keys(&provider, keys.len());
+                return Jwks::new_static(keys);
+            }
             KeySource::Discovery { issuer } => Origin::Discovery { issuer },
             KeySource::JwksUri(uri) => Origin::JwksUri(uri),
         };
@@ -287,6 +290,26 @@ impl Jwks {
                     })
             }
         }
+    }
+
+    /// Whether this handle fetches what `source` with `settings` would for
+    /// `provider`, so a config reload can keep it (and its cached keys).
+    /// Static keys are never kept: they are rebuilt from the new file.
+    pub fn fetches_like(
+        &self,
+        provider: &str,
+        source: &KeySource,
+        settings: &JwksSettings,
+    ) -> bool {
+        let Keys::Remote(remote) = &self.keys else {
+            return false;
+        };
+        let same_origin = match (&remote.origin, source) {
+            (Origin::Discovery { issuer: old }, KeySource::Discovery { issuer: new }) => old == new,
+            (Origin::JwksUri(old), KeySource::JwksUri(new)) => old == new,
+            _ => false,
+        };
+        same_origin && remote.provider == provider && remote.settings == *settings
     }
 
     /// Becomes `true` once keys have been loaded at least once (for health
@@ -436,6 +459,7 @@ impl Remote {
                 cache.next_refresh = now + fetched.refresh_in;
                 drop(cache);
                 self.loaded.send_replace(true);
+                crate::metrics::record_jwks_fetch(&self.provider, Some(count));
                 info!(
                     provider = %self.provider,
                     uri = %fetched.uri,
@@ -455,6 +479,7 @@ impl Remote {
                 let error = Arc::new(error);
                 cache.last_error = Some(Arc::clone(&error));
                 drop(cache);
+                crate::metrics::record_jwks_fetch(&self.provider, None);
                 match serving {
                     Some(count) => warn!(
                         provider = %self.provider,

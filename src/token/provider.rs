@@ -28,17 +28,36 @@ impl Provider {
     /// introspection gets a client of its own with the configured connect
     /// timeout.
     pub fn start(settings: ProviderSettings, client: &reqwest::Client) -> Provider {
+        Provider::start_reusing(settings, client, &[])
+    }
+
+    /// As [`Provider::start`], but takes over the key cache (and refresh
+    /// task) of a provider in `previous` that fetches the same keys the same
+    /// way, so a config reload neither refetches nor waits for keys.
+    pub fn start_reusing(
+        settings: ProviderSettings,
+        client: &reqwest::Client,
+        previous: &[Provider],
+    ) -> Provider {
         let jwt = settings.jwt.as_ref().map(|jwt| {
-            let keys = Jwks::start(
-                settings.name.to_string(),
-                jwt.keys.clone(),
-                jwt.jwks.clone(),
-                client.clone(),
-            );
+            let kept = previous
+                .iter()
+                .filter_map(Provider::jwt)
+                .map(JwtProvider::keys)
+                .find(|keys| keys.fetches_like(&settings.name, &jwt.keys, &jwt.jwks));
+            let keys = match kept {
+                Some(keys) => keys.clone(),
+                None => Jwks::start(
+                    settings.name.to_string(),
+                    jwt.keys.clone(),
+                    jwt.jwks.clone(),
+                    client.clone(),
+                ),
+            };
             JwtProvider::new(&settings, jwt, keys)
         });
         let introspection = settings.introspection.clone().map(|introspection| {
-            let client = fetch::client_builder()
+            let client = fetch::client_builder_trusting(&settings.idp_ca_certificates)
                 .connect_timeout(introspection.connect_timeout)
                 .build()
                 // Building fails only if the TLS backend cannot start, and

@@ -55,6 +55,9 @@ impl moka::Expiry<[u8; 32], Arc<VerifiedJwt>> for Lifetime {
     }
 }
 
+/// The `cache` label of this cache's metrics.
+const METRICS_NAME: &str = "verified_jwt";
+
 /// The cache; cheap to clone.
 #[derive(Clone)]
 pub struct VerifiedCache {
@@ -67,7 +70,7 @@ impl VerifiedCache {
     pub fn new(settings: &VerifiedCacheSettings) -> VerifiedCache {
         let cache = (settings.max_entries > 0 && !settings.ttl.is_zero()).then(|| {
             Cache::builder()
-                .name("verified_jwt")
+                .name(METRICS_NAME)
                 .max_capacity(settings.max_entries)
                 .expire_after(Lifetime)
                 .build()
@@ -85,7 +88,9 @@ impl VerifiedCache {
 
     /// The remembered verification for the token with this key.
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<VerifiedJwt>> {
-        self.cache.as_ref()?.get(key)
+        let found = self.cache.as_ref()?.get(key);
+        crate::metrics::record_cache_lookup(METRICS_NAME, found.is_some());
+        found
     }
 
     /// Remembers a verification until the token's `exp` or the TTL,
@@ -112,6 +117,9 @@ impl VerifiedCache {
                 lifetime,
             }),
         );
+        // Inserts follow a full signature check, so applying moka's pending
+        // work here for an exact gauge costs little in comparison.
+        crate::metrics::set_cache_entries(METRICS_NAME, self.entries());
     }
 
     /// Entries held, after pending work is applied (for metrics and tests).

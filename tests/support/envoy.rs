@@ -34,6 +34,7 @@ struct AuthzOptions {
     encode_raw_headers: bool,
     extra_yaml: String,
     http: Option<HttpService>,
+    tls: Option<AuthzTls>,
 }
 
 /// Envoy's `http_service` instead of `grpc_service`.
@@ -42,6 +43,18 @@ struct HttpService {
     path_prefix: String,
     upstream_headers: Vec<String>,
     client_headers_on_success: Vec<String>,
+}
+
+/// PEM files for mutual TLS from Envoy to tollgate.
+#[derive(Debug, Clone)]
+pub struct AuthzTls {
+    /// The CA that signed tollgate's certificate.
+    pub ca: PathBuf,
+    /// Envoy's client certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The name tollgate's certificate must carry (and the SNI sent).
+    pub server_name: String,
 }
 
 impl EnvoyOptions {
@@ -56,6 +69,7 @@ impl EnvoyOptions {
                 encode_raw_headers: false,
                 extra_yaml: String::new(),
                 http: None,
+                tls: None,
             }),
             access_log: None,
         }
@@ -101,6 +115,12 @@ impl EnvoyOptions {
     /// Envoy.
     pub fn encode_raw_headers(mut self, on: bool) -> Self {
         self.authz_mut().encode_raw_headers = on;
+        self
+    }
+
+    /// Calls tollgate over mutual TLS with these files.
+    pub fn authz_tls(mut self, tls: AuthzTls) -> Self {
+        self.authz_mut().tls = Some(tls);
         self
     }
 
@@ -456,16 +476,40 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
     let authz_cluster = match &options.authz {
         None => String::new(),
         Some(authz) if authz.http.is_some() => cluster("tollgate", authz.addr, ""),
-        Some(authz) => cluster(
-            "tollgate",
-            authz.addr,
-            r#"    typed_extension_protocol_options:
+        Some(authz) => {
+            let mut extra = r#"    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config:
           http2_protocol_options: {}
+"#
+            .to_owned();
+            if let Some(tls) = &authz.tls {
+                extra.push_str(&format!(
+                    r#"    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: {name}
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:
+          - certificate_chain: {{ filename: {cert} }}
+            private_key: {{ filename: {key} }}
+          validation_context:
+            trusted_ca: {{ filename: {ca} }}
+            match_typed_subject_alt_names:
+            - san_type: DNS
+              matcher: {{ exact: {name} }}
 "#,
-        ),
+                    name = quoted(&tls.server_name),
+                    cert = quoted(&tls.cert.to_string_lossy()),
+                    key = quoted(&tls.key.to_string_lossy()),
+                    ca = quoted(&tls.ca.to_string_lossy()),
+                ));
+            }
+            cluster("tollgate", authz.addr, &extra)
+        }
     };
     let upstream_cluster = cluster("upstream", options.upstream, "");
     format!(

@@ -5,8 +5,8 @@
 //!
 //! Tests can swap the JWKS at run time (key rotation), make every answer a
 //! 500 or never answer at all (outage), add a `Cache-Control` header to the
-//! JWKS, and count the requests each path received (outage requests
-//! included).
+//! JWKS, delay every answer (a slow IdP), and count the requests each path
+//! received (outage requests included).
 
 // clippy.toml lets `#[test]` functions panic on a failed expectation; the
 // helpers here are part of the tests in the same way.
@@ -64,6 +64,8 @@ struct Inner {
     jwks: String,
     mode: IdpMode,
     cache_control: Option<String>,
+    /// Wait this long before answering.
+    delay: Option<std::time::Duration>,
     hits: HashMap<String, usize>,
     /// Introspection answers by token; unknown tokens are inactive.
     introspection: HashMap<String, serde_json::Value>,
@@ -77,24 +79,64 @@ impl Idp {
         Self::start_in(jwks, IdpMode::Serve).await
     }
 
+    /// Starts serving `jwks` over https with the PEM `cert` and `key` (for
+    /// `localhost`); its base URL is `https://localhost:<port>`.
+    pub async fn start_tls(
+        jwks: impl Into<String>,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Self {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_file_iter(cert)
+            .expect("IdP certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("IdP certificate PEM");
+        let key = PrivateKeyDer::from_pem_file(key).expect("IdP key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("IdP TLS config");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with(jwks, IdpMode::Serve, Some(acceptor), "localhost").await
+    }
+
     /// Starts serving `jwks`, answering as `mode` says from the first request.
     pub async fn start_in(jwks: impl Into<String>, mode: IdpMode) -> Self {
+        Self::start_with(jwks, mode, None, "127.0.0.1").await
+    }
+
+    async fn start_with(
+        jwks: impl Into<String>,
+        mode: IdpMode,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        host: &str,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the test IdP on 127.0.0.1:0");
         let addr = listener.local_addr().expect("test IdP address");
         let state = Arc::new(State {
-            base_url: format!("http://{addr}"),
+            base_url: match &tls {
+                Some(_) => format!("https://{host}:{}", addr.port()),
+                None => format!("http://{host}:{}", addr.port()),
+            },
             inner: Mutex::new(Inner {
                 jwks: jwks.into(),
                 mode,
                 cache_control: None,
+                delay: None,
                 hits: HashMap::new(),
                 introspection: HashMap::new(),
                 last_introspection: None,
             }),
         });
-        let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+        let server = tokio::spawn(serve(listener, Arc::clone(&state), tls));
         Self {
             addr,
             state,
@@ -140,6 +182,11 @@ impl Idp {
         self.state.lock().last_introspection.clone()
     }
 
+    /// Waits `delay` before each answer from the next request on (a slow IdP).
+    pub fn set_delay(&self, delay: Option<std::time::Duration>) {
+        self.state.lock().delay = delay;
+    }
+
     /// How many requests `path` has received, whatever the answer was.
     pub fn hits(&self, path: &str) -> usize {
         self.state.lock().hits.get(path).copied().unwrap_or(0)
@@ -167,19 +214,32 @@ pub fn jwks_of(keys: &[&str]) -> String {
     format!("{{\"keys\":[{}]}}", keys.join(","))
 }
 
-async fn serve(listener: TcpListener, state: Arc<State>) {
+async fn serve(listener: TcpListener, state: Arc<State>, tls: Option<tokio_rustls::TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let state = Arc::clone(&state);
+        let tls = tls.clone();
         connections.spawn(async move {
             let service = service_fn(move |request| answer(request, Arc::clone(&state)));
             // A peer giving up on a hung request is the point of Hang mode.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+                Some(tls) => {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }
@@ -199,7 +259,7 @@ async fn answer(
         Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
         Err(_) => String::new(),
     };
-    let (mode, jwks, cache_control, introspected) = {
+    let (mode, jwks, cache_control, introspected, delay) = {
         let mut inner = state.lock();
         *inner.hits.entry(path.clone()).or_insert(0) += 1;
         let introspected = if path == INTROSPECTION_PATH {
@@ -220,8 +280,12 @@ async fn answer(
             inner.jwks.clone(),
             inner.cache_control.clone(),
             introspected,
+            inner.delay,
         )
     };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut builder = Response::builder().header(header::CONTENT_TYPE, "application/json");
     let (status, body) = match mode {
         IdpMode::Hang => std::future::pending().await,

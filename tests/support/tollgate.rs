@@ -168,6 +168,38 @@ impl TollgateProcess {
         self.addr
     }
 
+    /// Sends signal `name` (`TERM`, `HUP`) to the process with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("running kill -s {name} {pid}: {e}"));
+        assert!(status.success(), "kill -s {name} {pid}: {status}");
+    }
+
+    /// Waits (at most `limit`) for the process to exit on its own.
+    pub async fn wait_for_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        let exited = poll(limit, async || match child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err("still running".to_owned()),
+            Err(e) => Err(e.to_string()),
+        })
+        .await;
+        exited.unwrap_or_else(|last| {
+            panic!(
+                "tollgate did not exit within {limit:?}: {last}\n{}",
+                self.describe()
+            )
+        })
+    }
+
+    /// The config file it serves.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     /// `http://<addr>`, for tonic clients.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -257,15 +257,30 @@ impl Introspector {
     /// Concurrent calls for one uncached token share one request.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, Arc<IntrospectionError>> {
         let key = token_key(token);
+        let mut called = false;
         let cached = self
             .cache
             .try_get_with(key, async {
-                let answer = self.call(token).await?;
+                called = true;
+                let started = tokio::time::Instant::now();
+                let answer = self.call(token).await;
+                let outcome = match &answer {
+                    Ok(Introspection::Active(_)) => "active",
+                    Ok(Introspection::Inactive) => "inactive",
+                    Err(_) => "error",
+                };
+                crate::metrics::record_introspection(&self.provider, outcome, started.elapsed());
+                let answer = answer?;
                 let ttl = self.lifetime(&answer);
                 Ok::<_, IntrospectionError>(Cached { answer, ttl })
             })
-            .await?;
-        Ok(cached.answer)
+            .await;
+        // One cache per provider, so the label names both; provider names
+        // are configured, so the set stays bounded.
+        let cache = format!("introspection/{}", self.provider);
+        crate::metrics::record_cache_lookup(&cache, !called);
+        crate::metrics::set_cache_entries(&cache, self.cache.entry_count());
+        Ok(cached?.answer)
     }
 
     /// Checks an active answer against the provider: expiry, issuer,

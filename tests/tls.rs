@@ -1,0 +1,290 @@
+//! TLS and mutual TLS on the gRPC listener: the real Envoy calling the real
+//! binary over mTLS, a client without a certificate refused, and a renewed
+//! certificate served without a restart; and keys fetched over https from
+//! an IdP whose certificate a private CA signed. Certificates are the committed
+//! fixtures in tests/fixtures/tls (see its README).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tollgate::devtoken::{DevToken, SigningKey};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use support::idp::{Idp, JWKS_PATH, jwks_of};
+use support::{
+    AuthzTls, EchoUpstream, Envoy, EnvoyOptions, ScratchDir, TollgateProcess, repo_path,
+};
+
+const ISSUER: &str = "https://issuer.tls.test";
+/// Bound on waiting for tollgate to serve through Envoy, or to reload.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn tls_fixture(name: &str) -> PathBuf {
+    repo_path("tests/fixtures/tls").join(name)
+}
+
+fn yaml_path(path: &Path) -> String {
+    Value::from(path.to_string_lossy().into_owned()).to_string()
+}
+
+/// Anonymous `/status`, scope `read` everywhere else; TLS with `cert` and
+/// `key`, and the fixture CA for client certificates.
+fn config(cert: &Path, key: &Path) -> String {
+    let jwks = repo_path("tests/fixtures/keys/jwks.json");
+    format!(
+        r#"server:
+  grpc_listen: 127.0.0.1:0
+  tls:
+    cert_file: {cert}
+    key_file: {key}
+    client_ca_file: {ca}
+providers:
+  - name: fixtures
+    issuer: {ISSUER}
+    jwks_file: {jwks}
+routes:
+  - name: status
+    match: {{ path: {{ prefix: /status }} }}
+    anonymous: true
+  - name: api
+    match: {{ path: {{ prefix: / }} }}
+    require: {{ scopes: [read] }}
+"#,
+        cert = yaml_path(cert),
+        key = yaml_path(key),
+        ca = yaml_path(&tls_fixture("ca.crt")),
+        jwks = yaml_path(&jwks),
+    )
+}
+
+fn token() -> String {
+    let pem = std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).expect("fixture key");
+    let key = SigningKey::from_pem(&pem, Algorithm::ES256, Some("ec-1".to_owned()))
+        .expect("loading the fixture key");
+    DevToken {
+        issuer: ISSUER.to_owned(),
+        audience: Vec::new(),
+        subject: "tls".to_owned(),
+        client_id: "tls-client".to_owned(),
+        scopes: vec!["read".to_owned()],
+        lifetime: Duration::from_secs(600),
+        claims: serde_json::Map::new(),
+    }
+    .sign(&key)
+    .expect("signing a test token")
+}
+
+async fn start_tollgate() -> TollgateProcess {
+    TollgateProcess::start_listening(&config(
+        &tls_fixture("server.crt"),
+        &tls_fixture("server.key"),
+    ))
+    .await
+}
+
+/// A health check over TLS trusting the fixture CA, with `identity` as the
+/// client certificate (or none).
+async fn health_over_tls(
+    tollgate: &TollgateProcess,
+    identity: Option<Identity>,
+) -> Result<ServingStatus, String> {
+    let ca = std::fs::read(tls_fixture("ca.crt")).expect("fixture CA");
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    let url = format!("https://{}", tollgate.addr());
+    let channel = Channel::from_shared(url)
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| format!("client TLS config: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    let reply = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: tollgate::server::CHECK_SERVICE_NAME.to_owned(),
+        })
+        .await
+        .map_err(|e| format!("health check: {e:?}"))?;
+    Ok(reply.into_inner().status())
+}
+
+fn client_identity() -> Identity {
+    let cert = std::fs::read(tls_fixture("client.crt")).expect("fixture client cert");
+    let key = std::fs::read(tls_fixture("client.key")).expect("fixture client key");
+    Identity::from_pem(cert, key)
+}
+
+#[tokio::test]
+async fn envoy_calls_tollgate_over_mutual_tls() {
+    let echo = EchoUpstream::start().await;
+    let tollgate = start_tollgate().await;
+    let line = tollgate.wait_for_log("serving envoy.service.auth.v3").await;
+    assert!(line.contains("mutual"), "{line}");
+    let envoy = Envoy::start(
+        EnvoyOptions::new(echo.addr, tollgate.addr()).authz_tls(AuthzTls {
+            ca: tls_fixture("ca.crt"),
+            cert: tls_fixture("client.crt"),
+            key: tls_fixture("client.key"),
+            server_name: "localhost".to_owned(),
+        }),
+    )
+    .await;
+
+    let bearer = format!("Bearer {}", token());
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let allowed = loop {
+        let response = support::get(&envoy.url("/orders"), &[("authorization", &bearer)]).await;
+        if response.status == 200 || tokio::time::Instant::now() >= deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        allowed.status,
+        200,
+        "{allowed:?}\n{}\n{}",
+        tollgate.describe(),
+        envoy.logs()
+    );
+    let denied = support::get(&envoy.url("/orders"), &[]).await;
+    assert_eq!(denied.status, 401, "{denied:?}");
+    let open = support::get(&envoy.url("/status/200"), &[]).await;
+    assert_eq!(open.status, 200, "{open:?}");
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_refused() {
+    let tollgate = start_tollgate().await;
+    let refused = health_over_tls(&tollgate, None).await;
+    assert!(refused.is_err(), "no client certificate, yet: {refused:?}");
+    let plaintext = tollgate.health().await;
+    assert!(plaintext.is_err(), "plaintext was answered: {plaintext:?}");
+
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let status = health_over_tls(&tollgate, Some(client_identity())).await;
+        if status == Ok(ServingStatus::Serving) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "with a client certificate: {status:?}\n{}",
+            tollgate.describe()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The leaf certificate tollgate presents to a new connection.
+async fn served_certificate(tollgate: &TollgateProcess) -> Vec<u8> {
+    let mut roots = RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(tls_fixture("ca.crt")).expect("fixture CA");
+    roots.add(ca).expect("adding the CA");
+    let chain = CertificateDer::pem_file_iter(tls_fixture("client.crt"))
+        .expect("client cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("client cert PEM");
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("client.key")).expect("client key");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client auth");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(tollgate.addr())
+        .await
+        .expect("connecting");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let stream = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let (_, session) = stream.get_ref();
+    session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .expect("a server certificate")
+        .to_vec()
+}
+
+fn der(name: &str) -> Vec<u8> {
+    CertificateDer::from_pem_file(tls_fixture(name))
+        .expect("fixture certificate")
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = ScratchDir::new("tls-reload");
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::copy(tls_fixture("server.crt"), &cert).expect("copying the cert");
+    std::fs::copy(tls_fixture("server.key"), &key).expect("copying the key");
+    let tollgate = TollgateProcess::start_listening(&config(&cert, &key)).await;
+    assert_eq!(served_certificate(&tollgate).await, der("server.crt"));
+
+    std::fs::copy(tls_fixture("server-2.key"), &key).expect("renewing the key");
+    std::fs::copy(tls_fixture("server-2.crt"), &cert).expect("renewing the cert");
+    tollgate.wait_for_log("TLS certificates reloaded").await;
+    assert_eq!(served_certificate(&tollgate).await, der("server-2.crt"));
+
+    std::fs::write(&cert, "not a certificate").expect("breaking the cert");
+    tollgate.wait_for_log("TLS certificates not reloaded").await;
+    assert_eq!(
+        served_certificate(&tollgate).await,
+        der("server-2.crt"),
+        "the last good certificate keeps serving"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_fetched_over_https_from_an_idp_with_a_private_ca() {
+    let jwk = std::fs::read_to_string(repo_path("tests/fixtures/keys/ec-p256-1.jwk.json"))
+        .expect("fixture JWK");
+    let idp = Idp::start_tls(
+        jwks_of(&[&jwk]),
+        &tls_fixture("server.crt"),
+        &tls_fixture("server.key"),
+    )
+    .await;
+    let yaml = |server_line: &str| {
+        format!(
+            "server:\n  grpc_listen: 127.0.0.1:0\n{server_line}providers:\n  - name: private\n    issuer: {ISSUER}\n    jwks_uri: {uri}\n    jwks_cache: {{ retry_interval: 1s }}\nroutes:\n  - {{ name: api, match: {{ path: {{ prefix: / }} }} }}\n",
+            uri = idp.jwks_uri(),
+        )
+    };
+    let ca = format!("  idp_ca_file: {}\n", yaml_path(&tls_fixture("ca.crt")));
+
+    // `start` returns once health says SERVING: the keys came over https.
+    let trusting = TollgateProcess::start(&yaml(&ca)).await;
+    assert!(idp.hits(JWKS_PATH) >= 1, "{}", trusting.describe());
+    let line = trusting.wait_for_log("JWKS fetched").await;
+    assert!(line.contains("https://localhost"), "{line}");
+
+    let untrusting = TollgateProcess::start_listening(&yaml("")).await;
+    let failed = untrusting.wait_for_log("JWKS fetch failed").await;
+    assert!(failed.contains("private"), "{failed}");
+    assert_eq!(
+        untrusting.health().await,
+        Ok(ServingStatus::NotServing),
+        "{}",
+        untrusting.describe()
+    );
+}
