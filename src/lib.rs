@@ -27,7 +27,7 @@
 //! - [`metrics`]: the Prometheus registry everything records into.
 //! - [`reload`]: the live authorizer, swapped on SIGHUP or a config file change.
 //! - [`devtoken`]: tokens signed with the committed development key.
-//! - [`tls`]: TLS and mutual TLS on the gRPC listener, reloaded when the files change.
+//! - [`tls`]: TLS and mutual TLS on the gRPC and HTTP-mode listeners, reloaded when the files change.
 //! - [`telemetry`]: log output.
 
 // A panic on input a request or an IdP can reach is a security bug; tests

@@ -117,6 +117,16 @@ async fn run(
         .map(TlsConfig::load)
         .transpose()
         .map_err(ServeError::Tls)?;
+    // HTTP mode serves the same certificate, with ALPN http/1.1.
+    let http_tls = match (&config.server.tls, &listeners.http) {
+        (Some(settings), Some(_)) => Some(Arc::new(
+            TlsConfig::load_http1(settings.clone()).map_err(ServeError::Tls)?,
+        )),
+        _ => None,
+    };
+    let http_tls_watch = http_tls
+        .clone()
+        .map(|tls| tokio::spawn(tls.watch(POLL_INTERVAL)));
     let reloader = path.map(|path| Reloader::new(path, &config, client.clone()));
     let live = Arc::new(LiveAuthorizer::new(Authorizer::new(config, client)));
     let reloading = reloader.map(|reloader| tokio::spawn(reloader.run(Arc::clone(&live))));
@@ -130,6 +140,7 @@ async fn run(
     let http_servers = crate::http::spawn(
         &live,
         listeners.http,
+        http_tls,
         listeners.admin,
         path_prefix,
         &stop,
@@ -211,7 +222,7 @@ async fn run(
         }
     };
     readiness.abort();
-    for task in [reloading, tls_watch].into_iter().flatten() {
+    for task in [reloading, tls_watch, http_tls_watch].into_iter().flatten() {
         task.abort();
     }
     // The gRPC server may have failed without a shutdown: stop the others too.

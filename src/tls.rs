@@ -1,4 +1,4 @@
-//! TLS on the gRPC listener (rustls with aws-lc-rs): the server certificate,
+//! TLS on the gRPC and HTTP-mode listeners (rustls with aws-lc-rs): the server certificate,
 //! and with a client CA, mutual TLS that refuses clients without a
 //! certificate it signed. The files are read again whenever they change, so
 //! a renewed certificate (cert-manager, a rotated Secret) is served to new
@@ -24,7 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::telemetry::ErrorChain;
 
 /// Longest a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the listener's certificate and key, and the client CA, are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +75,37 @@ fn provider() -> Arc<CryptoProvider> {
 /// The current server config; swapped when the files change.
 pub struct TlsConfig {
     settings: TlsSettings,
+    /// ALPN protocols offered: `h2` for gRPC, `http/1.1` for the HTTP mode.
+    alpn: &'static [u8],
     // Read once per accepted connection to clone the Arc, written when the
     // files change; never held across an await.
     current: RwLock<Arc<ServerConfig>>,
 }
 
 impl TlsConfig {
-    /// Loads the files now; an error here stops the start.
+    /// Loads the files now, for the gRPC listener (ALPN `h2`); an error
+    /// here stops the start.
     pub fn load(settings: TlsSettings) -> Result<TlsConfig, TlsError> {
-        let config = server_config(&settings)?;
+        TlsConfig::load_with_alpn(settings, b"h2")
+    }
+
+    /// As [`TlsConfig::load`], for an HTTP/1.1 listener.
+    pub fn load_http1(settings: TlsSettings) -> Result<TlsConfig, TlsError> {
+        TlsConfig::load_with_alpn(settings, b"http/1.1")
+    }
+
+    fn load_with_alpn(settings: TlsSettings, alpn: &'static [u8]) -> Result<TlsConfig, TlsError> {
+        let config = server_config(&settings, alpn)?;
         Ok(TlsConfig {
             settings,
+            alpn,
             current: RwLock::new(Arc::new(config)),
         })
+    }
+
+    /// An acceptor with the config current now, for one connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current())
     }
 
     fn current(&self) -> Arc<ServerConfig> {
@@ -120,7 +138,7 @@ impl TlsConfig {
                 continue;
             }
             seen = Some(now);
-            match server_config(&self.settings) {
+            match server_config(&self.settings, self.alpn) {
                 Ok(config) => {
                     *self.current.write().unwrap_or_else(PoisonError::into_inner) =
                         Arc::new(config);
@@ -135,7 +153,7 @@ impl TlsConfig {
     }
 }
 
-fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+fn server_config(settings: &TlsSettings, alpn: &[u8]) -> Result<ServerConfig, TlsError> {
     let chain = certificates(&settings.cert_file)?;
     let key =
         PrivateKeyDer::from_pem_slice(&read(&settings.key_file)?).map_err(|e| TlsError::Pem {
@@ -157,8 +175,7 @@ fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         }
     };
     let mut config = builder.with_single_cert(chain, key)?;
-    // gRPC is HTTP/2 only.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 
@@ -207,7 +224,7 @@ pub fn incoming(
                     }
                 },
             };
-            let acceptor = TlsAcceptor::from(tls.current());
+            let acceptor = tls.acceptor();
             let sender = sender.clone();
             tokio::spawn(async move {
                 let peer = stream.peer_addr().ok();

@@ -191,30 +191,44 @@ async fn a_client_without_a_certificate_is_refused() {
     }
 }
 
-/// The leaf certificate tollgate presents to a new connection.
-async fn served_certificate(tollgate: &TollgateProcess) -> Vec<u8> {
+/// A TLS connection to `addr` trusting the fixture CA, offering `alpn`,
+/// with the fixture client certificate when `with_certificate`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    alpn: &[u8],
+    with_certificate: bool,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut roots = RootCertStore::empty();
     let ca = CertificateDer::from_pem_file(tls_fixture("ca.crt")).expect("fixture CA");
     roots.add(ca).expect("adding the CA");
-    let chain = CertificateDer::pem_file_iter(tls_fixture("client.crt"))
-        .expect("client cert")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("client cert PEM");
-    let key = PrivateKeyDer::from_pem_file(tls_fixture("client.key")).expect("client key");
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .expect("client auth");
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(tollgate.addr())
-        .await
-        .expect("connecting");
+        .with_root_certificates(roots);
+    let mut config = if with_certificate {
+        let chain = CertificateDer::pem_file_iter(tls_fixture("client.crt"))
+            .expect("client cert")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("client cert PEM");
+        let key = PrivateKeyDer::from_pem_file(tls_fixture("client.key")).expect("client key");
+        builder
+            .with_client_auth_cert(chain, key)
+            .expect("client auth")
+    } else {
+        builder.with_no_client_auth()
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").expect("server name");
-    let stream = TlsConnector::from(Arc::new(config))
+    TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
+        .await
+}
+
+/// The leaf certificate tollgate presents to a new connection.
+async fn served_certificate(tollgate: &TollgateProcess) -> Vec<u8> {
+    let stream = tls_connect(tollgate.addr(), b"h2", true)
         .await
         .expect("TLS handshake");
     let (_, session) = stream.get_ref();
@@ -223,6 +237,62 @@ async fn served_certificate(tollgate: &TollgateProcess) -> Vec<u8> {
         .and_then(|chain| chain.first())
         .expect("a server certificate")
         .to_vec()
+}
+
+/// `GET path` over HTTP/1.1 on a TLS connection; the whole answer, or the
+/// I/O error that ended it.
+async fn https_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    with_certificate: bool,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tls_connect(addr, b"http/1.1", with_certificate).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn http_mode_is_served_over_mutual_tls_too() {
+    let yaml = config(&tls_fixture("server.crt"), &tls_fixture("server.key")).replace(
+        "  grpc_listen: 127.0.0.1:0\n",
+        "  grpc_listen: 127.0.0.1:0\n  http_enabled: true\n  http_listen: 127.0.0.1:0\n",
+    );
+    let tollgate = TollgateProcess::start_listening(&yaml).await;
+    let http = tollgate.http_addr().await;
+    let answer = https_get(http, "/orders", true).await.unwrap_or_else(|e| {
+        panic!(
+            "HTTPS with a client certificate: {e}\n{}",
+            tollgate.describe()
+        )
+    });
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let refused = https_get(http, "/orders", false).await;
+    assert!(
+        refused
+            .as_ref()
+            .map_or(true, |answer| !answer.contains("HTTP/1.1")),
+        "answered without a client certificate: {refused:?}"
+    );
+    let plaintext = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut tcp = tokio::net::TcpStream::connect(http)
+            .await
+            .expect("connecting");
+        let _ = tcp
+            .write_all(b"GET /orders HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await;
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(
+        !plaintext.contains("HTTP/1.1"),
+        "plaintext was answered: {plaintext}"
+    );
 }
 
 fn der(name: &str) -> Vec<u8> {

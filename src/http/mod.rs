@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::reload::LiveAuthorizer;
+use crate::tls::{HANDSHAKE_TIMEOUT, TlsConfig};
 
 /// Response bodies: small and complete.
 pub type Body = Full<Bytes>;
@@ -52,6 +53,7 @@ pub async fn serve(
     listener: TcpListener,
     name: &'static str,
     handler: Handler,
+    tls: Option<Arc<TlsConfig>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -81,8 +83,26 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .max_headers(MAX_HEADERS);
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                let Some(tls) = &tls else {
+                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(server = name, %error, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                };
+                // The handshake runs in the connection's task, so a slow
+                // client delays no other.
+                let acceptor = tls.acceptor();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    let Ok(Ok(stream)) = handshake else {
+                        tracing::debug!(server = name, "TLS handshake refused or timed out");
+                        return;
+                    };
+                    let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
                     if let Err(error) = connection.await {
                         tracing::debug!(server = name, %error, "connection ended with an error");
                     }
@@ -105,16 +125,17 @@ pub async fn serve(
 pub(crate) fn spawn(
     live: &Arc<LiveAuthorizer>,
     http: Option<TcpListener>,
+    http_tls: Option<Arc<TlsConfig>>,
     admin: Option<TcpListener>,
     path_prefix: Option<Arc<str>>,
     stop: &tokio::sync::watch::Receiver<bool>,
     serving: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let start = |listener: TcpListener, name: &'static str, what: &str, handler| {
+    let start = |listener: TcpListener, name: &'static str, what: &str, handler, tls| {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "serving {what}");
         }
-        tokio::spawn(serve(listener, name, handler, stop.clone()))
+        tokio::spawn(serve(listener, name, handler, tls, stop.clone()))
     };
     let mut servers = Vec::new();
     if let Some(listener) = http {
@@ -129,6 +150,7 @@ pub(crate) fn spawn(
             "http-authz",
             "HTTP ext_authz mode",
             handler,
+            http_tls,
         ));
     }
     if let Some(listener) = admin {
@@ -142,7 +164,8 @@ pub(crate) fn spawn(
                 request,
             ))
         });
-        servers.push(start(listener, "admin", "admin endpoints", handler));
+        // Plaintext: Prometheus and kubelet probes reach it.
+        servers.push(start(listener, "admin", "admin endpoints", handler, None));
     }
     servers
 }
