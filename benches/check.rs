@@ -1,19 +1,24 @@
 //! Check-path benchmarks: a full `Authorizer::check` (extraction, route
 //! lookup, signature verification, requirements, upstream headers) against
-//! the floor of verifying the same token with jsonwebtoken alone.
+//! the floor of verifying the same token with jsonwebtoken alone; the same
+//! check repeated for one token (what the verified-token cache serves);
+//! building Envoy's allow response; route lookup.
 //!
-//! Run: `cargo bench --bench check`. Compare each `check/*` with its
-//! `floor/*`: the difference is what tollgate adds around the crypto.
+//! Run: `cargo bench --bench check`, then `python3 benches/summary.py` for
+//! time per op and each `check/*` as a ratio to its `floor/*`: the
+//! difference is what tollgate adds around the crypto.
 
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use tollgate::authz::{Authorizer, AuthzRequest, Decision};
+use tollgate::authz::{Authorizer, AuthzRequest, Caller, Decision, Grant};
 use tollgate::config::Config;
 use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::grpc::check_response;
+use tollgate::headers::UpstreamHeaders;
 use tollgate::routes::{
     MatchSpec, PathSpec, RequestTarget, RouteMatcher, RouteTable, normalize_path,
 };
@@ -33,20 +38,44 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn token(pem: &str, algorithm: Algorithm, kid: &str) -> String {
+/// Distinct tokens the uncached `check/*` cycles through. Once the
+/// verified-token cache lands, it must be off (or smaller than this) in
+/// [`authorizer`]'s config, or `check/*` measures cache hits.
+const POOL: usize = 512;
+
+/// `count` distinct valid tokens (they differ in `jti`).
+fn tokens(pem: &str, algorithm: Algorithm, kid: &str, count: usize) -> Vec<String> {
     let key =
         SigningKey::from_pem(&fixture(pem), algorithm, Some(kid.into())).expect("fixture key");
-    DevToken {
-        issuer: ISSUER.into(),
-        audience: vec!["api".into()],
-        subject: "svc".into(),
-        client_id: "client".into(),
-        scopes: vec!["read".into(), "write".into()],
-        lifetime: Duration::from_secs(3600),
-        claims: Map::new(),
+    (0..count)
+        .map(|i| {
+            DevToken {
+                issuer: ISSUER.into(),
+                audience: vec!["api".into()],
+                subject: "svc".into(),
+                client_id: "client".into(),
+                scopes: vec!["read".into(), "write".into()],
+                lifetime: Duration::from_secs(3600),
+                claims: Map::from_iter([("jti".to_owned(), Value::from(i))]),
+            }
+            .sign(&key)
+            .expect("sign")
+        })
+        .collect()
+}
+
+fn request(token: &str) -> AuthzRequest {
+    AuthzRequest {
+        host: Some("api.example.com".into()),
+        method: "GET".into(),
+        path: normalize_path("/get"),
+        query: None,
+        headers: vec![
+            ("authorization".into(), format!("Bearer {token}")),
+            ("user-agent".into(), "bench".into()),
+            ("accept".into(), "*/*".into()),
+        ],
     }
-    .sign(&key)
-    .expect("sign")
 }
 
 fn authorizer() -> Authorizer {
@@ -72,7 +101,7 @@ fn checks(c: &mut Criterion) {
     let authorizer = runtime.block_on(async { authorizer() });
     let (keys, _) = KeySet::from_json(&fixture("jwks.json")).expect("jwks");
     for (pem, algorithm, kid) in KEYS {
-        let token = token(pem, algorithm, kid);
+        let tokens = tokens(pem, algorithm, kid, POOL);
         let key: DecodingKey = keys
             .candidates(Some(kid), algorithm)
             .next()
@@ -84,30 +113,61 @@ fn checks(c: &mut Criterion) {
         validation.set_issuer(&[ISSUER]);
         c.bench_function(&format!("floor/{algorithm:?}"), |b| {
             b.iter(|| {
-                jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &validation)
+                jsonwebtoken::decode::<Map<String, Value>>(&tokens[0], &key, &validation)
                     .expect("valid")
             })
         });
-        let request = AuthzRequest {
-            host: Some("api.example.com".into()),
-            method: "GET".into(),
-            path: normalize_path("/get"),
-            query: None,
-            headers: vec![
-                ("authorization".into(), format!("Bearer {token}")),
-                ("user-agent".into(), "bench".into()),
-                ("accept".into(), "*/*".into()),
-            ],
-        };
+        let requests: Vec<AuthzRequest> = tokens.iter().map(|t| request(t)).collect();
+        let mut next = requests.iter().cycle();
         c.bench_function(&format!("check/{algorithm:?}"), |b| {
-            b.to_async(&runtime).iter(|| async {
-                match authorizer.check(&request).await {
-                    Ok(Decision::Allow(grant)) => grant,
-                    other => panic!("expected an allow: {other:?}"),
-                }
-            })
+            b.to_async(&runtime)
+                .iter(|| allow(&authorizer, next.next().expect("a cycle never ends")))
+        });
+        c.bench_function(&format!("check_cached/{algorithm:?}"), |b| {
+            b.to_async(&runtime)
+                .iter(|| allow(&authorizer, &requests[0]))
         });
     }
+}
+
+async fn allow(authorizer: &Authorizer, request: &AuthzRequest) -> Grant {
+    match authorizer.check(request).await {
+        Ok(Decision::Allow(grant)) => grant,
+        other => panic!("expected an allow: {other:?}"),
+    }
+}
+
+/// Envoy's `CheckResponse` for an allow with five upstream headers, as the
+/// gRPC edge builds it (making the grant is setup, not measured).
+fn allow_response(c: &mut Criterion) {
+    let grant = || Grant {
+        route: Some("get".into()),
+        caller: Some(Caller {
+            provider: "idp".into(),
+            subject: Some("svc".into()),
+            client_id: Some("client".into()),
+        }),
+        upstream: UpstreamHeaders {
+            set: [
+                ("x-sub", "svc"),
+                ("x-client", "client"),
+                ("x-scope", "read write"),
+                ("x-iss", ISSUER),
+                ("x-aud", "api"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .into(),
+            remove: vec!["authorization".into()],
+            remove_query: Vec::new(),
+        },
+    };
+    c.bench_function("response/allow_5_headers", |b| {
+        b.iter_batched(
+            || Decision::Allow(grant()),
+            |decision| check_response(decision, None),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 fn route_lookup(c: &mut Criterion) {
@@ -136,5 +196,5 @@ fn route_lookup(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, checks, route_lookup);
+criterion_group!(benches, checks, allow_response, route_lookup);
 criterion_main!(benches);
