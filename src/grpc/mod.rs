@@ -76,7 +76,7 @@ impl Authorization for CheckService {
         };
         // Held for the whole check: a reload meanwhile does not change it.
         let authorizer = self.live.current();
-        let request = authz_request(request.get_ref(), authorizer.path_parameters());
+        let request = authz_request(request.into_inner(), authorizer.path_parameters());
         let outcome = tokio::time::timeout(self.timeout, authorizer.check(&request)).await;
         match outcome {
             Ok(Ok(decision)) => {
@@ -101,13 +101,13 @@ impl Authorization for CheckService {
 
 /// Reads what the authorizer needs from a `CheckRequest`. Headers come from
 /// both `headers` and `header_map` (Envoy fills one or the other, depending
-/// on `encode_raw_headers`).
-pub fn authz_request(check: &CheckRequest, path_parameters: PathParameters) -> AuthzRequest {
+/// on `encode_raw_headers`). Takes the request by value so header names and
+/// values move into the [`AuthzRequest`] instead of being copied.
+pub fn authz_request(check: CheckRequest, path_parameters: PathParameters) -> AuthzRequest {
     let http = check
         .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref());
+        .and_then(|a| a.request)
+        .and_then(|r| r.http);
     let Some(http) = http else {
         return AuthzRequest {
             host: Some(String::new()),
@@ -117,47 +117,45 @@ pub fn authz_request(check: &CheckRequest, path_parameters: PathParameters) -> A
             headers: Vec::new(),
         };
     };
-    let raw_headers = http.header_map.as_ref().map_or(&[][..], |m| &m.headers[..]);
+    let raw_headers = http.header_map.map_or_else(Vec::new, |m| m.headers);
     let mut headers = Vec::with_capacity(http.headers.len() + raw_headers.len());
     headers.extend(
         http.headers
-            .iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone())),
+            .into_iter()
+            .map(|(name, value)| (lowercase(name), value)),
     );
-    headers.extend(raw_headers.iter().map(|h| {
+    headers.extend(raw_headers.into_iter().map(|h| {
         let value = if h.raw_value.is_empty() {
-            h.value.clone()
+            h.value
         } else {
-            String::from_utf8_lossy(&h.raw_value).into_owned()
+            String::from_utf8(h.raw_value)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         };
-        (h.key.to_ascii_lowercase(), value)
+        (lowercase(h.key), value)
     }));
-    let header = |name: &str| {
-        headers
+    // The attribute when Envoy filled it (it does), else the first of the
+    // pseudo-headers that carries it.
+    let attribute = |value: String, names: &[&str]| {
+        if !value.is_empty() {
+            return value;
+        }
+        names
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let authority = if http.host.is_empty() {
-        header(":authority")
-            .or_else(|| header("host"))
+            .find_map(|name| headers.iter().find(|(n, _)| n == name))
+            .map(|(_, v)| v.clone())
             .unwrap_or_default()
-    } else {
-        &http.host
     };
-    let raw_path = if http.path.is_empty() {
-        header(":path").unwrap_or_default()
-    } else {
-        &http.path
-    };
-    let method = if http.method.is_empty() {
-        header(":method").unwrap_or_default()
-    } else {
-        &http.method
-    };
-    let (authority, method, raw_path) =
-        (authority.to_owned(), method.to_owned(), raw_path.to_owned());
+    let authority = attribute(http.host, &[":authority", "host"]);
+    let raw_path = attribute(http.path, &[":path"]);
+    let method = attribute(http.method, &[":method"]);
     AuthzRequest::from_parts(&authority, &method, &raw_path, headers, path_parameters)
+}
+
+/// Lower-cases in place: Envoy already sends lower-case names, so this
+/// rarely changes a byte and never allocates.
+fn lowercase(mut name: String) -> String {
+    name.make_ascii_lowercase();
+    name
 }
 
 /// Turns a decision into Envoy's answer; `deny` shapes a deny (the
@@ -289,7 +287,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let request = authz_request(&check_request(http), PathParameters::default());
+        let request = authz_request(check_request(http), PathParameters::default());
         assert_eq!(request.host.as_deref(), Some("api.example.com"));
         assert_eq!(request.method, "GET");
         assert_eq!(request.path.as_deref(), Ok("/b"));
@@ -317,7 +315,7 @@ mod tests {
             .into(),
             ..Default::default()
         };
-        let request = authz_request(&check_request(http), PathParameters::default());
+        let request = authz_request(check_request(http), PathParameters::default());
         assert_eq!(request.host.as_deref(), Some("h.example"));
         assert_eq!(request.path.as_deref(), Ok("/p"));
         assert_eq!(request.method, "POST");
@@ -325,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_request_without_attributes_has_a_bad_path() {
-        let request = authz_request(&CheckRequest::default(), PathParameters::default());
+        let request = authz_request(CheckRequest::default(), PathParameters::default());
         assert!(request.path.is_err());
     }
 
