@@ -19,6 +19,7 @@ use tollgate::config::Config;
 use tollgate::devtoken::{DevToken, SigningKey};
 use tollgate::grpc::check_response;
 use tollgate::headers::UpstreamHeaders;
+use tollgate::reply::DenyShape;
 use tollgate::routes::{
     MatchSpec, PathSpec, RequestTarget, RouteMatcher, RouteTable, normalize_path,
 };
@@ -38,9 +39,8 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Distinct tokens the uncached `check/*` cycles through. Once the
-/// verified-token cache lands, it must be off (or smaller than this) in
-/// [`authorizer`]'s config, or `check/*` measures cache hits.
+/// Distinct tokens the uncached `check/*` cycles through (its authorizer
+/// has the verified-token cache off as well).
 const POOL: usize = 512;
 
 /// `count` distinct valid tokens (they differ in `jti`).
@@ -78,10 +78,13 @@ fn request(token: &str) -> AuthzRequest {
     }
 }
 
-fn authorizer() -> Authorizer {
+/// The bench authorizer; `token_cache` is the verified-token cache's
+/// `max_entries` (0: off).
+fn authorizer(token_cache: u64) -> Authorizer {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/jwks.json");
     let yaml = format!(
-        "providers: [{{name: idp, issuer: '{ISSUER}', audiences: [api], jwks_file: '{}'}}]\n\
+        "server: {{token_cache: {{max_entries: {token_cache}}}}}\n\
+         providers: [{{name: idp, issuer: '{ISSUER}', audiences: [api], jwks_file: '{}'}}]\n\
          defaults:\n  upstream_headers: {{x-sub: sub, x-client: client_id, x-scope: scope, x-iss: iss, x-aud: aud}}\n\
          routes:\n  - {{name: post, match: {{methods: [POST], path: {{exact: /post}}}}, require: {{scopes: [write]}}}}\n  \
          - {{name: get, match: {{methods: [GET], path: {{prefix: /}}}}, require: {{scopes: [read]}}}}\n",
@@ -98,7 +101,8 @@ fn checks(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let authorizer = runtime.block_on(async { authorizer() });
+    let uncached = runtime.block_on(async { authorizer(0) });
+    let cached = runtime.block_on(async { authorizer(10_000) });
     let (keys, _) = KeySet::from_json(&fixture("jwks.json")).expect("jwks");
     for (pem, algorithm, kid) in KEYS {
         let tokens = tokens(pem, algorithm, kid, POOL);
@@ -121,11 +125,10 @@ fn checks(c: &mut Criterion) {
         let mut next = requests.iter().cycle();
         c.bench_function(&format!("check/{algorithm:?}"), |b| {
             b.to_async(&runtime)
-                .iter(|| allow(&authorizer, next.next().expect("a cycle never ends")))
+                .iter(|| allow(&uncached, next.next().expect("a cycle never ends")))
         });
         c.bench_function(&format!("check_cached/{algorithm:?}"), |b| {
-            b.to_async(&runtime)
-                .iter(|| allow(&authorizer, &requests[0]))
+            b.to_async(&runtime).iter(|| allow(&cached, &requests[0]))
         });
     }
 }
@@ -160,11 +163,13 @@ fn allow_response(c: &mut Criterion) {
             remove: vec!["authorization".into()],
             remove_query: Vec::new(),
         },
+        response_headers: Vec::new(),
+        metadata: Map::from_iter([("route".to_owned(), Value::from("get"))]),
     };
     c.bench_function("response/allow_5_headers", |b| {
         b.iter_batched(
             || Decision::Allow(grant()),
-            |decision| check_response(decision, None),
+            |decision| check_response(decision, &DenyShape::default()),
             BatchSize::SmallInput,
         )
     });
