@@ -180,24 +180,36 @@ fn serve(path: PathBuf) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    if let Err(message) = crate::telemetry::init(config.log.format, &config.log.level) {
-        eprintln!("tollgate: refusing to start: {message}");
-        return ExitCode::from(EX_USAGE);
-    }
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+            eprintln!("tollgate: cannot start the async runtime: {error}");
             return ExitCode::from(EX_SOFTWARE);
         }
     };
-    runtime.block_on(async {
+    // The span exporter's gRPC channel lives on this runtime.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        crate::telemetry::init(
+            config.log.format,
+            &config.log.level,
+            config.tracing.as_ref(),
+        )
+    };
+    let telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("tollgate: refusing to start: {message}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let code = runtime.block_on(async {
         let bind = async |addr: std::net::SocketAddr| {
             tokio::net::TcpListener::bind(addr).await.map_err(|error| {
                 tracing::error!(%addr, %error, "cannot listen");
@@ -226,7 +238,10 @@ fn serve(path: PathBuf) -> ExitCode {
                 ExitCode::from(EX_SOFTWARE)
             }
         }
-    })
+    });
+    // After serving, with the runtime still up: the last checks' spans go out.
+    telemetry.shutdown();
+    code
 }
 
 fn check_config(path: PathBuf) -> ExitCode {

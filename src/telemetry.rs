@@ -1,17 +1,65 @@
-//! Logging: `tracing` to stderr, as human-readable or JSON lines, and how
-//! errors are written into them.
+//! Logging and tracing: `tracing` to stderr, as human-readable or JSON
+//! lines; OpenTelemetry spans for checks and the IdP calls they make,
+//! exported over OTLP when `tracing:` is configured; and how errors are
+//! written into log lines.
+//!
+//! Spans meant for traces use [`SPAN_TARGET`]. Log output leaves them out
+//! (log lines look the same with tracing on or off), and with tracing off
+//! no layer enables them, so they cost what a disabled span costs.
 
 use std::error::Error;
 use std::fmt;
 use std::io::IsTerminal as _;
 
-use tracing_subscriber::EnvFilter;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TracingSettings};
+
+/// The `tracing` target of spans exported as OpenTelemetry spans.
+pub const SPAN_TARGET: &str = "tollgate::trace";
+
+/// The W3C Trace Context headers, lower-case.
+pub const TRACE_CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// The span exporter, when tracing is on; [`Telemetry::shutdown`] flushes it.
+#[must_use = "call shutdown() before exiting, or buffered spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered and stops the exporter. Blocks: call
+    /// it outside async code, while the runtime the exporter was built in
+    /// still runs.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "could not export the last spans");
+        }
+    }
+}
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the
 /// configured level so an operator can turn up detail without editing config.
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+/// With `tracing` set, starts the OTLP exporter, which must happen inside a
+/// Tokio runtime.
+pub fn init(
+    format: LogFormat,
+    level: &str,
+    tracing: Option<&TracingSettings>,
+) -> Result<Telemetry, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
         _ => EnvFilter::try_new(level),
@@ -19,15 +67,189 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
     .map_err(|e| format!("log.level: {e}"))?;
     // Colour only for a person at a terminal; log collectors get plain text.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let lines = match format {
+        LogFormat::Human => lines.boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
     };
-    result.map_err(|e| e.to_string())
+    let provider = tracing.map(exporter).transpose()?;
+    let spans = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("tollgate"))
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(filter_fn(|meta| {
+                meta.is_span() && meta.target() == SPAN_TARGET
+            }))
+    });
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter.and(filter_fn(|meta| meta.target() != SPAN_TARGET))))
+        .with(spans)
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    match tracing {
+        Some(settings) => tracing::info!(
+            endpoint = %settings.otlp_endpoint,
+            service_name = %settings.service_name,
+            sample_ratio = settings.sample_ratio,
+            "tracing: exporting spans over OTLP"
+        ),
+        None => tracing::info!("tracing: off (no tracing.otlp_endpoint)"),
+    }
+    Ok(Telemetry { provider })
+}
+
+/// The OTLP/gRPC exporter behind a batching processor. Parent-based
+/// sampling: a caller's sampled flag decides; new traces are sampled at
+/// `sample_ratio`. The batch delay and sizes follow `OTEL_BSP_*`.
+fn exporter(settings: &TracingSettings) -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(settings.otlp_endpoint.as_str())
+        .build()
+        .map_err(|e| format!("tracing.otlp_endpoint: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            settings.sample_ratio,
+        ))))
+        .with_resource(resource)
+        .build())
+}
+
+/// The span of one check. The authorizer fills in `route`, `decision` and
+/// `reason` with [`record_decision`]. Method and host only: never the
+/// path's query, a token or a credential header.
+pub fn check_span(method: &str, host: Option<&str>) -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "check",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        "http.request.method" = method,
+        "server.address" = host,
+        route = Empty,
+        decision = Empty,
+        reason = Empty,
+    )
+}
+
+/// Records a check's outcome on the current span (the [`check_span`]).
+/// `reason` is the deny or fault label, empty on allow.
+pub fn record_decision(decision: &str, reason: &str, route: &str) {
+    let span = Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("decision", decision);
+    span.record("route", route);
+    if !reason.is_empty() {
+        span.record("reason", reason);
+    }
+    if decision == "error" {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// The span of one JWKS fetch for `provider`; `trigger` says why it ran
+/// (`refresh`, `unknown kid`). [`record_call`] sets its outcome.
+pub fn jwks_fetch_span(provider: &str, trigger: &str) -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "jwks.fetch",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        provider,
+        trigger,
+        outcome = Empty,
+    )
+}
+
+/// The span of one RFC 7662 introspection call for `provider`.
+pub fn introspection_span(provider: &str) -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "introspection",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        provider,
+        outcome = Empty,
+    )
+}
+
+/// The span of looking up `provider`'s introspection endpoint in its
+/// metadata.
+pub fn introspection_discovery_span(provider: &str) -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "introspection.discovery",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        provider,
+        outcome = Empty,
+    )
+}
+
+/// Records an IdP call's `outcome` on its span: `ok`, `error`, or for
+/// introspection `active` or `inactive`.
+pub fn record_call(span: &Span, outcome: &str) {
+    span.record("outcome", outcome);
+    if outcome == "error" {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// Continues the caller's trace on `span`: the first of `sources` (header
+/// lines, names lower-case) with a valid W3C `traceparent` becomes its
+/// parent. Nothing happens when tracing is off.
+pub fn continue_trace(span: &Span, sources: &[&[(String, String)]]) {
+    if span.is_disabled() {
+        return;
+    }
+    let propagator = TraceContextPropagator::new();
+    for headers in sources {
+        let context = propagator.extract(&HeaderLines(headers));
+        if context.span().span_context().is_remote() {
+            // Fails only when the span is not an OpenTelemetry one.
+            let _ = span.set_parent(context);
+            return;
+        }
+    }
+}
+
+/// The trace id of the current span, for log lines; `None` when tracing is
+/// off or the span is not sampled.
+pub fn trace_id() -> Option<String> {
+    let span = Span::current();
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Header lines as the propagator reads them. Names are lower-case already.
+struct HeaderLines<'a>(&'a [(String, String)]);
+
+impl Extractor for HeaderLines<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| name.as_str()).collect()
+    }
 }
 
 /// Displays an error with its sources, `outer: inner: root`, for log lines.

@@ -180,7 +180,9 @@ impl Authorizer {
         self.realm.as_deref()
     }
 
-    /// Decides one request and logs the decision (never the token).
+    /// Decides one request and logs the decision (never the token). Its
+    /// route, decision and reason go on the current span too: the edge runs
+    /// this inside [`crate::telemetry::check_span`].
     pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
         let started = tokio::time::Instant::now();
         let outcome = self.decide(request).await;
@@ -533,10 +535,12 @@ fn record_outcome(outcome: &Result<Decision, Fault>, duration: std::time::Durati
     };
     let route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED_ROUTE);
     crate::metrics::record_check(decision, reason, route, duration);
+    crate::telemetry::record_decision(decision, reason, route);
 }
 
 fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
     let path = request.path.as_deref().unwrap_or("<invalid>");
+    let trace_id = crate::telemetry::trace_id();
     let (decision, route, caller, denial) = match outcome {
         Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None),
         Ok(Decision::Deny(denial)) => ("deny", &denial.route, &denial.caller, Some(denial)),
@@ -548,6 +552,7 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
                 host = request.host.as_deref().unwrap_or("<invalid>"),
                 path,
                 error = %ErrorChain(fault),
+                trace_id,
                 "check failed; Envoy's failure mode decides"
             );
             return;
@@ -566,6 +571,7 @@ fn log_outcome(request: &AuthzRequest, outcome: &Result<Decision, Fault>) {
         provider = caller.map(|c| &*c.provider),
         subject = caller.and_then(|c| c.subject.as_deref()),
         client_id = caller.and_then(|c| c.client_id.as_deref()),
+        trace_id,
         "check"
     );
 }

@@ -8,6 +8,7 @@ mod output;
 mod provider;
 mod raw;
 mod route;
+mod traces;
 mod values;
 
 use std::collections::{HashMap, HashSet};
@@ -28,12 +29,13 @@ pub use provider::{JwtSettings, ProviderSettings};
 pub use raw::LogFormat;
 use raw::{RawConfig, RawTokenSource};
 pub use route::{HeaderMapping, RoutePolicy, RouteSettings};
+pub use traces::{OTLP_ENDPOINT_ENV, TracingSettings};
 pub use values::Secret;
 pub use values::parse_duration;
 
 /// Top-level keys that `TOLLGATE_<KEY>__...` environment variables may set.
 /// Other `TOLLGATE_` variables (such as test settings) are not config.
-const ENV_SECTIONS: &[&str] = &["server", "log", "defaults", "unmatched"];
+const ENV_SECTIONS: &[&str] = &["server", "log", "tracing", "defaults", "unmatched"];
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub struct Config {
     pub default_deny: std::sync::Arc<crate::reply::DenyShape>,
     /// The key upstream identity tokens are signed with, if configured.
     pub identity: Option<IdentitySettings>,
+    /// OpenTelemetry span export; `None` when tracing is off.
+    pub tracing: Option<TracingSettings>,
     /// Things worth telling the operator that do not stop the start.
     pub warnings: Vec<String>,
 }
@@ -237,6 +241,7 @@ impl Config {
             level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
         };
         check_log_level(&log.level).map_err(|m| invalid("log.level", m))?;
+        let tracing = traces::settings(raw.tracing, std::env::var(OTLP_ENDPOINT_ENV).ok())?;
         let token_sources = match raw.token_sources {
             None => vec![TokenSource::authorization_bearer()],
             Some(list) if list.is_empty() => {
@@ -386,6 +391,7 @@ impl Config {
             identity_headers,
             default_deny: defaults.output.deny(),
             identity,
+            tracing,
             warnings,
         })
     }

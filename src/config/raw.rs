@@ -28,6 +28,18 @@ pub(crate) struct RawConfig {
     pub(crate) unmatched: RawUnmatched,
     /// The key signed upstream identity tokens are minted with.
     pub(crate) identity: Option<RawIdentity>,
+    /// OpenTelemetry span export; off without an endpoint.
+    #[serde(default)]
+    pub(crate) tracing: RawTracing,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTracing {
+    /// OTLP/gRPC collector, `http://HOST:4317`.
+    pub(crate) otlp_endpoint: Option<String>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) sample_ratio: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

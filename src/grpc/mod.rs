@@ -13,8 +13,9 @@ use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind};
 use envoy_types::pb::google::rpc;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
-use crate::authz::{AuthzRequest, Decision, Grant};
+use crate::authz::{Authorizer, AuthzRequest, Decision, Grant};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::reload::LiveAuthorizer;
 use crate::reply::DenyShape;
@@ -64,6 +65,7 @@ impl Authorization for CheckService {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let Ok(_permit) = self.permits.try_acquire() else {
+            // Untraced: under overload the refusal does the least it can.
             crate::metrics::record_check("error", "overloaded", UNMATCHED_ROUTE, Duration::ZERO);
             // Debug, not warn: a log line per refusal would add load exactly
             // when there is too much; the metric counts them.
@@ -76,8 +78,27 @@ impl Authorization for CheckService {
         };
         // Held for the whole check: a reload meanwhile does not change it.
         let authorizer = self.live.current();
-        let request = authz_request(request.into_inner(), authorizer.path_parameters());
-        let outcome = tokio::time::timeout(self.timeout, authorizer.check(&request)).await;
+        let (metadata, _, check) = request.into_parts();
+        let request = authz_request(check, authorizer.path_parameters());
+        let span = crate::telemetry::check_span(&request.method, request.host.as_deref());
+        if !span.is_disabled() {
+            // Envoy's own ext_authz span (gRPC metadata) is the nearer
+            // parent; the checked request's headers carry the one before it.
+            let metadata = trace_context(&metadata);
+            crate::telemetry::continue_trace(&span, &[&metadata, &request.headers]);
+        }
+        self.decide(&authorizer, &request).instrument(span).await
+    }
+}
+
+impl CheckService {
+    /// Decides `request` within the timeout and answers Envoy.
+    async fn decide(
+        &self,
+        authorizer: &Authorizer,
+        request: &AuthzRequest,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let outcome = tokio::time::timeout(self.timeout, authorizer.check(request)).await;
         match outcome {
             Ok(Ok(decision)) => {
                 let shape = match &decision {
@@ -92,11 +113,23 @@ impl Authorization for CheckService {
             )),
             Err(_) => {
                 crate::metrics::record_check("error", "timeout", UNMATCHED_ROUTE, self.timeout);
+                crate::telemetry::record_decision("error", "timeout", UNMATCHED_ROUTE);
                 tracing::error!(timeout = ?self.timeout, "check timed out (server.check_timeout)");
                 Err(Status::unavailable("authorization timed out"))
             }
         }
     }
+}
+
+/// The W3C Trace Context entries of the Check call's gRPC metadata.
+fn trace_context(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, String)> {
+    crate::telemetry::TRACE_CONTEXT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = metadata.get(*name)?.to_str().ok()?;
+            Some(((*name).to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// Reads what the authorizer needs from a `CheckRequest`. Headers come from

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tracing::Instrument as _;
 
 use super::{Body, response};
 use crate::authz::{Authorizer, AuthzRequest, Decision};
@@ -38,7 +39,9 @@ pub async fn handle(
         );
         return response(400, [], String::new());
     };
-    match authorizer.check(&request).await {
+    let span = crate::telemetry::check_span(&request.method, request.host.as_deref());
+    crate::telemetry::continue_trace(&span, &[&request.headers]);
+    match authorizer.check(&request).instrument(span).await {
         Ok(Decision::Allow(grant)) => {
             let mut headers = grant.upstream.set;
             if !grant.upstream.remove.is_empty() {

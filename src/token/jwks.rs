@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use super::fetch::{ReadError, display_url, read_capped, same_issuer};
 use super::jwk::{JwksParseError, KeySet};
@@ -280,7 +280,9 @@ impl Jwks {
                 // keys would wait for the next rate-limit window.
                 let provider = remote.provider.clone();
                 let remote = Arc::clone(remote);
-                tokio::spawn(async move { remote.refetch_for_unknown_kid().await })
+                // The check's span goes along, so the fetch is its child.
+                let fetch = async move { remote.refetch_for_unknown_kid().await };
+                tokio::spawn(fetch.instrument(tracing::Span::current()))
                     .await
                     .unwrap_or_else(|_| {
                         Err(JwksError::NoKeys {
@@ -447,7 +449,9 @@ impl Remote {
     /// One fetch, its outcome recorded in the cache and logged. Callers hold
     /// the gate.
     async fn attempt(&self, gate: &mut Gate, trigger: &'static str) {
-        let outcome = self.fetch(gate).await;
+        let span = crate::telemetry::jwks_fetch_span(&self.provider, trigger);
+        let outcome = self.fetch(gate).instrument(span.clone()).await;
+        crate::telemetry::record_call(&span, if outcome.is_ok() { "ok" } else { "error" });
         let now = Instant::now();
         let mut cache = self.write_cache();
         cache.attempts += 1;

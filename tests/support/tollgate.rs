@@ -35,7 +35,7 @@ pub fn tollgate_binary() -> &'static Path {
 /// `tollgate <args>` from the repository root, with `env` added to a clean
 /// environment: the developer's shell must not change what the test runs
 /// (`RUST_LOG` could hide the address line, `TOLLGATE_*` could override the
-/// config), and colours are off. Standard streams are left to the caller.
+/// config, `OTEL_*` could turn tracing on), and colours are off. Standard streams are left to the caller.
 pub fn tollgate_command<I, S>(args: I, env: &[(&str, &str)]) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -48,7 +48,8 @@ where
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TOLLGATE_") {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("TOLLGATE_") || name_text.starts_with("OTEL_") {
             command.env_remove(name);
         }
     }

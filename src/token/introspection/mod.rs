@@ -20,6 +20,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
+use tracing::Instrument as _;
 
 pub use response::{Introspection, ResponseError};
 
@@ -263,12 +264,14 @@ impl Introspector {
             .try_get_with(key, async {
                 called = true;
                 let started = tokio::time::Instant::now();
-                let answer = self.call(token).await;
+                let span = crate::telemetry::introspection_span(&self.provider);
+                let answer = self.call(token).instrument(span.clone()).await;
                 let outcome = match &answer {
                     Ok(Introspection::Active(_)) => "active",
                     Ok(Introspection::Inactive) => "inactive",
                     Err(_) => "error",
                 };
+                crate::telemetry::record_call(&span, outcome);
                 crate::metrics::record_introspection(&self.provider, outcome, started.elapsed());
                 let answer = answer?;
                 let ttl = self.lifetime(&answer);
@@ -307,7 +310,13 @@ impl Introspector {
     }
 
     async fn endpoint(&self) -> Result<&Url, IntrospectionError> {
-        self.endpoint.get_or_try_init(|| self.discover()).await
+        let discover = || async {
+            let span = crate::telemetry::introspection_discovery_span(&self.provider);
+            let endpoint = self.discover().instrument(span.clone()).await;
+            crate::telemetry::record_call(&span, if endpoint.is_ok() { "ok" } else { "error" });
+            endpoint
+        };
+        self.endpoint.get_or_try_init(discover).await
     }
 
     async fn call(&self, token: &str) -> Result<Introspection, IntrospectionError> {
