@@ -28,7 +28,7 @@
 //! - [`reload`]: the live authorizer, swapped on SIGHUP or a config file change.
 //! - [`devtoken`]: tokens signed with the committed development key.
 //! - [`tls`]: TLS and mutual TLS on the gRPC and HTTP-mode listeners, reloaded when the files change.
-//! - [`telemetry`]: log output.
+//! - [`telemetry`]: log output, and OpenTelemetry spans exported over OTLP.
 
 // A panic on input a request or an IdP can reach is a security bug; tests
 // and benches may unwrap, since there a panic is a failed assertion.

@@ -156,43 +156,36 @@ pub fn record_decision(decision: &str, reason: &str, route: &str) {
     }
 }
 
+/// A client span for a call to `provider`, with an `outcome` to record.
+macro_rules! idp_span {
+    ($name:literal, $provider:expr $(, $field:ident = $value:expr)*) => {
+        tracing::info_span!(
+            target: SPAN_TARGET,
+            $name,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            provider = $provider,
+            outcome = Empty,
+            $($field = $value,)*
+        )
+    };
+}
+
 /// The span of one JWKS fetch for `provider`; `trigger` says why it ran
 /// (`refresh`, `unknown kid`). [`record_call`] sets its outcome.
 pub fn jwks_fetch_span(provider: &str, trigger: &str) -> Span {
-    tracing::info_span!(
-        target: SPAN_TARGET,
-        "jwks.fetch",
-        otel.kind = "client",
-        otel.status_code = Empty,
-        provider,
-        trigger,
-        outcome = Empty,
-    )
+    idp_span!("jwks.fetch", provider, trigger = trigger)
 }
 
 /// The span of one RFC 7662 introspection call for `provider`.
 pub fn introspection_span(provider: &str) -> Span {
-    tracing::info_span!(
-        target: SPAN_TARGET,
-        "introspection",
-        otel.kind = "client",
-        otel.status_code = Empty,
-        provider,
-        outcome = Empty,
-    )
+    idp_span!("introspection", provider)
 }
 
 /// The span of looking up `provider`'s introspection endpoint in its
 /// metadata.
 pub fn introspection_discovery_span(provider: &str) -> Span {
-    tracing::info_span!(
-        target: SPAN_TARGET,
-        "introspection.discovery",
-        otel.kind = "client",
-        otel.status_code = Empty,
-        provider,
-        outcome = Empty,
-    )
+    idp_span!("introspection.discovery", provider)
 }
 
 /// Records an IdP call's `outcome` on its span: `ok`, `error`, or for
