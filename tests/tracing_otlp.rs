@@ -22,10 +22,10 @@ use tollgate::devtoken::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
 use support::check::{GRPC_OK, GRPC_UNAUTHENTICATED};
-use support::idp::{Idp, jwks_of};
+use support::idp::{INTROSPECTION_PATH, Idp, jwks_of};
 use support::{ScratchDir, TollgateProcess, repo_path};
 
-const ISSUER: &str = "https://issuer.trace.test";
+const CLIENT_SECRET: &str = "tracing-client-secret";
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
 /// Bound on waiting for spans; the batch delay is 100 ms.
@@ -128,12 +128,12 @@ fn attribute_values(spans: &[Span]) -> Vec<String> {
         .collect()
 }
 
-fn token(file: &str, kid: &str) -> String {
+fn token(issuer: &str, file: &str, kid: &str) -> String {
     let pem = std::fs::read(repo_path("tests/fixtures/keys").join(file)).unwrap();
     let key =
         SigningKey::from_pem(&pem, jsonwebtoken::Algorithm::ES256, Some(kid.to_owned())).unwrap();
     DevToken {
-        issuer: ISSUER.to_owned(),
+        issuer: issuer.to_owned(),
         audience: Vec::new(),
         subject: "tracer".to_owned(),
         client_id: "tracer-client".to_owned(),
@@ -145,20 +145,35 @@ fn token(file: &str, kid: &str) -> String {
     .unwrap()
 }
 
-fn config(idp: &Idp, tracing: &str) -> String {
+/// Provider `traced` (keys from the IdP's `jwks_uri`, plus `provider`
+/// lines) and route `api` (`/api`, scope `read`), with `server` and
+/// `tracing` lines (each ending in a newline) added.
+fn config(idp: &Idp, server: &str, provider: &str, tracing: &str) -> String {
     format!(
-        "server:\n  grpc_listen: 127.0.0.1:0\n{tracing}providers:\n  - name: traced\n    issuer: {ISSUER}\n    jwks_uri: {}\nroutes:\n  - {{ name: api, match: {{ path: {{ prefix: /api }} }}, require: {{ scopes: [read] }} }}\n",
-        idp.jwks_uri()
+        "server:\n  grpc_listen: 127.0.0.1:0\n{server}{tracing}providers:\n  - name: traced\n    issuer: {issuer}\n    jwks_uri: {jwks}\n{provider}routes:\n  - {{ name: api, match: {{ path: {{ prefix: /api }} }}, require: {{ scopes: [read] }} }}\n",
+        issuer = idp.base_url(),
+        jwks = idp.jwks_uri(),
     )
 }
 
-async fn start(idp: &Idp, tracing: &str, env: &[(&str, &str)]) -> (TollgateProcess, ScratchDir) {
+/// Serves `yaml` (with `secret.txt` beside it) and waits until SERVING.
+async fn start_yaml(yaml: &str, env: &[(&str, &str)]) -> (TollgateProcess, ScratchDir) {
     let dir = ScratchDir::new("tracing");
     let path = dir.join("tollgate.yaml");
-    std::fs::write(&path, config(idp, tracing)).unwrap();
+    std::fs::write(&path, yaml).unwrap();
+    std::fs::write(dir.join("secret.txt"), CLIENT_SECRET).unwrap();
     let tollgate = TollgateProcess::serve_file(&path, env).await;
     tollgate.wait_until_serving().await;
     (tollgate, dir)
+}
+
+async fn start(idp: &Idp, tracing: &str, env: &[(&str, &str)]) -> (TollgateProcess, ScratchDir) {
+    start_yaml(&config(idp, "", "", tracing), env).await
+}
+
+/// `tracing:` exporting to `collector`.
+fn exporting_to(collector: SocketAddr) -> String {
+    format!("tracing:\n  otlp_endpoint: http://{collector}\n")
 }
 
 /// One Check of `GET /api/...` with `headers` in the CheckRequest and
@@ -198,7 +213,7 @@ async fn check_spans_continue_the_callers_trace_and_parent_the_jwks_fetch() {
 
     // Not sampled by the caller: no span, although the ratio is 1.0.
     let unsampled = "0af7651916cd43dd8448eb211c80319a";
-    let allow_token = token("ec-p256-1.pem", "ec-1");
+    let allow_token = token(idp.base_url(), "ec-p256-1.pem", "ec-1");
     let bearer = format!("Bearer {allow_token}");
     let parent = traceparent(unsampled, "b7ad6b7169203331", "00");
     let code = check(
@@ -254,7 +269,7 @@ async fn check_spans_continue_the_callers_trace_and_parent_the_jwks_fetch() {
 
     // An unknown kid: the refetch (in a task of its own) is the check's child.
     idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
-    let rotated = format!("Bearer {}", token("ec-p256-2.pem", "ec-2"));
+    let rotated = format!("Bearer {}", token(idp.base_url(), "ec-p256-2.pem", "ec-2"));
     let fetch_trace = "6bf92f3577b34da6a3ce929d0e0e4738";
     let parent = traceparent(fetch_trace, "20f067aa0ba902b9", "01");
     let code = check(
@@ -324,7 +339,7 @@ async fn without_an_endpoint_tracing_is_off() {
 async fn sigterm_flushes_the_spans_still_buffered() {
     let (receiver, collector) = Receiver::start().await;
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
-    let tracing = format!("tracing:\n  otlp_endpoint: http://{collector}\n");
+    let tracing = exporting_to(collector);
     // A batch delay of an hour: only the flush at shutdown can send the span.
     let (mut tollgate, _dir) =
         start(&idp, &tracing, &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")]).await;
@@ -340,5 +355,72 @@ async fn sigterm_flushes_the_spans_still_buffered() {
     let status = tollgate.wait_for_exit(Duration::from_secs(15)).await;
     assert_eq!(status.code(), Some(0), "{}", tollgate.describe());
     let deny = receiver.wait_for("check", trace).await;
+    assert_eq!(attribute(&deny, "reason"), Some("missing_token"));
+}
+
+#[tokio::test]
+async fn an_introspection_call_is_a_child_of_the_check_span() {
+    let (receiver, collector) = Receiver::start().await;
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let opaque = "opaque-token-for-tracing";
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    idp.set_introspection(
+        opaque,
+        serde_json::json!({"active": true, "scope": "read", "sub": "svc", "exp": exp}),
+    );
+    let introspection = format!(
+        "    introspection:\n      endpoint: {}{INTROSPECTION_PATH}\n      client_id: tollgate\n      client_secret: {{file: secret.txt}}\n",
+        idp.base_url()
+    );
+    let yaml = config(&idp, "", &introspection, &exporting_to(collector));
+    let (tollgate, _dir) = start_yaml(&yaml, &[FAST_BATCHES]).await;
+    let mut client = AuthorizationClient::connect(tollgate.grpc_url())
+        .await
+        .unwrap();
+    let trace = "abf92f3577b34da6a3ce929d0e0e473c";
+    let parent = traceparent(trace, "60f067aa0ba902bd", "01");
+    let bearer = format!("Bearer {opaque}");
+    let code = check(
+        &mut client,
+        &[("authorization", &bearer)],
+        &[("traceparent", &parent)],
+    )
+    .await;
+    assert_eq!(code, Some(GRPC_OK), "{}", tollgate.describe());
+    let checked = receiver.wait_for("check", trace).await;
+    let call = receiver.wait_for("introspection", trace).await;
+    assert_eq!(call.parent_span_id, checked.span_id);
+    assert_eq!(attribute(&call, "provider"), Some("traced"));
+    assert_eq!(attribute(&call, "outcome"), Some("active"));
+    assert_eq!(attribute(&checked, "decision"), Some("allow"));
+    let values = attribute_values(&receiver.spans());
+    for secret in [opaque, CLIENT_SECRET] {
+        assert!(
+            values.iter().all(|value| !value.contains(secret)),
+            "an attribute holds {secret:?}: {values:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_mode_continues_the_requests_traceparent() {
+    let (receiver, collector) = Receiver::start().await;
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let server = "  http_enabled: true\n  http_listen: 127.0.0.1:0\n";
+    let yaml = config(&idp, server, "", &exporting_to(collector));
+    let (tollgate, _dir) = start_yaml(&yaml, &[FAST_BATCHES]).await;
+    let url = format!("http://{}/api/orders", tollgate.http_addr().await);
+    let trace = "bbf92f3577b34da6a3ce929d0e0e473d";
+    let parent = traceparent(trace, "70f067aa0ba902be", "01");
+    let response = support::get(&url, &[("traceparent", &parent)]).await;
+    assert_eq!(response.status, 401);
+    let deny = receiver.wait_for("check", trace).await;
+    assert_eq!(hex(&deny.parent_span_id), "70f067aa0ba902be");
+    assert_eq!(attribute(&deny, "route"), Some("api"));
+    assert_eq!(attribute(&deny, "decision"), Some("deny"));
     assert_eq!(attribute(&deny, "reason"), Some("missing_token"));
 }
