@@ -82,6 +82,8 @@ pub struct Reloader {
     /// reported once, not every poll.
     seen: Option<Vec<u8>>,
     listener: ListenerSettings,
+    /// The span exporter is built once, at start.
+    tracing: Option<crate::config::TracingSettings>,
 }
 
 impl Reloader {
@@ -93,6 +95,7 @@ impl Reloader {
             client,
             seen,
             listener: ListenerSettings::of(&config.server),
+            tracing: config.tracing.clone(),
         }
     }
 
@@ -148,6 +151,9 @@ impl Reloader {
                 %path,
                 "server.grpc_listen, max_concurrent_checks, check_timeout, shutdown_grace and tls apply at the next restart"
             );
+        }
+        if config.tracing != self.tracing {
+            tracing::warn!(%path, "tracing applies at the next restart");
         }
         let routes = config.routes.len();
         let next = live.current().renew(config, self.client.clone());

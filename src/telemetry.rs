@@ -65,28 +65,8 @@ pub fn init(
         _ => EnvFilter::try_new(level),
     }
     .map_err(|e| format!("log.level: {e}"))?;
-    // Colour only for a person at a terminal; log collectors get plain text.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let lines = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let lines = match format {
-        LogFormat::Human => lines.boxed(),
-        LogFormat::Json => lines.json().flatten_event(true).boxed(),
-    };
     let provider = tracing.map(exporter).transpose()?;
-    let spans = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("tollgate"))
-            .with_location(false)
-            .with_threads(false)
-            .with_filter(filter_fn(|meta| {
-                meta.is_span() && meta.target() == SPAN_TARGET
-            }))
-    });
-    tracing_subscriber::registry()
-        .with(lines.with_filter(filter.and(filter_fn(|meta| meta.target() != SPAN_TARGET))))
-        .with(spans)
+    subscriber(format, filter, provider.as_ref())
         .try_init()
         .map_err(|e| e.to_string())?;
     match tracing {
@@ -99,6 +79,39 @@ pub fn init(
         None => tracing::info!("tracing: off (no tracing.otlp_endpoint)"),
     }
     Ok(Telemetry { provider })
+}
+
+/// Log lines per `format` and `filter`, without the trace spans; and those
+/// spans into `provider`, when there is one.
+fn subscriber(
+    format: LogFormat,
+    filter: EnvFilter,
+    provider: Option<&SdkTracerProvider>,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    // Colour only for a person at a terminal; log collectors get plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let lines = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Human => lines.boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+    };
+    let logging = tracing_subscriber::registry()
+        .with(lines.with_filter(filter.and(filter_fn(|meta| meta.target() != SPAN_TARGET))));
+    // Not an `Option` layer: a `None` one counts as a layer that wants
+    // every span, and the trace spans would stop being disabled.
+    let Some(provider) = provider else {
+        return Box::new(logging);
+    };
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("tollgate"))
+        .with_location(false)
+        .with_threads(false)
+        .with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.target() == SPAN_TARGET
+        }));
+    Box::new(logging.with(spans))
 }
 
 /// The OTLP/gRPC exporter behind a batching processor. Parent-based
@@ -257,5 +270,68 @@ impl fmt::Display for ErrorChain<'_> {
             source = error.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const OTHER: &str = "00-5bf92f3577b34da6a3ce929d0e0e4737-10f067aa0ba902b8-01";
+
+    fn lines(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    /// The trace id a check span gets from `sources`, under a subscriber
+    /// that exports nowhere.
+    fn continued(sources: &[&[(String, String)]]) -> String {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = subscriber(LogFormat::Human, EnvFilter::new("info"), Some(&provider));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = check_span("GET", Some("api.example.com"));
+            continue_trace(&span, sources);
+            let _entered = span.enter();
+            trace_id().unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn the_first_valid_traceparent_is_the_parent() {
+        let metadata = lines(&[("traceparent", OTHER)]);
+        let headers = lines(&[("traceparent", PARENT), ("authorization", "Bearer x")]);
+        assert_eq!(
+            continued(&[&metadata, &headers]),
+            "5bf92f3577b34da6a3ce929d0e0e4737"
+        );
+        let broken = lines(&[("traceparent", "00-not-a-trace-01")]);
+        assert_eq!(
+            continued(&[&broken, &headers]),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+    }
+
+    #[test]
+    fn without_a_traceparent_a_new_trace_starts() {
+        let headers = lines(&[("x-other", "1")]);
+        let id = continued(&[&headers]);
+        assert_eq!(id.len(), 32, "{id}");
+        assert_ne!(id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn with_tracing_off_spans_are_disabled_and_carry_no_trace_id() {
+        // `debug`: log lines on, at the level spans are made at, too.
+        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("debug"), None);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = check_span("GET", None);
+            assert!(span.is_disabled());
+            let _entered = span.enter();
+            assert_eq!(trace_id(), None);
+        });
     }
 }

@@ -424,3 +424,18 @@ async fn http_mode_continues_the_requests_traceparent() {
     assert_eq!(attribute(&deny, "decision"), Some("deny"));
     assert_eq!(attribute(&deny, "reason"), Some("missing_token"));
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_tracing_says_it_needs_a_restart() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let (tollgate, _dir) = start(&idp, "", &[]).await;
+    let collector = SocketAddr::from(([127, 0, 0, 1], 4317));
+    let yaml = config(&idp, "", "", &exporting_to(collector));
+    std::fs::write(tollgate.config_path(), yaml).unwrap();
+    tollgate.signal("HUP");
+    tollgate.wait_for_log("config reloaded").await;
+    let line = tollgate
+        .wait_for_log("tracing applies at the next restart")
+        .await;
+    assert!(line.contains("WARN"), "{line}");
+}
