@@ -232,8 +232,16 @@ impl IdentityMinter {
     ) -> Result<(Arc<str>, u64), MintFailed> {
         // Never outlive the caller's own token.
         let mut expires = now + self.settings.lifetime.as_secs();
-        if let Some(original) = subject.claims.get("exp").and_then(Value::as_u64) {
-            expires = expires.min(original);
+        // `exp` may be fractional (RFC 7519 NumericDate); any other value
+        // than a finite number was refused before a token got this far.
+        if let Some(original) = subject
+            .claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .filter(|exp| exp.is_finite())
+        {
+            // Saturating: a negative or huge `exp` floors or caps, never wraps.
+            expires = expires.min(original.floor().max(0.0) as u64);
         }
         let mut claims = Map::new();
         for name in &route.claims {
@@ -408,6 +416,15 @@ mod tests {
             caller: &caller,
             claims: &claims,
             scopes: &[],
+        };
+        let (_, expires) = minter.sign(&route(), &subject, 1_000_000).unwrap();
+        assert_eq!(expires, 1_000_010);
+        // A fractional NumericDate caps the lifetime too, rounded down.
+        let mut fractional = claims.clone();
+        fractional.insert("exp".into(), 1_000_010.5.into());
+        let subject = Subject {
+            claims: &fractional,
+            ..subject
         };
         let (_, expires) = minter.sign(&route(), &subject, 1_000_000).unwrap();
         assert_eq!(expires, 1_000_010);

@@ -24,6 +24,7 @@
 //! - [`headers`]: what is set and removed on the upstream request.
 //! - [`identity`]: signed identity tokens for the upstream, and their JWKS.
 //! - [`reply`]: what the client gets on a deny, shaped per route.
+//! - [`limits`]: the Check path's concurrency limit and timeout, for both edges.
 //! - [`metrics`]: the Prometheus registry everything records into.
 //! - [`reload`]: the live authorizer, swapped on SIGHUP or a config file change.
 //! - [`devtoken`]: tokens signed with the committed development key.
@@ -43,6 +44,7 @@ pub mod grpc;
 pub mod headers;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod reload;
 pub mod reply;

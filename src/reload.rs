@@ -56,20 +56,28 @@ impl LiveAuthorizer {
 #[derive(Debug, PartialEq)]
 struct ListenerSettings {
     grpc_listen: std::net::SocketAddr,
+    http_listen: Option<std::net::SocketAddr>,
+    http_path_prefix: Option<String>,
+    admin_listen: std::net::SocketAddr,
     max_concurrent_checks: usize,
     check_timeout: Duration,
     shutdown_grace: Duration,
     tls: Option<crate::tls::TlsSettings>,
+    idp_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ListenerSettings {
     fn of(server: &ServerSettings) -> ListenerSettings {
         ListenerSettings {
             grpc_listen: server.grpc_listen,
+            http_listen: server.http_listen,
+            http_path_prefix: server.http_path_prefix.clone(),
+            admin_listen: server.admin_listen,
             max_concurrent_checks: server.max_concurrent_checks,
             check_timeout: server.check_timeout,
             shutdown_grace: server.shutdown_grace,
             tls: server.tls.clone(),
+            idp_ca_file: server.idp_ca_file.clone(),
         }
     }
 }
@@ -149,7 +157,7 @@ impl Reloader {
         if ListenerSettings::of(&config.server) != self.listener {
             tracing::warn!(
                 %path,
-                "server.grpc_listen, max_concurrent_checks, check_timeout, shutdown_grace and tls apply at the next restart"
+                "server listeners (grpc_listen, http_enabled, http_listen, http_path_prefix, admin_listen), tls, idp_ca_file, max_concurrent_checks, check_timeout and shutdown_grace apply at the next restart"
             );
         }
         if config.tracing != self.tracing {

@@ -137,15 +137,13 @@ async fn run(
     let stopping_after = stopping.clone();
     // Turns true with gRPC health SERVING; admin `/readyz` reads it.
     let (serving_sender, serving) = tokio::sync::watch::channel(false);
-    let http_servers = crate::http::spawn(
-        &live,
-        listeners.http,
-        http_tls,
-        listeners.admin,
+    let gate = Arc::new(crate::limits::CheckGate::new(limits));
+    let http_mode = listeners.http.map(|listener| crate::http::HttpMode {
+        listener,
+        tls: http_tls,
         path_prefix,
-        &stop,
-        serving,
-    );
+    });
+    let http_servers = crate::http::spawn(&live, &gate, http_mode, listeners.admin, &stop, serving);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
@@ -174,7 +172,7 @@ async fn run(
         };
         tracing::info!(%addr, tls, "serving envoy.service.auth.v3.Authorization");
     }
-    let check = AuthorizationServer::new(CheckService::new(live, limits));
+    let check = AuthorizationServer::new(CheckService::new(live, gate));
     let (draining, drain_started) = oneshot::channel::<()>();
     let router = Server::builder()
         .add_service(health)

@@ -259,3 +259,21 @@ async fn an_idp_that_cannot_answer_is_a_fault_never_an_allow() {
     idp.set_mode(IdpMode::Serve);
     allowed(&tollgate.check_bearer("/", "good").await);
 }
+
+#[tokio::test]
+async fn a_jws_refused_for_its_header_is_never_sent_to_the_endpoint() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let idp = idp().await;
+    let tollgate = start(&idp, "").await;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","crit":["x"],"x":1}"#);
+    let payload = URL_SAFE_NO_PAD.encode(r#"{"iss":"https://someone-else.example"}"#);
+    let token = format!("{header}.{payload}.c2ln");
+    assert_denied(
+        &tollgate.check_bearer("/", &token).await,
+        401,
+        Some(INVALID_TOKEN),
+        "invalid_token",
+        Some(&token),
+    );
+    assert_eq!(idp.hits(INTROSPECTION_PATH), 0);
+}

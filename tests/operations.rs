@@ -523,6 +523,47 @@ async fn overload_and_slow_checks_get_clean_grpc_errors() {
 }
 
 #[tokio::test]
+async fn http_mode_shares_the_limits() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let yaml = config(
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        &[&route("api", "/")],
+        "  http_enabled: true\n  http_listen: 127.0.0.1:0\n  max_concurrent_checks: 1\n  check_timeout: 500ms\n",
+    );
+    let server = InProcess::start(&yaml, Path::new(".")).await;
+    let url = format!("http://{}/a", server.http_addr().expect("HTTP mode is on"));
+    let mut client = AuthorizationClient::new(server.channel().clone());
+    wait_until_allowed(&mut client, "/a", &token("ec-1")).await;
+
+    // A gRPC check held by a slow refetch takes the only place.
+    idp.set_delay(Some(Duration::from_secs(3)));
+    let slow = {
+        let mut client = client.clone();
+        let rotated = token("ec-2");
+        tokio::spawn(async move { check(&mut client, "/a", Some(&rotated)).await })
+    };
+    let fetches = idp.hits(JWKS_PATH);
+    let deadline = tokio::time::Instant::now() + RELOAD_LIMIT;
+    while idp.hits(JWKS_PATH) == fetches {
+        assert!(tokio::time::Instant::now() < deadline, "no refetch started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let bearer = format!("Bearer {}", token("ec-1"));
+    let refused = support::get(&url, &[("authorization", &bearer)]).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("too many"), "{}", refused.body);
+    slow.await
+        .expect("the slow check panicked")
+        .expect_err("times out");
+
+    // Alone, an HTTP-mode check that outlasts the timeout is a 503 too.
+    let rotated = format!("Bearer {}", token("ec-2"));
+    let timed_out = support::get(&url, &[("authorization", &rotated)]).await;
+    assert_eq!(timed_out.status, 503, "{}", timed_out.body);
+    assert!(timed_out.body.contains("timed out"), "{}", timed_out.body);
+}
+
+#[tokio::test]
 async fn a_reload_keeps_the_key_cache_of_unchanged_providers() {
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
     let dir = ScratchDir::new("reload-keep-cache");

@@ -223,7 +223,19 @@ impl Authorizer {
         Ok(match decision {
             Decision::Deny(denial) if route.output.dry_run => {
                 output::log_dry_run(request, &denial);
-                Decision::Allow(self.grant(request, Some(route), None, Vec::new(), Map::new()))
+                let mut grant = self.grant(request, Some(route), None, Vec::new(), Map::new());
+                // Let through, but vouched for by nothing: a request the route
+                // would refuse gets none of its static headers either.
+                let statics = &route.output.static_headers;
+                grant
+                    .upstream
+                    .set
+                    .retain(|(name, _)| !statics.iter().any(|(s, _)| s == name));
+                grant
+                    .upstream
+                    .remove
+                    .extend(statics.iter().map(|(name, _)| name.clone()));
+                Decision::Allow(grant)
             }
             decision => decision,
         })
@@ -344,8 +356,10 @@ impl Authorizer {
         let unverified = match jwt::peek(token) {
             Ok(unverified) => unverified,
             // Not a JWS at all: an opaque token, if the route introspects.
-            Err(TokenProblem::Malformed) => {
-                return match self.route_introspector(route, None) {
+            // A JWS refused for its header (`crit`, bad JSON) is not opaque:
+            // it names an issuer the introspector may not be.
+            Err(TokenProblem::Malformed) if !jwt::is_jws_shaped(token) => {
+                return match self.route_introspector(route, Sent::Opaque) {
                     Some((provider, introspector)) => Ok(introspect(introspector, token)
                         .await?
                         .map(|c| (provider, c))),
@@ -362,7 +376,7 @@ impl Authorizer {
                 .position(|p| p.jwt().is_some_and(|jwt| jwt.issuer() == issuer))
         });
         let Some(index) = local else {
-            return match self.route_introspector(route, issuer) {
+            return match self.route_introspector(route, Sent::Jws(issuer)) {
                 Some((provider, introspector)) => Ok(introspect(introspector, token)
                     .await?
                     .map(|c| (provider, c))),
@@ -406,14 +420,19 @@ impl Authorizer {
     fn route_introspector(
         &self,
         route: &RoutePolicy,
-        issuer: Option<&str>,
+        token: Sent<'_>,
     ) -> Option<(&Provider, &Introspector)> {
         route
             .providers
             .iter()
             .map(|&index| &self.providers[index])
             .find_map(|provider| provider.introspection().map(|i| (provider, i)))
-            .filter(|(_, introspector)| issuer.is_none_or(|iss| introspector.accepts_issuer(iss)))
+            .filter(|(_, introspector)| match token {
+                Sent::Opaque => true,
+                Sent::Jws(Some(issuer)) => introspector.accepts_issuer(issuer),
+                // A JWS naming no issuer goes only where no issuer is set.
+                Sent::Jws(None) => !introspector.has_issuer(),
+            })
     }
 
     /// The header changes for an allow: `set`, plus removal of every other
@@ -498,6 +517,15 @@ fn denial(reason: DenyReason, route: Option<Arc<str>>) -> Denial {
         scope_hint: None,
         detail: None,
     }
+}
+
+/// What kind of token would be sent to an introspection endpoint.
+#[derive(Clone, Copy)]
+enum Sent<'a> {
+    /// Not a JWS: only the issuer can tell.
+    Opaque,
+    /// A JWS no provider has keys for, naming this issuer (or none).
+    Jws(Option<&'a str>),
 }
 
 /// Asks the introspection endpoint; an active answer must also pass the

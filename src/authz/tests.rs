@@ -512,3 +512,61 @@ async fn deny_shape_is_the_routes_and_response_headers_come_with_an_allow() {
     );
     assert_eq!(authorizer.deny_shape(None).reason_header, None);
 }
+
+#[tokio::test]
+async fn static_headers_are_never_taken_from_the_client() {
+    let yaml = concat!(
+        "  - {name: gate, match: {path: {prefix: /gate}}, static_headers: {x-gateway-verified: 'yes'}}\n",
+        "  - {name: dry, match: {path: {prefix: /dry}}, dry_run: true, require: {scopes: [admin]}, static_headers: {x-gateway-verified: 'yes'}}\n",
+        "  - {name: open, match: {path: {prefix: /open}}, anonymous: true}\n",
+    );
+    let authz = authorizer(yaml);
+    let auth = bearer(&token(&["read"], json!({})));
+    let forged = [
+        ("x-gateway-verified", "forged"),
+        ("x_gateway_verified", "forged"),
+    ];
+
+    // Anonymous: the route sets nothing, so both spellings go.
+    let grant = granted(decide(&authz, &request("GET", "/open", &forged)).await);
+    for name in ["x-gateway-verified", "x_gateway_verified"] {
+        assert!(
+            grant.upstream.remove.iter().any(|h| h == name),
+            "{name}: {grant:?}"
+        );
+    }
+    // Its own route sets the value and drops the other spelling.
+    let mut headers = forged.to_vec();
+    headers.push(("authorization", &auth));
+    let grant = granted(decide(&authz, &request("GET", "/gate", &headers)).await);
+    assert!(
+        grant
+            .upstream
+            .set
+            .contains(&("x-gateway-verified".to_owned(), "yes".to_owned()))
+    );
+    assert!(
+        grant
+            .upstream
+            .remove
+            .iter()
+            .any(|h| h == "x_gateway_verified")
+    );
+    // A dry run lets a refused request through, but not as vouched for.
+    let grant = granted(decide(&authz, &request("GET", "/dry", &headers)).await);
+    assert!(
+        grant
+            .upstream
+            .set
+            .iter()
+            .all(|(name, _)| name != "x-gateway-verified"),
+        "{grant:?}"
+    );
+    assert!(
+        grant
+            .upstream
+            .remove
+            .iter()
+            .any(|h| h == "x-gateway-verified")
+    );
+}

@@ -7,7 +7,11 @@ use super::raw::RawIdentity;
 use super::{ConfigError, Secret, invalid, parse_duration};
 use crate::identity::{IdentityKey, IdentitySettings};
 
-pub(super) fn settings(raw: RawIdentity, base: &Path) -> Result<IdentitySettings, ConfigError> {
+pub(super) fn settings(
+    raw: RawIdentity,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<IdentitySettings, ConfigError> {
     if raw.issuer.is_empty() {
         return Err(invalid("identity.issuer", "must not be empty"));
     }
@@ -23,6 +27,11 @@ pub(super) fn settings(raw: RawIdentity, base: &Path) -> Result<IdentitySettings
     let file = raw.signing_key.file.map(|f| base.join(f));
     let pem = Secret::load(raw.signing_key.env.as_deref(), file.as_deref())
         .map_err(|m| invalid("identity.signing_key", m))?;
+    if pem.expose().trim_ascii() == crate::devtoken::DEV_KEY_PEM.as_bytes().trim_ascii() {
+        warnings.push(
+            "identity.signing_key is the public development key from config/dev/: anyone can mint identity tokens your upstreams trust; generate a key of your own".to_owned(),
+        );
+    }
     let key = IdentityKey::from_pem(pem.expose(), &raw.algorithm, &raw.kid).map_err(|m| {
         let field = if raw.kid.is_empty() {
             "identity.kid"

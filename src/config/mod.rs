@@ -13,7 +13,7 @@ mod values;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -121,6 +121,8 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
     /// CA certificates trusted for IdP connections besides the system's.
     pub idp_ca_certificates: Vec<reqwest::Certificate>,
+    /// Where they were read from, to tell whether a reload changes them.
+    pub idp_ca_file: Option<PathBuf>,
 }
 
 /// Log settings.
@@ -210,12 +212,13 @@ impl Config {
                 key_file: base.join(tls.key_file),
                 client_ca_file: tls.client_ca_file.map(|path| base.join(path)),
             }),
-            idp_ca_certificates: match raw.server.idp_ca_file {
+            idp_ca_certificates: match &raw.server.idp_ca_file {
                 None => Vec::new(),
                 Some(path) => {
                     ca_bundle(&base.join(path)).map_err(|m| invalid("server.idp_ca_file", m))?
                 }
             },
+            idp_ca_file: raw.server.idp_ca_file.as_ref().map(|path| base.join(path)),
         };
         if let Some(tls) = &server.tls {
             // Loaded once here so a bad file is refused at start by name.
@@ -224,7 +227,7 @@ impl Config {
         }
         let identity = raw
             .identity
-            .map(|raw| identity::settings(raw, base))
+            .map(|raw| identity::settings(raw, base, &mut warnings))
             .transpose()?;
         if server
             .realm
@@ -356,15 +359,25 @@ impl Config {
                 .chain(routes.iter().flat_map(|r| r.policy.upstream_headers.iter()))
                 .map(|mapping| mapping.header.clone())
                 .collect();
-        // Tokens tollgate sets are never taken from the client either.
+        // Tokens and fixed values tollgate sets are never taken from the
+        // client either: a static header often means "came through here".
         identity_headers.extend(routes.iter().flat_map(|r| {
             let output = &r.policy.output;
             output
                 .access_token_header
                 .iter()
                 .chain(output.identity.as_ref().map(|i| &i.header))
+                .chain(output.static_headers.iter().map(|(name, _)| name))
                 .cloned()
         }));
+        identity_headers.extend(
+            defaults
+                .output
+                .output
+                .static_headers
+                .iter()
+                .map(|(name, _)| name.clone()),
+        );
         identity_headers.sort_unstable();
         identity_headers.dedup();
         if routes.is_empty() {

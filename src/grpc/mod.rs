@@ -3,7 +3,6 @@
 //! [`Decision`] becomes a `CheckResponse`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
@@ -11,12 +10,12 @@ use envoy_types::ext_authz::v3::pb::{
 };
 use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind};
 use envoy_types::pb::google::rpc;
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
 use crate::authz::{Authorizer, AuthzRequest, Decision, Grant};
-use crate::metrics::UNMATCHED_ROUTE;
+pub use crate::limits::CheckLimits;
+use crate::limits::{CheckGate, Refused};
 use crate::reload::LiveAuthorizer;
 use crate::reply::DenyShape;
 use crate::routes::{PathParameters, normalize_path};
@@ -24,16 +23,6 @@ use crate::routes::{PathParameters, normalize_path};
 /// The encoded descriptors of the Envoy ext_authz API, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptor.bin"));
-
-/// Protection of the Check path: overload and slow checks get a clean gRPC
-/// error, which Envoy's failure mode then decides on.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckLimits {
-    /// Checks decided at once; more are refused with RESOURCE_EXHAUSTED.
-    pub max_concurrent: usize,
-    /// Longest one check may take; then it is answered UNAVAILABLE.
-    pub timeout: Duration,
-}
 
 /// `envoy.service.auth.v3.Authorization`, answered by the live [`crate::authz::Authorizer`].
 ///
@@ -43,18 +32,14 @@ pub struct CheckLimits {
 /// refuse at once with a status Envoy understands.
 pub struct CheckService {
     live: Arc<LiveAuthorizer>,
-    permits: Semaphore,
-    timeout: Duration,
+    gate: Arc<CheckGate>,
 }
 
 impl CheckService {
-    /// Serves checks with whatever authorizer `live` holds at each call.
-    pub fn new(live: Arc<LiveAuthorizer>, limits: CheckLimits) -> CheckService {
-        CheckService {
-            live,
-            permits: Semaphore::new(limits.max_concurrent.min(Semaphore::MAX_PERMITS)),
-            timeout: limits.timeout,
-        }
+    /// Serves checks with whatever authorizer `live` holds at each call,
+    /// within the limits of `gate`.
+    pub fn new(live: Arc<LiveAuthorizer>, gate: Arc<CheckGate>) -> CheckService {
+        CheckService { live, gate }
     }
 }
 
@@ -64,14 +49,9 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let Ok(_permit) = self.permits.try_acquire() else {
+        let Some(_permit) = self.gate.enter() else {
             // Untraced: under overload the refusal does the least it can.
-            crate::metrics::record_check("error", "overloaded", UNMATCHED_ROUTE, Duration::ZERO);
-            // Debug, not warn: a log line per refusal would add load exactly
-            // when there is too much; the metric counts them.
-            tracing::debug!(
-                "check refused: too many checks in flight (server.max_concurrent_checks)"
-            );
+            self.gate.record(Refused::Overloaded);
             return Err(Status::resource_exhausted(
                 "too many authorization checks in flight",
             ));
@@ -98,7 +78,7 @@ impl CheckService {
         authorizer: &Authorizer,
         request: &AuthzRequest,
     ) -> Result<Response<CheckResponse>, Status> {
-        let outcome = tokio::time::timeout(self.timeout, authorizer.check(request)).await;
+        let outcome = self.gate.within(authorizer.check(request)).await;
         match outcome {
             Ok(Ok(decision)) => {
                 let shape = match &decision {
@@ -111,10 +91,8 @@ impl CheckService {
             Ok(Err(_)) => Err(Status::unavailable(
                 "authorization is temporarily unavailable",
             )),
-            Err(_) => {
-                crate::metrics::record_check("error", "timeout", UNMATCHED_ROUTE, self.timeout);
-                crate::telemetry::record_decision("error", "timeout", UNMATCHED_ROUTE);
-                tracing::error!(timeout = ?self.timeout, "check timed out (server.check_timeout)");
+            Err(refused) => {
+                self.gate.record(refused);
                 Err(Status::unavailable("authorization timed out"))
             }
         }

@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 
 use super::{Body, response};
 use crate::authz::{Authorizer, AuthzRequest, Decision};
+use crate::limits::{CheckGate, Refused};
 
 /// The header Envoy's `http_service` reads removals from, comma-separated.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -29,9 +30,16 @@ pub const METADATA_HEADER_PREFIX: &str = "x-tollgate-metadata-";
 /// Answers one check. `path_prefix` is stripped from the path first.
 pub async fn handle(
     authorizer: Arc<Authorizer>,
+    gate: Arc<CheckGate>,
     path_prefix: Option<Arc<str>>,
     request: Request<Incoming>,
 ) -> Response<Body> {
+    // The same limits as gRPC mode; a refusal is a 503 Envoy's failure mode
+    // decides on.
+    let Some(_permit) = gate.enter() else {
+        gate.record(Refused::Overloaded);
+        return unavailable("too many authorization checks in flight\n");
+    };
     let Some(request) = authz_request(&request, path_prefix.as_deref(), &authorizer) else {
         tracing::warn!(
             prefix = path_prefix.as_deref(),
@@ -41,7 +49,17 @@ pub async fn handle(
     };
     let span = crate::telemetry::check_span(&request.method, request.host.as_deref());
     crate::telemetry::continue_trace(&span, &[&request.headers]);
-    match authorizer.check(&request).instrument(span).await {
+    let outcome = match gate
+        .within(authorizer.check(&request).instrument(span))
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(refused) => {
+            gate.record(refused);
+            return unavailable("authorization timed out\n");
+        }
+    };
+    match outcome {
         Ok(Decision::Allow(grant)) => {
             let mut headers = grant.upstream.set;
             if !grant.upstream.remove.is_empty() {
@@ -61,15 +79,20 @@ pub async fn handle(
             response(reply.status, reply.headers, reply.body)
         }
         // The detail is in the log line.
-        Err(_) => response(
-            503,
-            [(
-                "content-type".to_owned(),
-                "text/plain; charset=utf-8".to_owned(),
-            )],
-            "authorization is temporarily unavailable\n".to_owned(),
-        ),
+        Err(_) => unavailable("authorization is temporarily unavailable\n"),
     }
+}
+
+/// A 503 with a short plain-text reason.
+fn unavailable(text: &str) -> Response<Body> {
+    response(
+        503,
+        [(
+            "content-type".to_owned(),
+            "text/plain; charset=utf-8".to_owned(),
+        )],
+        text.to_owned(),
+    )
 }
 
 /// Each metadata entry as `x-tollgate-metadata-<key>`: strings as they

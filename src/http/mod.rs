@@ -120,14 +120,22 @@ pub async fn serve(
     }
 }
 
+/// HTTP ext_authz mode as configured: where it listens, with which TLS,
+/// and the path prefix Envoy puts before each path.
+pub(crate) struct HttpMode {
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: Option<Arc<TlsConfig>>,
+    pub(crate) path_prefix: Option<Arc<str>>,
+}
+
 /// Starts the HTTP-mode and admin servers on the listeners given; they stop
-/// when `stop` turns `true`. `serving` mirrors gRPC health SERVING.
+/// when `stop` turns `true`. `serving` mirrors gRPC health SERVING. Checks
+/// in HTTP mode share `gate`'s limits with gRPC.
 pub(crate) fn spawn(
     live: &Arc<LiveAuthorizer>,
-    http: Option<TcpListener>,
-    http_tls: Option<Arc<TlsConfig>>,
+    gate: &Arc<crate::limits::CheckGate>,
+    http: Option<HttpMode>,
     admin: Option<TcpListener>,
-    path_prefix: Option<Arc<str>>,
     stop: &tokio::sync::watch::Receiver<bool>,
     serving: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -138,12 +146,23 @@ pub(crate) fn spawn(
         tokio::spawn(serve(listener, name, handler, tls, stop.clone()))
     };
     let mut servers = Vec::new();
-    if let Some(listener) = http {
+    if let Some(HttpMode {
+        listener,
+        tls: http_tls,
+        path_prefix,
+    }) = http
+    {
         let live = live.clone();
+        let gate = gate.clone();
         // Each request takes the authorizer current at its start, so a
         // reload never changes a check in flight.
         let handler: Handler = Arc::new(move |request| {
-            Box::pin(authz::handle(live.current(), path_prefix.clone(), request))
+            Box::pin(authz::handle(
+                live.current(),
+                gate.clone(),
+                path_prefix.clone(),
+                request,
+            ))
         });
         servers.push(start(
             listener,

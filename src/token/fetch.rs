@@ -12,6 +12,8 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .connect_timeout(Duration::from_secs(3))
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .redirect(super::jwks::redirect_policy())
+        // A redirect must not tell the next host where it came from.
+        .referer(false)
 }
 
 /// [`client_builder`], also trusting `roots` (a private CA) besides the

@@ -71,6 +71,18 @@ pub fn peek(token: &str) -> Result<Unverified, TokenProblem> {
     })
 }
 
+/// Three dot-separated parts whose first decodes to a JSON object: a JWS,
+/// even if [`peek`] refuses it, so never mistaken for an opaque token.
+pub fn is_jws_shaped(token: &str) -> bool {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(_), Some(_), None) => {
+            decode_json::<serde_json::Map<String, Value>>(header).is_ok()
+        }
+        _ => false,
+    }
+}
+
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProblem> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)

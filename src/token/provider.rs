@@ -57,12 +57,26 @@ impl Provider {
             JwtProvider::new(&settings, jwt, keys)
         });
         let introspection = settings.introspection.clone().map(|introspection| {
-            let client = fetch::client_builder_trusting(&settings.idp_ca_certificates)
+            // Never redirected: the request carries the token and the
+            // client's credentials, and only the configured (or discovered)
+            // endpoint may see them or answer. A 3xx is a fault.
+            let built = fetch::client_builder_trusting(&settings.idp_ca_certificates)
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(introspection.connect_timeout)
-                .build()
-                // Building fails only if the TLS backend cannot start, and
-                // then `client` could not have been built either.
-                .unwrap_or_else(|_| client.clone());
+                .build();
+            let client = match built {
+                Ok(built) => built,
+                // Only if the TLS backend cannot start, and then `client`
+                // could not have been built either; refuse every call
+                // rather than fall back to a client that follows redirects.
+                Err(error) => {
+                    tracing::error!(provider = %settings.name, %error, "cannot build the introspection client");
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .unwrap_or_else(|_| client.clone())
+                }
+            };
             Introspector::new(
                 settings.name.clone(),
                 introspection,

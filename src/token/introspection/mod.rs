@@ -241,6 +241,11 @@ impl Introspector {
             .is_none_or(|configured| same_issuer(issuer, configured))
     }
 
+    /// Whether the provider names an issuer.
+    pub fn has_issuer(&self) -> bool {
+        self.expectations.issuer.is_some()
+    }
+
     /// Resolves the endpoint, retrying every `retry` until it is known.
     pub async fn ready(&self, retry: Duration) {
         while let Err(error) = self.endpoint().await {

@@ -31,6 +31,7 @@ struct Reply {
     status: u16,
     body: String,
     delay: Duration,
+    location: Option<String>,
 }
 
 fn reply(body: impl Into<String>) -> Reply {
@@ -38,6 +39,7 @@ fn reply(body: impl Into<String>) -> Reply {
         status: 200,
         body: body.into(),
         delay: Duration::ZERO,
+        location: None,
     }
 }
 
@@ -98,12 +100,14 @@ impl Endpoint {
                             seen.lock().unwrap().push(request_seen.clone());
                             let reply = answer(&request_seen);
                             tokio::time::sleep(reply.delay).await;
+                            let mut response = hyper::Response::builder()
+                                .status(reply.status)
+                                .header("content-type", "application/json");
+                            if let Some(location) = &reply.location {
+                                response = response.header("location", location);
+                            }
                             Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder()
-                                    .status(reply.status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(reply.body)))
-                                    .unwrap(),
+                                response.body(Full::new(Bytes::from(reply.body))).unwrap(),
                             )
                         }
                     });
@@ -609,4 +613,40 @@ fn form_components_are_encoded() {
         encode_form(&[("token", "x y"), ("token_type_hint", "access_token")]),
         "token=x+y&token_type_hint=access_token"
     );
+}
+
+#[tokio::test]
+async fn redirects_are_never_followed_with_a_token_and_credentials() {
+    let thief = Endpoint::start(|_| reply(active(""))).await;
+    let to = thief.url("/steal").to_string();
+    let idp = Endpoint::start(move |_| Reply {
+        status: 307,
+        location: Some(to.clone()),
+        ..reply("")
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("tollgate-redirect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), "s3cret").unwrap();
+    let yaml = format!(
+        "providers:\n  - {{name: p, introspection: {{endpoint: '{}', client_id: c, auth_method: client_secret_post, client_secret: {{file: secret}}}}}}\nroutes: [{{name: r}}]\n",
+        idp.url("/i")
+    );
+    let mut config = crate::config::Config::from_yaml(&yaml, &dir).unwrap();
+    let provider = crate::token::provider::Provider::start(
+        config.providers.remove(0),
+        &reqwest::Client::new(),
+    );
+    let error = provider
+        .introspection()
+        .unwrap()
+        .introspect("t")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(*error, IntrospectionError::Status { status, .. } if status == 307),
+        "{error:?}"
+    );
+    assert_eq!(idp.calls(), 1);
+    assert_eq!(thief.calls(), 0, "the redirect target saw the token");
 }
