@@ -48,12 +48,16 @@ pub(crate) async fn read_capped(
     Ok(bytes)
 }
 
-/// The URL for logs and errors: credentials in a URL are secrets.
+/// The URL for logs and errors: credentials in a URL are secrets, and so
+/// may be its query (`?api_key=...`), which is shown as `?redacted`.
 pub(crate) fn display_url(uri: &Url) -> String {
     let mut shown = uri.clone();
     // Both fail only for URLs that cannot carry credentials at all.
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
     shown.to_string()
 }
 

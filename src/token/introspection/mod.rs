@@ -331,22 +331,23 @@ impl Introspector {
             uri: uri.clone(),
             source: source.without_url(),
         };
-        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut form: Vec<(&str, &[u8])> = vec![
+            ("token", token.as_bytes()),
+            ("token_type_hint", b"access_token"),
+        ];
         let mut request = self
             .client
             .post(endpoint.clone())
             .timeout(self.settings.timeout)
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-        let secret_text;
         match &self.settings.client_auth {
             ClientAuth::ClientSecretBasic { client_id, secret } => {
                 request = request.header(AUTHORIZATION, basic_credentials(client_id, secret));
             }
             ClientAuth::ClientSecretPost { client_id, secret } => {
-                secret_text = String::from_utf8_lossy(secret.expose());
-                form.push(("client_id", client_id));
-                form.push(("client_secret", &secret_text));
+                form.push(("client_id", client_id.as_bytes()));
+                form.push(("client_secret", secret.expose()));
             }
             ClientAuth::None => {}
         }
@@ -485,15 +486,16 @@ fn basic_credentials(client_id: &str, secret: &Secret) -> HeaderValue {
     value
 }
 
-/// `application/x-www-form-urlencoded` body.
-fn encode_form(pairs: &[(&str, &str)]) -> String {
+/// `application/x-www-form-urlencoded` body; values are bytes, so a
+/// secret that is not UTF-8 is sent as it is.
+fn encode_form(pairs: &[(&str, &[u8])]) -> String {
     pairs
         .iter()
         .map(|(name, value)| {
             format!(
                 "{}={}",
                 form_component(name.as_bytes()),
-                form_component(value.as_bytes())
+                form_component(value)
             )
         })
         .collect::<Vec<_>>()

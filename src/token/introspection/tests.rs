@@ -610,7 +610,7 @@ fn form_components_are_encoded() {
     assert_eq!(form_component(b"abc-._*XYZ019"), "abc-._*XYZ019");
     assert_eq!(form_component(b"a b&c=d+e/f"), "a+b%26c%3Dd%2Be%2Ff");
     assert_eq!(
-        encode_form(&[("token", "x y"), ("token_type_hint", "access_token")]),
+        encode_form(&[("token", b"x y"), ("token_type_hint", b"access_token")]),
         "token=x+y&token_type_hint=access_token"
     );
 }

@@ -701,9 +701,11 @@ fn issuer_comparison_tolerates_only_a_trailing_slash() {
 }
 
 #[test]
-fn urls_are_shown_without_credentials() {
-    let url = Url::parse("https://user:secret@idp.example/keys?p=x").unwrap();
-    assert_eq!(display_url(&url), "https://idp.example/keys?p=x");
+fn urls_are_shown_without_credentials_or_query() {
+    let url = Url::parse("https://user:secret@idp.example/keys?api_key=s3cret").unwrap();
+    assert_eq!(display_url(&url), "https://idp.example/keys?redacted");
+    let plain = Url::parse("https://idp.example/keys").unwrap();
+    assert_eq!(display_url(&plain), "https://idp.example/keys");
     let error = JwksError::Status {
         uri: display_url(&url),
         status: StatusCode::BAD_GATEWAY,
