@@ -476,19 +476,27 @@ async fn too_many_headers_is_a_400() {
     assert_eq!(deny.status.as_ref().map(|s| s.code), Some(400), "{deny:?}");
 }
 
-#[tokio::test]
-async fn overload_and_slow_checks_get_clean_grpc_errors() {
+/// A server allowing one check at a time for 500ms, with HTTP mode on, and
+/// a gRPC check holding that one place: its unknown kid waits on a JWKS
+/// refetch slower than the timeout.
+struct Saturated {
+    server: InProcess,
+    client: AuthorizationClient<Channel>,
+    slow: tokio::task::JoinHandle<Result<CheckResponse, tonic::Status>>,
+    _idp: Idp,
+}
+
+async fn saturated() -> Saturated {
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
     let yaml = config(
         &format!("jwks_uri: {}", idp.jwks_uri()),
         &[&route("api", "/")],
-        "  max_concurrent_checks: 1\n  check_timeout: 500ms\n",
+        "  http_enabled: true\n  http_listen: 127.0.0.1:0\n  max_concurrent_checks: 1\n  check_timeout: 500ms\n",
     );
     let server = InProcess::start(&yaml, Path::new(".")).await;
     let mut client = AuthorizationClient::new(server.channel().clone());
     wait_until_allowed(&mut client, "/a", &token("ec-1")).await;
 
-    // The refetch for an unknown kid takes longer than the timeout.
     idp.set_delay(Some(Duration::from_secs(3)));
     let slow = {
         let mut client = client.clone();
@@ -501,6 +509,24 @@ async fn overload_and_slow_checks_get_clean_grpc_errors() {
         assert!(tokio::time::Instant::now() < deadline, "no refetch started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    Saturated {
+        server,
+        client,
+        slow,
+        _idp: idp,
+    }
+}
+
+#[tokio::test]
+async fn overload_and_slow_checks_get_clean_grpc_errors() {
+    // Bound whole: a field left out of a pattern would be dropped here,
+    // stopping the server or the IdP.
+    let Saturated {
+        server: _server,
+        mut client,
+        slow,
+        _idp,
+    } = saturated().await;
     let refused = check(&mut client, "/a", Some(&token("ec-1"))).await;
     let status = refused.expect_err("a second concurrent check is refused");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
@@ -524,30 +550,13 @@ async fn overload_and_slow_checks_get_clean_grpc_errors() {
 
 #[tokio::test]
 async fn http_mode_shares_the_limits() {
-    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
-    let yaml = config(
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        &[&route("api", "/")],
-        "  http_enabled: true\n  http_listen: 127.0.0.1:0\n  max_concurrent_checks: 1\n  check_timeout: 500ms\n",
-    );
-    let server = InProcess::start(&yaml, Path::new(".")).await;
+    let Saturated {
+        server,
+        client: _client,
+        slow,
+        _idp,
+    } = saturated().await;
     let url = format!("http://{}/a", server.http_addr().expect("HTTP mode is on"));
-    let mut client = AuthorizationClient::new(server.channel().clone());
-    wait_until_allowed(&mut client, "/a", &token("ec-1")).await;
-
-    // A gRPC check held by a slow refetch takes the only place.
-    idp.set_delay(Some(Duration::from_secs(3)));
-    let slow = {
-        let mut client = client.clone();
-        let rotated = token("ec-2");
-        tokio::spawn(async move { check(&mut client, "/a", Some(&rotated)).await })
-    };
-    let fetches = idp.hits(JWKS_PATH);
-    let deadline = tokio::time::Instant::now() + RELOAD_LIMIT;
-    while idp.hits(JWKS_PATH) == fetches {
-        assert!(tokio::time::Instant::now() < deadline, "no refetch started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     let bearer = format!("Bearer {}", token("ec-1"));
     let refused = support::get(&url, &[("authorization", &bearer)]).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
