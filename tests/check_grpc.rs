@@ -1011,8 +1011,9 @@ async fn discovery_provider_verifies_with_the_discovered_jwks() {
     assert_invalid_token(&tollgate.check_bearer("/api/x", &other).await, &other);
 }
 
-#[tokio::test]
-async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
+/// An IdP serving `ec-1` and tollgate fetching its `jwks_uri` for issuer A,
+/// refetching for an unknown kid at most once a second; ready.
+async fn rotating_idp() -> (Idp, Tollgate) {
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
     let source = format!(
         "    jwks_uri: {}\n    jwks_cache:\n      unknown_kid_refetch_interval: 1s",
@@ -1020,6 +1021,12 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
     );
     let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
     tollgate.wait_ready().await;
+    (idp, tollgate)
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
+    let (idp, tollgate) = rotating_idp().await;
     let initial_fetches = idp.hits(JWKS_PATH);
 
     let token = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
@@ -1056,13 +1063,7 @@ async fn an_unknown_kid_refetches_the_jwks_and_picks_up_a_rotated_key() {
 
 #[tokio::test]
 async fn a_remembered_verification_ends_when_its_key_is_rotated_out() {
-    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
-    let source = format!(
-        "    jwks_uri: {}\n    jwks_cache:\n      unknown_kid_refetch_interval: 1s",
-        idp.jwks_uri()
-    );
-    let tollgate = Tollgate::start(&remote_config(ISSUER_A, &source)).await;
-    tollgate.wait_ready().await;
+    let (idp, tollgate) = rotating_idp().await;
     let old = mint(&ec1_key(), ISSUER_A, &["read"], Value::Null);
     allowed(&tollgate.check_bearer("/api/x", &old).await);
     allowed(&tollgate.check_bearer("/api/x", &old).await);
