@@ -599,10 +599,10 @@ async fn tokens_from_the_dev_token_command_are_accepted() {
 
 #[tokio::test]
 async fn unreachable_jwks_fails_closed_and_names_the_provider() {
-    // A port that was free a moment ago: connections to it are refused.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+    // Port 1 (tcpmux) on loopback: nothing listens there, so connections
+    // are refused. A port freed by the test instead could be handed to a
+    // parallel test's server, which would then receive the key fetches.
+    let closed = "127.0.0.1:1";
     let config = config(&format!("jwks_uri: http://{closed}/jwks"));
     let echo = EchoUpstream::start().await;
     let tollgate = TollgateProcess::start_listening(&config).await;
@@ -637,7 +637,7 @@ async fn unreachable_jwks_fails_closed_and_names_the_provider() {
     let fetch = tollgate.wait_for_log("JWKS fetch failed").await;
     assert!(fetch.contains("provider=fixtures"), "{fetch}");
     assert!(
-        tollgate.logs().contains(&closed.to_string()),
+        tollgate.logs().contains(closed),
         "the logs should say which URL failed:\n{}",
         tollgate.logs()
     );
