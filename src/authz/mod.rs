@@ -217,19 +217,9 @@ impl Authorizer {
         Ok(match decision {
             Decision::Deny(denial) if route.output.dry_run => {
                 output::log_dry_run(request, &denial);
-                let mut grant = self.grant(request, Some(route), None, Vec::new(), Map::new());
-                // Let through, but vouched for by nothing: a request the route
-                // would refuse gets none of its static headers either.
-                let statics = &route.output.static_headers;
-                grant
-                    .upstream
-                    .set
-                    .retain(|(name, _)| !statics.iter().any(|(s, _)| s == name));
-                grant
-                    .upstream
-                    .remove
-                    .extend(statics.iter().map(|(name, _)| name.clone()));
-                Decision::Allow(grant)
+                // Let through, but vouched for by nothing: nothing is set, so
+                // every identity header (static ones included) is removed.
+                Decision::Allow(self.grant(request, Some(route), None, Vec::new(), Map::new()))
             }
             decision => decision,
         })
@@ -243,11 +233,13 @@ impl Authorizer {
     ) -> Result<Decision, Fault> {
         let route_name = Some(route.name.clone());
         if route.anonymous {
+            let mut set = Vec::new();
+            output::add_static(&mut set, &route.output.static_headers);
             return Ok(Decision::Allow(self.grant(
                 request,
                 Some(route),
                 None,
-                Vec::new(),
+                set,
                 Map::new(),
             )));
         }
@@ -295,6 +287,7 @@ impl Authorizer {
             &granted,
         )
         .await?;
+        output::add_static(&mut set, &route.output.static_headers);
         let metadata = output::metadata(route, &claims);
         Ok(Decision::Allow(self.grant(
             request,
@@ -338,11 +331,8 @@ impl Authorizer {
         &self,
         request: &AuthzRequest,
         route: Option<&RoutePolicy>,
-        mut set: Vec<(String, String)>,
+        set: Vec<(String, String)>,
     ) -> UpstreamHeaders {
-        if let Some(route) = route {
-            output::add_static(&mut set, &route.output.static_headers);
-        }
         let remove_token = route.is_some_and(|route| route.remove_token_header);
         let mut remove: Vec<String> = self
             .identity_headers

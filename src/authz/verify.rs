@@ -26,8 +26,9 @@ impl Authorizer {
         if token.len() > self.max_token_bytes {
             return Ok(Err(TokenProblem::TooLong));
         }
-        let key = self.verified.enabled().then(|| token_key(token));
-        if let Some(hit) = key.as_ref().and_then(|key| self.verified.get(key)) {
+        // Hashed once: the verified-JWT and introspection caches share it.
+        let key = token_key(token);
+        if let Some(hit) = self.verified.get(&key) {
             let provider = &self.providers[hit.provider];
             // A route that does not accept the provider takes the long way,
             // which names the reason.
@@ -46,7 +47,7 @@ impl Authorizer {
             // it names an issuer the introspector may not be.
             Err(TokenProblem::Malformed) if !jwt::is_jws_shaped(token) => {
                 return match self.route_introspector(route, Sent::Opaque) {
-                    Some((provider, introspector)) => Ok(introspect(introspector, token)
+                    Some((provider, introspector)) => Ok(introspect(introspector, token, key)
                         .await?
                         .map(|c| (provider, c))),
                     None => Ok(Err(TokenProblem::Malformed)),
@@ -63,7 +64,7 @@ impl Authorizer {
         });
         let Some(index) = local else {
             return match self.route_introspector(route, Sent::Jws(issuer)) {
-                Some((provider, introspector)) => Ok(introspect(introspector, token)
+                Some((provider, introspector)) => Ok(introspect(introspector, token, key)
                     .await?
                     .map(|c| (provider, c))),
                 None if issuer.is_none() => Ok(Err(TokenProblem::InvalidClaims)),
@@ -87,16 +88,13 @@ impl Authorizer {
             // it is still active (its own cache bounds the calls). Its own
             // claims stay the ones that count.
             Some(introspector) if introspector.introspects_jwts() => {
-                if let Err(problem) = introspect(introspector, token).await? {
+                if let Err(problem) = introspect(introspector, token, key).await? {
                     return Ok(Err(problem));
                 }
             }
-            _ => {
-                if let Some(key) = key {
-                    self.verified
-                        .insert(key, index, Arc::clone(&claims), verified.keys);
-                }
-            }
+            _ => self
+                .verified
+                .insert(key, index, Arc::clone(&claims), verified.keys),
         }
         Ok(Ok((provider, claims)))
     }
@@ -136,8 +134,9 @@ enum Sent<'a> {
 async fn introspect(
     introspector: &Introspector,
     token: &str,
+    key: [u8; 32],
 ) -> Result<Result<Claims, TokenProblem>, Fault> {
-    match introspector.introspect(token).await {
+    match introspector.introspect_hashed(token, key).await {
         Ok(Introspection::Active(claims)) => Ok(introspector.validate(&claims).map(|()| claims)),
         Ok(Introspection::Inactive) => Ok(Err(TokenProblem::Inactive)),
         Err(source) => Err(Fault::Introspection(IntrospectionFailed {

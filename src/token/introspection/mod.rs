@@ -262,7 +262,16 @@ impl Introspector {
     /// Asks whether `token` is active, from the cache when possible.
     /// Concurrent calls for one uncached token share one request.
     pub async fn introspect(&self, token: &str) -> Result<Introspection, Arc<IntrospectionError>> {
-        let key = token_key(token);
+        self.introspect_hashed(token, token_key(token)).await
+    }
+
+    /// [`Introspector::introspect`] for a caller that has hashed the token
+    /// already: `key` must be [`token_key`] of `token`.
+    pub async fn introspect_hashed(
+        &self,
+        token: &str,
+        key: [u8; 32],
+    ) -> Result<Introspection, Arc<IntrospectionError>> {
         let mut called = false;
         let cached = self
             .cache
