@@ -169,6 +169,20 @@ impl TollgateProcess {
         self.addr
     }
 
+    /// The process's resident set size in bytes (`VmRSS` in
+    /// `/proc/<pid>/status`), for tests that bound memory under load.
+    pub fn rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("no VmRSS line in {path}:\n{status}"))
+    }
+
     /// Sends signal `name` (`TERM`, `HUP`) to the process with `kill(1)`.
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
