@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::jwk::KeySet;
 use super::jwks::{Jwks, JwksError};
+use super::members::has_unique_members;
 use super::{TokenProblem, unix_now};
 use crate::config::{JwtSettings, ProviderSettings};
 
@@ -40,7 +41,8 @@ struct RawIssuer {
 }
 
 /// Reads the header and issuer of a compact JWS. JWE (five parts) and
-/// anything that is not three base64url parts of JSON is malformed.
+/// anything that is not three base64url parts of JSON is malformed, as is
+/// a header or payload that repeats a member name (see [`super::members`]).
 pub fn peek(token: &str) -> Result<Unverified, TokenProblem> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
@@ -48,7 +50,7 @@ pub fn peek(token: &str) -> Result<Unverified, TokenProblem> {
     else {
         return Err(TokenProblem::Malformed);
     };
-    let header: RawHeader = decode_json(header)?;
+    let header: RawHeader = decode_unique(header)?;
     // RFC 7515 §4.1.11: a `crit` extension we do not understand must be refused;
     // tollgate understands none.
     if header.crit.is_some() {
@@ -58,7 +60,7 @@ pub fn peek(token: &str) -> Result<Unverified, TokenProblem> {
         .alg
         .parse::<Algorithm>()
         .map_err(|_| TokenProblem::DisallowedAlgorithm)?;
-    let payload: RawIssuer = decode_json(payload)?;
+    let payload: RawIssuer = decode_unique(payload)?;
     let issuer = match payload.iss {
         Some(Value::String(iss)) => Some(iss),
         None => None,
@@ -84,10 +86,22 @@ pub fn is_jws_shaped(token: &str) -> bool {
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProblem> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenProblem::Malformed)?;
+    serde_json::from_slice(&decode_base64url(part)?).map_err(|_| TokenProblem::Malformed)
+}
+
+/// As [`decode_json`], refusing a repeated member name at any depth.
+fn decode_unique<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProblem> {
+    let bytes = decode_base64url(part)?;
+    if !has_unique_members(&bytes) {
+        return Err(TokenProblem::Malformed);
+    }
     serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Malformed)
+}
+
+fn decode_base64url(part: &str) -> Result<Vec<u8>, TokenProblem> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenProblem::Malformed)
 }
 
 /// A token that verified.
@@ -346,6 +360,37 @@ mod tests {
             b64("{}")
         );
         assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed));
+    }
+
+    #[test]
+    fn repeated_member_names_are_malformed() {
+        for (header, payload) in [
+            (
+                r#"{"alg":"none","alg":"ES256"}"#,
+                r#"{"iss":"https://idp"}"#,
+            ),
+            (
+                r#"{"alg":"ES256","kid":"a","kid":"b"}"#,
+                r#"{"iss":"https://idp"}"#,
+            ),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"iss":"https://idp","scope":"a","scope":"b"}"#,
+            ),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"iss":"https://idp","x":{"r":1,"r":2}}"#,
+            ),
+        ] {
+            let token = format!("{}.{}.sig", b64(header), b64(payload));
+            assert_eq!(
+                peek(&token).err(),
+                Some(TokenProblem::Malformed),
+                "{header} {payload}"
+            );
+            // Still a JWS, never mistaken for an opaque token.
+            assert!(is_jws_shaped(&token));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod introspection;
 pub mod jwk;
 pub mod jwks;
 pub mod jwt;
+mod members;
 pub mod provider;
 pub mod verified;
 
