@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::jwk::KeySet;
 use super::jwks::{Jwks, JwksError};
 use super::members::has_unique_members;
-use super::{TokenProblem, unix_now};
+use super::{TokenProblem, time_claim, unix_now};
 use crate::config::{JwtSettings, ProviderSettings};
 
 /// What can be read from a JWS before verifying it: enough to pick the
@@ -194,7 +194,7 @@ impl JwtProvider {
             (result, Some(keys))
         };
         Ok(result
-            .and_then(|claims| self.check_issued_at(claims))
+            .and_then(|claims| check_times(&claims, unix_now(), self.leeway).map(|()| claims))
             .map(|claims| Verified { claims, keys }))
     }
 
@@ -241,22 +241,26 @@ impl JwtProvider {
         }
         Ok((outcome, keys))
     }
+}
 
-    /// jsonwebtoken does not look at `iat`; a token issued in the future is
-    /// as suspect as one not yet valid.
-    fn check_issued_at(
-        &self,
-        claims: Map<String, Value>,
-    ) -> Result<Map<String, Value>, TokenProblem> {
-        match claims.get("iat") {
-            None => Ok(claims),
-            Some(iat) => match iat.as_f64() {
-                Some(iat) if iat <= (unix_now() + self.leeway) as f64 => Ok(claims),
-                Some(_) => Err(TokenProblem::NotYetValid),
-                None => Err(TokenProblem::InvalidClaims),
-            },
+/// The time claims at `now` (Unix seconds) with `leeway`: `exp` no earlier
+/// than `now - leeway`, `nbf` and `iat` no later than `now + leeway`.
+/// jsonwebtoken checks `exp` and `nbf` too, but rounds a fractional
+/// NumericDate to the nearest second first, which stretches a token's life
+/// by up to half a second; here they count as written. jsonwebtoken does
+/// not look at `iat`: a token issued in the future is as suspect as one not
+/// yet valid.
+fn check_times(claims: &Map<String, Value>, now: u64, leeway: u64) -> Result<(), TokenProblem> {
+    let (earliest, latest) = (now as f64 - leeway as f64, (now + leeway) as f64);
+    if time_claim(claims, "exp")?.is_some_and(|exp| exp < earliest) {
+        return Err(TokenProblem::Expired);
+    }
+    for name in ["nbf", "iat"] {
+        if time_claim(claims, name)?.is_some_and(|at| at > latest) {
+            return Err(TokenProblem::NotYetValid);
         }
     }
+    Ok(())
 }
 
 fn decode(
@@ -390,6 +394,47 @@ mod tests {
             );
             // Still a JWS, never mistaken for an opaque token.
             assert!(is_jws_shaped(&token));
+        }
+    }
+
+    fn times(claims: serde_json::Value) -> Map<String, Value> {
+        match claims {
+            Value::Object(map) => map,
+            _ => panic!("claims must be an object"),
+        }
+    }
+
+    #[test]
+    fn time_claims_count_as_written_at_the_leeway_boundary() {
+        use serde_json::json;
+        let (now, leeway) = (1_000_000, 30);
+        let check = |claims| check_times(&times(claims), now, leeway);
+        assert_eq!(check(json!({"exp": now - leeway})), Ok(()));
+        assert_eq!(
+            check(json!({"exp": now - leeway - 1})),
+            Err(TokenProblem::Expired)
+        );
+        // jsonwebtoken would round this up to `now - leeway` and accept it.
+        assert_eq!(
+            check(json!({"exp": (now - leeway) as f64 - 0.5})),
+            Err(TokenProblem::Expired)
+        );
+        assert_eq!(check(json!({"exp": (now + 300) as f64 + 0.5})), Ok(()));
+        for name in ["nbf", "iat"] {
+            assert_eq!(check(json!({"exp": now + 300, name: now + leeway})), Ok(()));
+            assert_eq!(
+                check(json!({"exp": now + 300, name: now + leeway + 1})),
+                Err(TokenProblem::NotYetValid)
+            );
+            // jsonwebtoken would round this down to `now + leeway` and accept it.
+            assert_eq!(
+                check(json!({"exp": now + 300, name: (now + leeway) as f64 + 0.4})),
+                Err(TokenProblem::NotYetValid)
+            );
+            assert_eq!(
+                check(json!({"exp": now + 300, name: "soon"})),
+                Err(TokenProblem::InvalidClaims)
+            );
         }
     }
 

@@ -72,6 +72,20 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A NumericDate claim: absent, or a finite number; anything else is invalid.
+pub(crate) fn time_claim(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<Option<f64>, TokenProblem> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => match value.as_f64() {
+            Some(at) if at.is_finite() => Ok(Some(at)),
+            _ => Err(TokenProblem::InvalidClaims),
+        },
+    }
+}
+
 /// What is left of `ttl` before `exp` (a NumericDate) passes at `now`:
 /// zero once it has, or when `exp` is not a finite number.
 pub(crate) fn until_exp(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Expectations;
-use crate::token::TokenProblem;
 use crate::token::fetch::same_issuer;
+use crate::token::{TokenProblem, time_claim};
 
 /// What the endpoint said about a token.
 #[derive(Clone, Debug)]
@@ -117,15 +117,4 @@ pub(super) fn validate(
         }
     }
     Ok(())
-}
-
-/// A NumericDate claim: absent, or a finite number; anything else is invalid.
-fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenProblem> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(value) => match value.as_f64() {
-            Some(at) if at.is_finite() => Ok(Some(at)),
-            _ => Err(TokenProblem::InvalidClaims),
-        },
-    }
 }
