@@ -43,15 +43,20 @@ impl std::fmt::Display for ClaimPath {
 
 /// The scopes a token grants, read from the first of `claim_names` that is
 /// present: a space-separated string (RFC 8693 `scope`) or an array of
-/// strings (`scp` as Okta and Azure AD send it). A claim of any other type
-/// grants nothing.
+/// strings (`scp` as Okta and Azure AD send it). A claim of any other type,
+/// an array holding anything but strings included, grants nothing: no
+/// guessing which of its parts the issuer meant.
 pub fn scopes<'a>(claims: &'a Map<String, Value>, claim_names: &[String]) -> Vec<&'a str> {
     let Some(value) = claim_names.iter().find_map(|name| claims.get(name)) else {
         return Vec::new();
     };
     match value {
         Value::String(list) => list.split_ascii_whitespace().collect(),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }
@@ -206,9 +211,13 @@ mod tests {
             ["read", "write"]
         );
         assert_eq!(
-            scopes(&claims(json!({"scp": ["read", 7, "write"]})), &names),
+            scopes(&claims(json!({"scp": ["read", "write"]})), &names),
             ["read", "write"]
         );
+        // An array with anything but strings is the wrong type as a whole.
+        assert!(scopes(&claims(json!({"scp": ["read", 7, "write"]})), &names).is_empty());
+        assert!(scopes(&claims(json!({"scp": ["read", {"admin": true}]})), &names).is_empty());
+        assert!(scopes(&claims(json!({"scp": [1, 2]})), &names).is_empty());
         assert_eq!(scopes(&claims(json!({"scp": "read"})), &names), ["read"]);
         assert!(scopes(&claims(json!({"scope": 42})), &names).is_empty());
         assert!(scopes(&claims(json!({"scope": {"read": true}})), &names).is_empty());
