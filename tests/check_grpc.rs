@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
@@ -114,26 +114,6 @@ fn token_a() -> String {
 
 fn b64(json: &Value) -> String {
     URL_SAFE_NO_PAD.encode(json.to_string())
-}
-
-/// The RSA test key's public half as PEM text: what a key-confusion attacker
-/// would use as an HMAC secret.
-fn rsa_public_pem() -> String {
-    use aws_lc_rs::encoding::AsDer as _;
-    use aws_lc_rs::signature::KeyPair as _;
-    let pem = String::from_utf8(fixture("rsa-2048.pem")).expect("PEM is text");
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let pkcs8 = STANDARD.decode(body).expect("PEM body is base64");
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).expect("RSA PKCS#8 key");
-    let der = pair.public_key().as_der().expect("public key DER");
-    let encoded = STANDARD.encode(der.as_ref());
-    let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
-    for chunk in encoded.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END PUBLIC KEY-----\n");
-    out
 }
 
 // ---------------------------------------------------------------------------

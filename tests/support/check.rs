@@ -39,6 +39,35 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
+/// The RSA test key's public half as PEM text: what a key-confusion attacker
+/// would use as an HMAC secret.
+pub fn rsa_public_pem() -> String {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+    let pkcs8 = pem_der(&fixture("rsa-2048.pem"));
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).expect("RSA PKCS#8 key");
+    let der = pair.public_key().as_der().expect("public key DER");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut out = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in encoded.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END PUBLIC KEY-----\n");
+    out
+}
+
+/// The DER bytes of a one-object PEM file (a PKCS#8 key, a certificate).
+pub fn pem_der(pem: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = std::str::from_utf8(pem).expect("PEM is text");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM body is base64")
+}
+
 /// tollgate serving in-process, with an `Authorization` client; shut down
 /// on drop.
 pub struct Tollgate {
