@@ -821,10 +821,10 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     let mut vars = vars(attacker.url());
     let mut failures = Vec::new();
     let mut tokens = Vec::new();
-    let mut judged = [0usize; 2];
+    let mut judged = 0;
 
     for entry in &entries {
-        let outcome = run(entry, &mut vars, async |vars| {
+        let grpc = run(entry, &mut vars, async |vars| {
             let attempt = attempt(entry, vars)?;
             let verdict = match client.clone().check(check_request(entry, &attempt)).await {
                 Ok(answer) => judge_grpc(entry, answer.get_ref(), &attempt.token),
@@ -834,26 +834,7 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
             verdict
         })
         .await;
-        judged[0] += 1;
-        if let Err(problem) = outcome.and_then(|verdict| verdict) {
-            failures.push(format!("gRPC: {}: {problem}", entry.label()));
-        }
-        if !serving().await {
-            failures.push(format!(
-                "gRPC: {}: tollgate is no longer SERVING",
-                entry.label()
-            ));
-        }
-        if attacker.connections() != 0 {
-            failures.push(format!(
-                "gRPC: {}: tollgate connected to the attacker's URL",
-                entry.label()
-            ));
-        }
-    }
-
-    for entry in &entries {
-        let outcome = run(entry, &mut vars, async |vars| {
+        let envoy = run(entry, &mut vars, async |vars| {
             let attempt = attempt(entry, vars)?;
             let verdict = match send(&http, &stack, entry, &attempt).await {
                 Ok(response) => judge_envoy(entry, &response, &attempt.token),
@@ -863,15 +844,26 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
             verdict
         })
         .await;
-        judged[1] += 1;
-        if let Err(problem) = outcome.and_then(|verdict| verdict) {
-            failures.push(format!("Envoy: {}: {problem}", entry.label()));
+        for (via, outcome) in [("gRPC", grpc), ("Envoy", envoy)] {
+            judged += 1;
+            if let Err(problem) = outcome.and_then(|verdict| verdict) {
+                failures.push(format!("{via}: {}: {problem}", entry.label()));
+            }
+        }
+        if !serving().await {
+            failures.push(format!("{}: tollgate is no longer SERVING", entry.label()));
+        }
+        if attacker.connections() != 0 {
+            failures.push(format!(
+                "{}: tollgate connected to the attacker's URL",
+                entry.label()
+            ));
         }
     }
     assert_eq!(
         judged,
-        [ENTRIES, ENTRIES],
-        "every entry judged in both runs"
+        2 * ENTRIES,
+        "every entry judged over gRPC and through Envoy"
     );
 
     // Log lines follow their answers; one last check marks the end.
