@@ -7,6 +7,11 @@
 //! 500 or never answer at all (outage), add a `Cache-Control` header to the
 //! JWKS, delay every answer (a slow IdP), and count the requests each path
 //! received (outage requests included).
+//!
+//! For the fault tests, each path can also misbehave on its own
+//! ([`Idp::set_fault`] with a [`Fault`]): slow, a 500, garbage, an endless,
+//! huge or trickling body, HTML, truncated JSON, keys tollgate must refuse,
+//! or an introspection answer whose `active` is not a boolean.
 
 // clippy.toml lets `#[test]` functions panic on a failed expectation; the
 // helpers here are part of the tests in the same way.
@@ -16,15 +21,18 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_stream::StreamExt as _;
 
 /// The discovery document's path.
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
@@ -42,6 +50,104 @@ pub enum IdpMode {
     Fail,
     /// Accept requests and never answer them.
     Hang,
+}
+
+/// One of the paths the IdP serves, for [`Idp::set_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/.well-known/openid-configuration`.
+    Discovery,
+    /// `/jwks`.
+    Jwks,
+    /// `/introspect`.
+    Introspection,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        match path {
+            DISCOVERY_PATH => Some(Endpoint::Discovery),
+            JWKS_PATH => Some(Endpoint::Jwks),
+            INTROSPECTION_PATH => Some(Endpoint::Introspection),
+            _ => None,
+        }
+    }
+}
+
+/// Size of [`Fault::Huge`]'s body.
+pub const HUGE_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// How often [`Fault::Trickle`] sends its next byte.
+pub const TRICKLE_INTERVAL: Duration = Duration::from_millis(100);
+/// The `kid` of the keys the key faults publish: the second EC test key's,
+/// except [`Fault::RsaKeyWithEs256`] (`rsa-1`) and [`Fault::OnlyOctKeys`]
+/// (`hs-1`).
+pub const WRONG_KEY_KID: &str = "ec-2";
+/// The secret of [`Fault::OnlyOctKeys`]'s `oct` key (`kid` `hs-1`), long
+/// enough for HS256: a token signed with it must still never verify.
+pub const OCT_SECRET: &[u8] = b"a-published-hmac-secret-of-32-bytes!";
+
+/// How one path of the IdP misbehaves. Every fault but [`Fault::Slow`] and
+/// [`Fault::ServerError`] answers `200`, so only the body can tell tollgate
+/// something is wrong. The key faults replace only a JWKS and the `Active*`
+/// ones only an introspection answer; on other paths they leave the answer
+/// healthy, so [`Idp::set_key_fault`] lets discovery lead to the bad keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The healthy answer, after this delay (make it longer than
+    /// tollgate's timeout).
+    Slow(Duration),
+    /// `500 Internal Server Error`.
+    ServerError,
+    /// `200`, `application/json`, 4 KiB of bytes that are neither JSON nor UTF-8.
+    Garbage,
+    /// `200`, chunked, a JSON-looking body that never ends.
+    Endless,
+    /// `200` declaring [`HUGE_BODY_BYTES`] (64 MiB) and streaming all of it.
+    Huge,
+    /// `200` and then one byte every [`TRICKLE_INTERVAL`], forever: every
+    /// read is quick, only a deadline on the whole body ends it.
+    Trickle,
+    /// `200`, `text/html`: an HTML error page, as a proxy or a login wall sends.
+    HtmlPage,
+    /// `200` with the healthy JSON document labelled `text/html`. tollgate
+    /// does not trust content types, so this one is *not* a fault for it:
+    /// the body parses, and is used.
+    JsonAsHtml,
+    /// `200`, `application/json`, the first half of the healthy document.
+    Truncated,
+    /// A JWKS of one symmetric (`kty: oct`) key, `kid` `hs-1`, [`OCT_SECRET`].
+    OnlyOctKeys,
+    /// A JWKS of one key with `kty: "XYZ"` (the second EC key's material).
+    UnknownKty,
+    /// A JWKS of the second EC key, `alg` saying `RS256`.
+    EcKeyWithRs256,
+    /// A JWKS of the RSA test key, `alg` saying `ES256`.
+    RsaKeyWithEs256,
+    /// A JWKS of the second EC key marked `use: enc`.
+    EncryptionKey,
+    /// The healthy introspection answer with `active: "true"`.
+    ActiveAsString,
+    /// The healthy introspection answer with `active: 1`.
+    ActiveAsNumber,
+    /// The healthy introspection answer without `active`.
+    ActiveMissing,
+}
+
+impl Fault {
+    /// Whether this fault changes what `endpoint` answers.
+    fn applies_to(self, endpoint: Endpoint) -> bool {
+        match self {
+            Fault::OnlyOctKeys
+            | Fault::UnknownKty
+            | Fault::EcKeyWithRs256
+            | Fault::RsaKeyWithEs256
+            | Fault::EncryptionKey => endpoint == Endpoint::Jwks,
+            Fault::ActiveAsString | Fault::ActiveAsNumber | Fault::ActiveMissing => {
+                endpoint == Endpoint::Introspection
+            }
+            _ => true,
+        }
+    }
 }
 
 /// The IdP; it stops (with its open connections) when dropped.
@@ -66,6 +172,8 @@ struct Inner {
     cache_control: Option<String>,
     /// Wait this long before answering.
     delay: Option<std::time::Duration>,
+    /// Faults by path; a fault overrides `mode` on its path.
+    faults: HashMap<Endpoint, Fault>,
     hits: HashMap<String, usize>,
     /// Introspection answers by token; unknown tokens are inactive.
     introspection: HashMap<String, serde_json::Value>,
@@ -131,6 +239,7 @@ impl Idp {
                 mode,
                 cache_control: None,
                 delay: None,
+                faults: HashMap::new(),
                 hits: HashMap::new(),
                 introspection: HashMap::new(),
                 last_introspection: None,
@@ -185,6 +294,23 @@ impl Idp {
     /// Waits `delay` before each answer from the next request on (a slow IdP).
     pub fn set_delay(&self, delay: Option<std::time::Duration>) {
         self.state.lock().delay = delay;
+    }
+
+    /// Answers `endpoint` with `fault` from the next request on (`None`:
+    /// healthy again). Other paths are not affected.
+    pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        let mut inner = self.state.lock();
+        match fault {
+            Some(fault) => inner.faults.insert(endpoint, fault),
+            None => inner.faults.remove(&endpoint),
+        };
+    }
+
+    /// [`Idp::set_fault`] for both paths keys come through: discovery and
+    /// the JWKS.
+    pub fn set_key_fault(&self, fault: Option<Fault>) {
+        self.set_fault(Endpoint::Discovery, fault);
+        self.set_fault(Endpoint::Jwks, fault);
     }
 
     /// How many requests `path` has received, whatever the answer was.
@@ -245,10 +371,13 @@ async fn serve(listener: TcpListener, state: Arc<State>, tls: Option<tokio_rustl
     }
 }
 
+/// What the IdP sends back; streamed for the endless and huge faults.
+type Body = BoxBody<Bytes, Infallible>;
+
 async fn answer(
     request: Request<Incoming>,
     state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
     let authorization = request
         .headers()
@@ -259,7 +388,7 @@ async fn answer(
         Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
         Err(_) => String::new(),
     };
-    let (mode, jwks, cache_control, introspected, delay) = {
+    let (mode, jwks, cache_control, introspected, delay, fault) = {
         let mut inner = state.lock();
         *inner.hits.entry(path.clone()).or_insert(0) += 1;
         let introspected = if path == INTROSPECTION_PATH {
@@ -275,12 +404,17 @@ async fn answer(
         } else {
             None
         };
+        let fault = Endpoint::of(&path).and_then(|endpoint| {
+            let fault = inner.faults.get(&endpoint).copied();
+            fault.filter(|fault| fault.applies_to(endpoint))
+        });
         (
             inner.mode,
             inner.jwks.clone(),
             inner.cache_control.clone(),
             introspected,
             inner.delay,
+            fault,
         )
     };
     if let Some(delay) = delay {
@@ -288,9 +422,9 @@ async fn answer(
     }
     let mut builder = Response::builder().header(header::CONTENT_TYPE, "application/json");
     let (status, body) = match mode {
-        IdpMode::Hang => std::future::pending().await,
-        IdpMode::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "{}".to_owned()),
-        IdpMode::Serve if path == DISCOVERY_PATH => {
+        IdpMode::Hang if fault.is_none() => std::future::pending().await,
+        IdpMode::Fail if fault.is_none() => (StatusCode::INTERNAL_SERVER_ERROR, "{}".to_owned()),
+        _ if path == DISCOVERY_PATH => {
             let document = serde_json::json!({
                 "issuer": state.base_url,
                 "jwks_uri": format!("{}{JWKS_PATH}", state.base_url),
@@ -299,22 +433,146 @@ async fn answer(
             });
             (StatusCode::OK, document.to_string())
         }
-        IdpMode::Serve if path == JWKS_PATH => {
+        _ if path == JWKS_PATH => {
             if let Some(value) = cache_control {
                 builder = builder.header(header::CACHE_CONTROL, value);
             }
             (StatusCode::OK, jwks)
         }
-        IdpMode::Serve if path == INTROSPECTION_PATH => {
+        _ if path == INTROSPECTION_PATH => {
             (StatusCode::OK, introspected.unwrap_or_default().to_string())
         }
-        IdpMode::Serve => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned()),
+        _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned()),
     };
-    let response = builder
-        .status(status)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|e| panic!("building the IdP response: {e}"));
-    Ok(response)
+    let response = match fault {
+        None => builder.status(status).body(full(body)),
+        Some(fault) => faulty(fault, body).await,
+    };
+    Ok(response.unwrap_or_else(|e| panic!("building the IdP response: {e}")))
+}
+
+/// The answer `fault` gives instead of the healthy `body`.
+async fn faulty(fault: Fault, body: String) -> Result<Response<Body>, hyper::http::Error> {
+    const JSON: &str = "application/json";
+    let ok = |content_type: &str| {
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, content_type)
+    };
+    let keys = |jwk: serde_json::Value| serde_json::json!({ "keys": [jwk] }).to_string();
+    let ec2 = || -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(include_str!("../fixtures/keys/ec-p256-2.jwk.json"))
+            .expect("EC fixture JWK")
+    };
+    let with_active = |active: Option<serde_json::Value>| {
+        let mut answer: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&body).unwrap_or_default();
+        match active {
+            Some(active) => answer.insert("active".to_owned(), active),
+            None => answer.remove("active"),
+        };
+        serde_json::Value::Object(answer).to_string()
+    };
+    match fault {
+        Fault::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            ok(JSON).body(full(body))
+        }
+        Fault::ServerError => Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .header(header::CONTENT_TYPE, JSON)
+            .body(full(r#"{"error":"server_error"}"#.to_owned())),
+        Fault::Garbage => {
+            // Deterministic, and never valid UTF-8: 0xFF cannot occur in it.
+            let bytes: Vec<u8> = (0..4096u32).map(|i| 0x80 | (i * 37 % 0x7F) as u8).collect();
+            ok(JSON).body(Full::new(Bytes::from(bytes)).boxed())
+        }
+        Fault::Endless => {
+            let chunks = tokio_stream::iter(std::iter::repeat(filler_chunk()));
+            ok(JSON).body(stream(tokio_stream::iter([json_opening()]).chain(chunks)))
+        }
+        Fault::Huge => {
+            let chunk = filler_chunk();
+            let count = (HUGE_BODY_BYTES as usize).div_ceil(chunk.len());
+            let chunks = std::iter::repeat_n(chunk, count)
+                .enumerate()
+                .map(|(i, chunk)| {
+                    // The last chunk is cut so the body is exactly as declared.
+                    let end = (HUGE_BODY_BYTES as usize - i * chunk.len()).min(chunk.len());
+                    chunk.slice(..end)
+                });
+            ok(JSON)
+                .header(header::CONTENT_LENGTH, HUGE_BODY_BYTES)
+                .body(stream(tokio_stream::iter(chunks)))
+        }
+        Fault::Trickle => {
+            let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+                TRICKLE_INTERVAL,
+            ));
+            ok(JSON).body(stream(ticks.map(|_| Bytes::from_static(b" "))))
+        }
+        Fault::HtmlPage => ok("text/html; charset=utf-8").body(full(
+            "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>\
+             <body><h1>Bad Gateway</h1><p>The upstream is down.</p></body></html>"
+                .to_owned(),
+        )),
+        Fault::JsonAsHtml => ok("text/html; charset=utf-8").body(full(body)),
+        Fault::Truncated => {
+            let half = body.len() / 2;
+            ok(JSON).body(Full::new(Bytes::from(body.into_bytes()).slice(..half)).boxed())
+        }
+        Fault::OnlyOctKeys => {
+            use base64::Engine as _;
+            let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(OCT_SECRET);
+            let jwk = serde_json::json!({"kty": "oct", "kid": "hs-1", "alg": "HS256", "use": "sig", "k": k});
+            ok(JSON).body(full(keys(jwk)))
+        }
+        Fault::UnknownKty => {
+            let mut jwk = ec2();
+            jwk.insert("kty".to_owned(), "XYZ".into());
+            ok(JSON).body(full(keys(jwk.into())))
+        }
+        Fault::EcKeyWithRs256 => {
+            let mut jwk = ec2();
+            jwk.insert("alg".to_owned(), "RS256".into());
+            ok(JSON).body(full(keys(jwk.into())))
+        }
+        Fault::RsaKeyWithEs256 => {
+            let mut jwk: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(include_str!("../fixtures/keys/rsa-2048.jwk.json"))
+                    .expect("RSA fixture JWK");
+            jwk.insert("alg".to_owned(), "ES256".into());
+            ok(JSON).body(full(keys(jwk.into())))
+        }
+        Fault::EncryptionKey => {
+            let mut jwk = ec2();
+            jwk.insert("use".to_owned(), "enc".into());
+            ok(JSON).body(full(keys(jwk.into())))
+        }
+        Fault::ActiveAsString => ok(JSON).body(full(with_active(Some("true".into())))),
+        Fault::ActiveAsNumber => ok(JSON).body(full(with_active(Some(1.into())))),
+        Fault::ActiveMissing => ok(JSON).body(full(with_active(None))),
+    }
+}
+
+fn full(body: String) -> Body {
+    Full::new(Bytes::from(body)).boxed()
+}
+
+/// A streamed body; it ends when the client goes away or the stream does.
+fn stream(chunks: impl tokio_stream::Stream<Item = Bytes> + Send + Sync + 'static) -> Body {
+    StreamBody::new(chunks.map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)))).boxed()
+}
+
+/// The start of a document that would parse if it ever ended, so only a
+/// size cap (not a parse error) can stop a reader.
+fn json_opening() -> Bytes {
+    Bytes::from_static(br#"{"active":true,"keys":["#)
+}
+
+/// 64 KiB of `0,` repeated: the middle of the endless and huge bodies.
+fn filler_chunk() -> Bytes {
+    Bytes::from("0,".repeat(32 * 1024))
 }
 
 /// The decoded value of `name` in a form-urlencoded body.
