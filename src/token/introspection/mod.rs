@@ -9,7 +9,8 @@
 
 mod response;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,7 +20,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 pub use response::{Introspection, ResponseError};
@@ -190,8 +191,23 @@ pub struct Introspector {
     settings: IntrospectionSettings,
     expectations: Expectations,
     client: reqwest::Client,
-    endpoint: OnceCell<Url>,
+    endpoint: OnceLock<Url>,
+    discovery: Discovery,
     cache: Cache<[u8; 32], Cached>,
+}
+
+/// Finding a discovered endpoint, one attempt at a time. A check that
+/// queued behind an attempt takes that attempt's failure rather than
+/// starting its own, so it waits for at most one attempt however many
+/// checks queue (an endpoint cell that let each waiter retry in turn would
+/// make the last of N checks wait N attempts).
+#[derive(Default)]
+struct Discovery {
+    /// Attempts finished; read before queueing, to see one end meanwhile.
+    attempts: AtomicU64,
+    // Held across one attempt on purpose: the single-flight gate. Holds
+    // why the last attempt failed.
+    gate: Mutex<Option<String>>,
 }
 
 impl Introspector {
@@ -204,8 +220,8 @@ impl Introspector {
         client: reqwest::Client,
     ) -> Introspector {
         let endpoint = match &settings.endpoint {
-            Endpoint::Configured(url) => OnceCell::new_with(Some(url.clone())),
-            Endpoint::Discovered { .. } => OnceCell::new(),
+            Endpoint::Configured(url) => OnceLock::from(url.clone()),
+            Endpoint::Discovered { .. } => OnceLock::new(),
         };
         let cache = Cache::builder()
             .name("introspection")
@@ -218,6 +234,7 @@ impl Introspector {
             expectations,
             client,
             endpoint,
+            discovery: Discovery::default(),
             cache,
         }
     }
@@ -323,14 +340,32 @@ impl Introspector {
         }
     }
 
+    /// The endpoint: configured, found already, or found now. One attempt
+    /// runs at a time; a caller that waited for one gets its outcome.
     async fn endpoint(&self) -> Result<&Url, IntrospectionError> {
-        let discover = || async {
-            let span = crate::telemetry::introspection_discovery_span(&self.provider);
-            let endpoint = self.discover().instrument(span.clone()).await;
-            crate::telemetry::record_call(&span, if endpoint.is_ok() { "ok" } else { "error" });
-            endpoint
-        };
-        self.endpoint.get_or_try_init(discover).await
+        if let Some(endpoint) = self.endpoint.get() {
+            return Ok(endpoint);
+        }
+        let seen = self.discovery.attempts.load(Ordering::Acquire);
+        let mut last_failure = self.discovery.gate.lock().await;
+        if let Some(endpoint) = self.endpoint.get() {
+            return Ok(endpoint);
+        }
+        if self.discovery.attempts.load(Ordering::Acquire) != seen {
+            let reason = last_failure.clone().unwrap_or_default();
+            return Err(self.discovery_error(reason));
+        }
+        let span = crate::telemetry::introspection_discovery_span(&self.provider);
+        let found = self.discover().instrument(span.clone()).await;
+        crate::telemetry::record_call(&span, if found.is_ok() { "ok" } else { "error" });
+        self.discovery.attempts.fetch_add(1, Ordering::Release);
+        match found {
+            Ok(endpoint) => Ok(self.endpoint.get_or_init(|| endpoint)),
+            Err(reason) => {
+                *last_failure = Some(reason.clone());
+                Err(self.discovery_error(reason))
+            }
+        }
     }
 
     async fn call(&self, token: &str) -> Result<Introspection, IntrospectionError> {
@@ -392,11 +427,11 @@ impl Introspector {
     }
 
     /// Reads `introspection_endpoint` from OIDC Discovery, falling back to
-    /// RFC 8414 authorization server metadata.
-    async fn discover(&self) -> Result<Url, IntrospectionError> {
+    /// RFC 8414 authorization server metadata; why not, when it fails.
+    async fn discover(&self) -> Result<Url, String> {
         let Endpoint::Discovered { issuer } = &self.settings.endpoint else {
             // A configured endpoint is set at construction.
-            return Err(self.discovery_error("no endpoint configured".to_owned()));
+            return Err("no endpoint configured".to_owned());
         };
         let mut reasons = Vec::new();
         for uri in metadata_urls(issuer) {
@@ -412,7 +447,7 @@ impl Introspector {
                 Err(reason) => reasons.push(reason),
             }
         }
-        Err(self.discovery_error(reasons.join("; ")))
+        Err(reasons.join("; "))
     }
 
     async fn metadata(&self, uri: &Url, issuer: &str) -> Result<Url, String> {

@@ -492,6 +492,37 @@ async fn rfc8414_metadata_is_the_fallback() {
 }
 
 #[tokio::test]
+async fn checks_queued_behind_a_failing_discovery_share_its_outcome() {
+    // Every metadata URL answers 500, slowly enough that all the checks
+    // below queue behind the first attempt.
+    let idp = Endpoint::start(|_| Reply {
+        status: 500,
+        delay: Duration::from_millis(300),
+        ..reply("{}")
+    })
+    .await;
+    let i = Arc::new(introspector(discovered(&format!("http://{}", idp.addr))));
+    let mut checks = JoinSet::new();
+    for n in 0..10 {
+        let i = Arc::clone(&i);
+        checks.spawn(async move { i.introspect(&format!("token-{n}")).await });
+    }
+    while let Some(outcome) = checks.join_next().await {
+        let error = outcome.unwrap().unwrap_err();
+        assert!(
+            matches!(*error, IntrospectionError::Discovery { ref reason, .. } if reason.contains("HTTP 500")),
+            "{error:?}"
+        );
+    }
+    // One attempt: OIDC Discovery, then RFC 8414. Each check retrying in
+    // turn would have made 20 requests, the last check waiting for all.
+    assert_eq!(idp.calls(), 2);
+    // A later check tries again.
+    i.introspect("later").await.unwrap_err();
+    assert_eq!(idp.calls(), 4);
+}
+
+#[tokio::test]
 async fn metadata_of_another_issuer_is_refused() {
     let idp = Endpoint::start(|_| {
         reply(r#"{"issuer":"https://evil.example","introspection_endpoint":"https://evil.example/i"}"#)
