@@ -34,6 +34,9 @@ pub(crate) enum ReadError {
 }
 
 /// Reads at most `limit` bytes of the body, whatever Content-Length claims.
+/// Time is bounded by the request's `timeout`, which reqwest applies to the
+/// whole body too: a body trickling in a byte at a time ends there, not
+/// only a body that stalls.
 pub(crate) async fn read_capped(
     response: &mut Response,
     limit: usize,
@@ -67,4 +70,70 @@ pub(crate) fn same_issuer(found: &str, configured: &str) -> bool {
     found == configured
         || found.strip_suffix('/') == Some(configured)
         || configured.strip_suffix('/') == Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An HTTP/1.1 server on 127.0.0.1:0 whose one answer declares
+    /// `length` bytes and sends `byte` every `interval`, without end.
+    async fn serve_endless(length: usize, interval: Duration) -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0; 1024];
+            let _ = stream.read(&mut request).await;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            while stream.write_all(b" ").await.is_ok() {
+                tokio::time::sleep(interval).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_trickling_body_ends_at_the_request_timeout() {
+        // Each byte comes well within the timeout; only a deadline on the
+        // whole body can end the read.
+        let url = serve_endless(1 << 20, Duration::from_millis(20)).await;
+        let mut response = client_builder()
+            .build()
+            .unwrap()
+            .get(url)
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .unwrap();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), read_capped(&mut response, 1 << 20))
+                .await
+                .expect("the read outlived the request timeout");
+        assert!(
+            matches!(&read, Err(ReadError::Http(error)) if error.is_timeout()),
+            "{read:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_refused_whatever_it_declares() {
+        let url = serve_endless(64 << 20, Duration::ZERO).await;
+        let mut response = client_builder()
+            .build()
+            .unwrap()
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap();
+        let read = read_capped(&mut response, 1024).await;
+        assert!(matches!(read, Err(ReadError::TooLarge)), "{read:?}");
+    }
 }
