@@ -320,6 +320,12 @@ impl PeakRss {
 async fn wait_for_log_count(tollgate: &TollgateProcess, needle: &str, count: usize, case: &str) {
     let deadline = Instant::now() + WAIT_LIMIT;
     while tollgate.logs().matches(needle).count() < count {
+        // Keys loaded from a faulty IdP would never let the count rise.
+        assert!(
+            needle != FAILED_WITHOUT_KEYS || !tollgate.logs().contains("JWKS fetched"),
+            "{case}: keys were loaded from a faulty IdP:\n{}",
+            tollgate.logs()
+        );
         assert!(
             Instant::now() < deadline,
             "{case}: tollgate did not log {needle:?} {count} times within {WAIT_LIMIT:?}\n{}",
@@ -349,8 +355,11 @@ async fn assert_health(tollgate: &TollgateProcess, expected: ServingStatus, case
 // Tokens and configuration
 // ---------------------------------------------------------------------------
 
-/// A token for the IdP's issuer with scope `read`, signed by `key`.
+/// A token for the IdP's issuer with scope `read`, signed by `key`; each
+/// has its own `jti`, so none is answered from the verified-token cache.
 fn mint(issuer: &str, key: &SigningKey) -> String {
+    static MINTED: AtomicU64 = AtomicU64::new(0);
+    let jti = MINTED.fetch_add(1, Ordering::Relaxed);
     DevToken {
         issuer: issuer.to_owned(),
         audience: vec!["orders".to_owned()],
@@ -358,7 +367,10 @@ fn mint(issuer: &str, key: &SigningKey) -> String {
         client_id: "svc".to_owned(),
         scopes: vec!["read".to_owned()],
         lifetime: Duration::from_secs(300),
-        claims: Default::default(),
+        claims: serde_json::json!({ "jti": format!("faulty-idp-{jti}") })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
     }
     .sign(key)
     .unwrap_or_else(|e| panic!("signing a test token: {e}"))
@@ -518,11 +530,6 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
     let known = known_token(issuer);
     let rotated = rotated_token(issuer);
     let wrong = wrong_key_token(issuer, fault);
-    let every_token: Vec<&str> = [Some(&known), Some(&rotated), wrong.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
 
     // 1. Never had keys.
     wait_for_log_count(&tollgate, FAILED_WITHOUT_KEYS, 2, &case).await;
@@ -560,8 +567,10 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
     idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
     idp.set_key_fault(Some(fault));
     wait_for_log_count(&tollgate, FAILED_KEEPING_KEYS, failures + 1, &case).await;
+    // A token never seen: verified with the kept keys, not remembered.
+    let known_again = known_token(issuer);
     checker
-        .expect_allow(&known, "the last good keys keep serving")
+        .expect_allow(&known_again, "the last good keys keep serving")
         .await;
     at_once(CONCURRENT_CALLS, |_| {
         let (checker, rotated) = (checker.clone(), rotated.clone());
@@ -577,8 +586,12 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
             .expect_invalid_token(wrong, "a key the faulty JWKS holds")
             .await;
     }
+    let known_after_refetch = known_token(issuer);
     checker
-        .expect_allow(&known, "the last good keys keep serving after a refetch")
+        .expect_allow(
+            &known_after_refetch,
+            "the last good keys keep serving after a failed refetch",
+        )
         .await;
     assert_health(&tollgate, ServingStatus::Serving, &case).await;
 
@@ -590,6 +603,9 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
     checker.expect_allow(&known, "after the recovery").await;
 
     memory.assert_bounded(&tollgate, &case);
+    let every_token = [&known, &known_again, &known_after_refetch, &rotated];
+    let every_token = every_token.into_iter().map(Some).chain([wrong.as_ref()]);
+    let every_token: Vec<&str> = every_token.flatten().map(String::as_str).collect();
     assert_log_holds_no_secret(&tollgate, &every_token, &case);
     assert!(
         idp.hits(JWKS_PATH) + idp.hits(DISCOVERY_PATH) >= 4,
