@@ -101,9 +101,9 @@ pub struct IntrospectionSettings {
     pub headers: HeaderMap,
     /// Introspect JWTs too, after verifying them locally (revocation).
     pub introspect_jwts: bool,
-    /// Total time for one call, connect included (default 3 s).
+    /// Total time for one call, connect and body included (default 800 ms).
     pub timeout: Duration,
-    /// Time to establish a connection (default 1 s).
+    /// Time to establish a connection (default 500 ms).
     pub connect_timeout: Duration,
     /// The result cache.
     pub cache: CacheSettings,
