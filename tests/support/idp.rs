@@ -459,11 +459,6 @@ async fn faulty(fault: Fault, body: String) -> Result<Response<Body>, hyper::htt
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
     };
-    let keys = |jwk: serde_json::Value| serde_json::json!({ "keys": [jwk] }).to_string();
-    let ec2 = || -> serde_json::Map<String, serde_json::Value> {
-        serde_json::from_str(include_str!("../fixtures/keys/ec-p256-2.jwk.json"))
-            .expect("EC fixture JWK")
-    };
     let with_active = |active: Option<serde_json::Value>| {
         let mut answer: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&body).unwrap_or_default();
@@ -525,34 +520,29 @@ async fn faulty(fault: Fault, body: String) -> Result<Response<Body>, hyper::htt
             use base64::Engine as _;
             let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(OCT_SECRET);
             let jwk = serde_json::json!({"kty": "oct", "kid": "hs-1", "alg": "HS256", "use": "sig", "k": k});
-            ok(JSON).body(full(keys(jwk)))
+            ok(JSON).body(full(serde_json::json!({ "keys": [jwk] }).to_string()))
         }
-        Fault::UnknownKty => {
-            let mut jwk = ec2();
-            jwk.insert("kty".to_owned(), "XYZ".into());
-            ok(JSON).body(full(keys(jwk.into())))
-        }
-        Fault::EcKeyWithRs256 => {
-            let mut jwk = ec2();
-            jwk.insert("alg".to_owned(), "RS256".into());
-            ok(JSON).body(full(keys(jwk.into())))
-        }
-        Fault::RsaKeyWithEs256 => {
-            let mut jwk: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(include_str!("../fixtures/keys/rsa-2048.jwk.json"))
-                    .expect("RSA fixture JWK");
-            jwk.insert("alg".to_owned(), "ES256".into());
-            ok(JSON).body(full(keys(jwk.into())))
-        }
-        Fault::EncryptionKey => {
-            let mut jwk = ec2();
-            jwk.insert("use".to_owned(), "enc".into());
-            ok(JSON).body(full(keys(jwk.into())))
-        }
+        Fault::UnknownKty => ok(JSON).body(full(jwks_altering(EC2_JWK, "kty", "XYZ"))),
+        Fault::EcKeyWithRs256 => ok(JSON).body(full(jwks_altering(EC2_JWK, "alg", "RS256"))),
+        Fault::RsaKeyWithEs256 => ok(JSON).body(full(jwks_altering(RSA_JWK, "alg", "ES256"))),
+        Fault::EncryptionKey => ok(JSON).body(full(jwks_altering(EC2_JWK, "use", "enc"))),
         Fault::ActiveAsString => ok(JSON).body(full(with_active(Some("true".into())))),
         Fault::ActiveAsNumber => ok(JSON).body(full(with_active(Some(1.into())))),
         Fault::ActiveMissing => ok(JSON).body(full(with_active(None))),
     }
+}
+
+/// The second EC test key's JWK (`kid` `ec-2`).
+const EC2_JWK: &str = include_str!("../fixtures/keys/ec-p256-2.jwk.json");
+/// The RSA test key's JWK (`kid` `rsa-1`).
+const RSA_JWK: &str = include_str!("../fixtures/keys/rsa-2048.jwk.json");
+
+/// A JWKS of the one JWK `jwk`, with its `member` set to `value`.
+fn jwks_altering(jwk: &str, member: &str, value: &str) -> String {
+    let mut jwk: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(jwk).expect("a fixture JWK");
+    jwk.insert(member.to_owned(), value.into());
+    serde_json::json!({ "keys": [jwk] }).to_string()
 }
 
 fn full(body: String) -> Body {

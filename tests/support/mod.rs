@@ -12,8 +12,8 @@
 //! - `echo`: an HTTP/1.1 upstream that answers with what it received.
 //! - `client`: one-call HTTP helpers returning a plain `Response`.
 //! - `scratch`: per-test temporary directories, kept when a test panics.
-//! - `idp`: a test identity provider serving discovery and a swappable JWKS,
-//!   with failure modes and request counts.
+//! - `idp`: a test identity provider serving discovery, a swappable JWKS and
+//!   introspection, with outages, per-path faults and request counts.
 //! - `tollgate`: runs the real `tollgate` binary and learns its address.
 //! - `inprocess`: runs `tollgate::server::serve` in the test's runtime.
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
