@@ -99,19 +99,17 @@ mod tests {
         url
     }
 
+    async fn get(url: Url, timeout: Duration) -> Response {
+        let client = client_builder().build().unwrap();
+        client.get(url).timeout(timeout).send().await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_trickling_body_ends_at_the_request_timeout() {
         // Each byte comes well within the timeout; only a deadline on the
         // whole body can end the read.
         let url = serve_endless(1 << 20, Duration::from_millis(20)).await;
-        let mut response = client_builder()
-            .build()
-            .unwrap()
-            .get(url)
-            .timeout(Duration::from_millis(300))
-            .send()
-            .await
-            .unwrap();
+        let mut response = get(url, Duration::from_millis(300)).await;
         let read =
             tokio::time::timeout(Duration::from_secs(10), read_capped(&mut response, 1 << 20))
                 .await
@@ -125,14 +123,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_past_the_cap_is_refused_whatever_it_declares() {
         let url = serve_endless(64 << 20, Duration::ZERO).await;
-        let mut response = client_builder()
-            .build()
-            .unwrap()
-            .get(url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap();
+        let mut response = get(url, Duration::from_secs(10)).await;
         let read = read_capped(&mut response, 1024).await;
         assert!(matches!(read, Err(ReadError::TooLarge)), "{read:?}");
     }
