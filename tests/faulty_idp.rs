@@ -130,22 +130,13 @@ where
     failed
 }
 
-/// Runs `count` checks at once (on this thread's `LocalSet`) and waits for
-/// all of them; a failed one fails the caller with its own message.
-async fn at_once<F, C>(count: usize, check: C)
-where
-    C: Fn(usize) -> F,
-    F: Future<Output = ()> + 'static,
-{
-    let mut checks = JoinSet::new();
-    for index in 0..count {
-        checks.spawn_local(check(index));
-    }
-    while let Some(joined) = checks.join_next().await {
-        if let Err(error) = joined {
-            std::panic::resume_unwind(error.into_panic());
-        }
-    }
+/// What a check must come to.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A fault for Envoy's failure mode: gRPC UNAVAILABLE.
+    Unavailable,
+    /// A 401 `invalid_token`: decided with the keys tollgate has.
+    InvalidToken,
 }
 
 /// Calls `Check` on one tollgate, each call bounded by [`CHECK_BOUND`].
@@ -203,6 +194,28 @@ impl Checker {
                 "{}: {what}: expected gRPC UNAVAILABLE, got {other:?}",
                 self.case
             ),
+        }
+    }
+
+    async fn expect(&self, token: &str, expect: Expect, what: &str) {
+        match expect {
+            Expect::Unavailable => self.expect_unavailable(token, what).await,
+            Expect::InvalidToken => self.expect_invalid_token(token, what).await,
+        }
+    }
+
+    /// Checks every token at once (on this thread's `LocalSet`), each
+    /// expected to come to `expect`; a failed one fails the caller.
+    async fn expect_at_once(&self, tokens: Vec<String>, expect: Expect, what: &'static str) {
+        let mut checks = JoinSet::new();
+        for token in tokens {
+            let checker = self.clone();
+            checks.spawn_local(async move { checker.expect(&token, expect, what).await });
+        }
+        while let Some(joined) = checks.join_next().await {
+            if let Err(error) = joined {
+                std::panic::resume_unwind(error.into_panic());
+            }
         }
     }
 
@@ -420,20 +433,29 @@ enum KeySource {
     Discovery,
 }
 
-/// One provider with the IdP's keys, every JWKS interval at its 1s floor
-/// and a 500ms fetch timeout; every path needs scope `read`.
-fn key_config(idp: &Idp, source: KeySource) -> String {
-    let source = match source {
-        KeySource::JwksUri => format!("jwks_uri: {}", idp.jwks_uri()),
-        KeySource::Discovery => "discovery: true".to_owned(),
-    };
+/// A config of `providers` (YAML list items) and one route: every path
+/// needs scope `read`.
+fn config(providers: &str) -> String {
     format!(
         r#"
 server:
   grpc_listen: 127.0.0.1:0
   realm: faults
-providers:
-  - name: idp
+providers:{providers}
+routes:
+  - name: read
+    match: {{ path: {{ prefix: / }} }}
+    require: {{ scopes: [read] }}
+"#
+    )
+}
+
+/// A provider verifying `issuer`'s JWTs with keys from `source` (a YAML
+/// line), every JWKS interval at its 1s floor.
+fn key_provider(name: &str, issuer: &str, source: &str, fetch_timeout: &str) -> String {
+    format!(
+        r#"
+  - name: {name}
     issuer: {issuer}
     audiences: [orders]
     {source}
@@ -442,45 +464,53 @@ providers:
       min_refresh_interval: 1s
       retry_interval: 1s
       unknown_kid_refetch_interval: 1s
-      fetch_timeout: 500ms
-routes:
-  - name: read
-    match: {{ path: {{ prefix: / }} }}
-    require: {{ scopes: [read] }}
-"#,
-        issuer = idp.base_url(),
+      fetch_timeout: {fetch_timeout}"#
     )
 }
 
-/// One opaque-token provider introspecting at the IdP with a 500ms
-/// timeout: at the configured endpoint, or (`discovered`) the one its
-/// metadata names. The client secret comes from `FAULTS_CLIENT_SECRET`.
-fn introspection_config(idp: &Idp, discovered: bool) -> String {
-    let endpoint = if discovered {
-        String::new()
-    } else {
-        format!("endpoint: {}{INTROSPECTION_PATH}", idp.base_url())
-    };
+/// An opaque-token provider for `issuer` introspecting at `endpoint`, or
+/// (`None`) at the one its metadata names. The client secret comes from
+/// `FAULTS_CLIENT_SECRET`.
+fn introspection_provider(
+    name: &str,
+    issuer: &str,
+    endpoint: Option<&str>,
+    timeout: &str,
+) -> String {
+    let endpoint = endpoint.map_or(String::new(), |url| format!("endpoint: {url}"));
     format!(
         r#"
-server:
-  grpc_listen: 127.0.0.1:0
-  realm: faults
-providers:
-  - name: idp
+  - name: {name}
     issuer: {issuer}
     introspection:
       {endpoint}
       client_id: tollgate
       client_secret: {{ env: FAULTS_CLIENT_SECRET }}
-      timeout: 500ms
-routes:
-  - name: read
-    match: {{ path: {{ prefix: / }} }}
-    require: {{ scopes: [read] }}
-"#,
-        issuer = idp.base_url(),
+      timeout: {timeout}"#
     )
+}
+
+/// One provider with the IdP's keys and a 500ms fetch timeout.
+fn key_config(idp: &Idp, source: KeySource) -> String {
+    let source = match source {
+        KeySource::JwksUri => format!("jwks_uri: {}", idp.jwks_uri()),
+        KeySource::Discovery => "discovery: true".to_owned(),
+    };
+    config(&key_provider("idp", idp.base_url(), &source, "500ms"))
+}
+
+/// One opaque-token provider introspecting at the IdP with a 500ms
+/// timeout: at the configured endpoint, or (`discovered`) the one its
+/// metadata names.
+fn introspection_config(idp: &Idp, discovered: bool) -> String {
+    let endpoint = format!("{}{INTROSPECTION_PATH}", idp.base_url());
+    let endpoint = (!discovered).then_some(endpoint.as_str());
+    config(&introspection_provider(
+        "idp",
+        idp.base_url(),
+        endpoint,
+        "500ms",
+    ))
 }
 
 /// The config and its scratch directory (kept while tollgate runs, which
@@ -534,19 +564,12 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
     // 1. Never had keys.
     wait_for_log_count(&tollgate, FAILED_WITHOUT_KEYS, 2, &case).await;
     assert_health(&tollgate, ServingStatus::NotServing, &case).await;
-    checker
-        .expect_unavailable(&rotated, "no keys were ever loaded")
-        .await;
     // Many at once: each waits for at most the fetch in flight.
-    at_once(CONCURRENT_CALLS, |_| {
-        let (checker, known) = (checker.clone(), known.clone());
-        async move {
-            checker
-                .expect_unavailable(&known, "no keys were ever loaded")
-                .await;
-        }
-    })
-    .await;
+    let mut many = vec![known.clone(); CONCURRENT_CALLS];
+    many.push(rotated.clone());
+    checker
+        .expect_at_once(many, Expect::Unavailable, "no keys were ever loaded")
+        .await;
     if let Some(wrong) = &wrong {
         // HS256 is refused before any key is needed; RS256 waits for keys.
         checker
@@ -572,20 +595,12 @@ async fn key_fault_case(fault: Fault, source: KeySource) {
     checker
         .expect_allow(&known_again, "the last good keys keep serving")
         .await;
-    at_once(CONCURRENT_CALLS, |_| {
-        let (checker, rotated) = (checker.clone(), rotated.clone());
-        async move {
-            checker
-                .expect_invalid_token(&rotated, "a kid only a faulty IdP named")
-                .await;
-        }
-    })
-    .await;
-    if let Some(wrong) = &wrong {
-        checker
-            .expect_invalid_token(wrong, "a key the faulty JWKS holds")
-            .await;
-    }
+    // A kid only the faulty IdP named, and the key it published wrongly.
+    let mut many = vec![rotated.clone(); CONCURRENT_CALLS];
+    many.extend(wrong.clone());
+    checker
+        .expect_at_once(many, Expect::InvalidToken, "a key only a faulty IdP named")
+        .await;
     let known_after_refetch = known_token(issuer);
     checker
         .expect_allow(
@@ -711,16 +726,12 @@ async fn introspection_discovery_fault_case(fault: Fault) {
     assert_health(&tollgate, ServingStatus::NotServing, &case).await;
     // Many checks at once, each with its own token: none may queue behind
     // the others' discovery attempts.
-    at_once(CONCURRENT_CALLS, |index| {
-        let checker = checker.clone();
-        let token = format!("{token}-{index}");
-        async move {
-            checker
-                .expect_unavailable(&token, "the endpoint is unknown")
-                .await;
-        }
-    })
-    .await;
+    let many = (0..CONCURRENT_CALLS)
+        .map(|index| format!("{token}-{index}"))
+        .collect();
+    checker
+        .expect_at_once(many, Expect::Unavailable, "the endpoint is unknown")
+        .await;
     assert_eq!(
         idp.hits(INTROSPECTION_PATH),
         0,
@@ -803,43 +814,21 @@ const CONCURRENT_CALLS: usize = 16;
 /// Four key providers and one introspection provider on one IdP, with
 /// timeouts (2s) long enough that only the body caps can stop the reads.
 fn memory_config(idp: &Idp) -> String {
-    let mut providers = String::new();
-    for index in 0..KEY_PROVIDERS {
-        providers.push_str(&format!(
-            r#"
-  - name: keys-{index}
-    issuer: https://keys-{index}.test
-    audiences: [orders]
-    jwks_uri: {jwks_uri}
-    jwks_cache:
-      refresh_interval: 1s
-      min_refresh_interval: 1s
-      retry_interval: 1s
-      unknown_kid_refetch_interval: 1s
-      fetch_timeout: 2s"#,
-            jwks_uri = idp.jwks_uri(),
-        ));
-    }
-    format!(
-        r#"
-server:
-  grpc_listen: 127.0.0.1:0
-  realm: faults
-providers:{providers}
-  - name: opaque
-    issuer: {issuer}
-    introspection:
-      endpoint: {issuer}{INTROSPECTION_PATH}
-      client_id: tollgate
-      client_secret: {{ env: FAULTS_CLIENT_SECRET }}
-      timeout: 2s
-routes:
-  - name: read
-    match: {{ path: {{ prefix: / }} }}
-    require: {{ scopes: [read] }}
-"#,
-        issuer = idp.base_url(),
-    )
+    let jwks_uri = format!("jwks_uri: {}", idp.jwks_uri());
+    let mut providers: String = (0..KEY_PROVIDERS)
+        .map(|index| {
+            let issuer = format!("https://keys-{index}.test");
+            key_provider(&format!("keys-{index}"), &issuer, &jwks_uri, "2s")
+        })
+        .collect();
+    let endpoint = format!("{}{INTROSPECTION_PATH}", idp.base_url());
+    providers.push_str(&introspection_provider(
+        "opaque",
+        idp.base_url(),
+        Some(&endpoint),
+        "2s",
+    ));
+    config(&providers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -873,15 +862,13 @@ async fn endless_and_huge_bodies_at_once() {
         idp.set_fault(Endpoint::Jwks, Some(keys));
         idp.set_fault(Endpoint::Introspection, Some(introspection));
         for batch in batches.by_ref().take(3) {
-            at_once(batch.len(), |index| {
-                let (checker, token) = (checker.clone(), batch[index].clone());
-                async move {
-                    checker
-                        .expect_unavailable(&token, "an endless or huge answer")
-                        .await;
-                }
-            })
-            .await;
+            checker
+                .expect_at_once(
+                    batch.to_vec(),
+                    Expect::Unavailable,
+                    "an endless or huge answer",
+                )
+                .await;
         }
         // Every key provider's refresh met the fault at least twice.
         failed_fetches += 2 * KEY_PROVIDERS;
