@@ -33,7 +33,8 @@ pub(crate) enum ReadError {
     TooLarge,
 }
 
-/// Reads at most `limit` bytes of the body, whatever Content-Length claims.
+/// Reads at most `limit` bytes of the body, whatever Content-Length claims;
+/// a body declared longer is refused before any of it is read.
 /// Time is bounded by the request's `timeout`, which reqwest applies to the
 /// whole body too: a body trickling in a byte at a time ends there, not
 /// only a body that stalls.
@@ -41,6 +42,12 @@ pub(crate) async fn read_capped(
     response: &mut Response,
     limit: usize,
 ) -> Result<Vec<u8>, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(ReadError::TooLarge);
+    }
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(ReadError::Http)? {
         if chunk.len() > limit - bytes.len() {
@@ -82,17 +89,22 @@ mod tests {
     use super::*;
 
     /// An HTTP/1.1 server on 127.0.0.1:0 whose one answer declares
-    /// `length` bytes and sends `byte` every `interval`, without end.
-    async fn serve_endless(length: usize, interval: Duration) -> Url {
+    /// `length` bytes (`None`: chunked) and sends a byte every `interval`,
+    /// without end.
+    async fn serve_endless(length: Option<usize>, interval: Duration) -> Url {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut request = [0; 1024];
             let _ = stream.read(&mut request).await;
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+            let (framing, byte): (String, &[u8]) = match length {
+                Some(length) => (format!("content-length: {length}"), b" "),
+                None => ("transfer-encoding: chunked".to_owned(), b"1\r\n \r\n"),
+            };
+            let head = format!("HTTP/1.1 200 OK\r\n{framing}\r\n\r\n");
             stream.write_all(head.as_bytes()).await.unwrap();
-            while stream.write_all(b" ").await.is_ok() {
+            while stream.write_all(byte).await.is_ok() {
                 tokio::time::sleep(interval).await;
             }
         });
@@ -108,7 +120,7 @@ mod tests {
     async fn a_trickling_body_ends_at_the_request_timeout() {
         // Each byte comes well within the timeout; only a deadline on the
         // whole body can end the read.
-        let url = serve_endless(1 << 20, Duration::from_millis(20)).await;
+        let url = serve_endless(Some(1 << 20), Duration::from_millis(20)).await;
         let mut response = get(url, Duration::from_millis(300)).await;
         let read =
             tokio::time::timeout(Duration::from_secs(10), read_capped(&mut response, 1 << 20))
@@ -121,8 +133,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_declared_past_the_cap_is_refused_unread() {
+        // One byte a minute: reading any of it would meet the timeout first.
+        let url = serve_endless(Some(64 << 20), Duration::from_secs(60)).await;
+        let mut response = get(url, Duration::from_secs(30)).await;
+        let read = tokio::time::timeout(Duration::from_secs(10), read_capped(&mut response, 1024))
+            .await
+            .expect("the body was read rather than refused on its length");
+        assert!(matches!(read, Err(ReadError::TooLarge)), "{read:?}");
+    }
+
+    #[tokio::test]
     async fn a_body_past_the_cap_is_refused_whatever_it_declares() {
-        let url = serve_endless(64 << 20, Duration::ZERO).await;
+        // Chunked, so nothing is declared; the cap still holds.
+        let url = serve_endless(None, Duration::ZERO).await;
         let mut response = get(url, Duration::from_secs(10)).await;
         let read = read_capped(&mut response, 1024).await;
         assert!(matches!(read, Err(ReadError::TooLarge)), "{read:?}");
