@@ -78,10 +78,6 @@ impl Endpoint {
 pub const HUGE_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// How often [`Fault::Trickle`] sends its next byte.
 pub const TRICKLE_INTERVAL: Duration = Duration::from_millis(100);
-/// The `kid` of the keys the key faults publish: the second EC test key's,
-/// except [`Fault::RsaKeyWithEs256`] (`rsa-1`) and [`Fault::OnlyOctKeys`]
-/// (`hs-1`).
-pub const WRONG_KEY_KID: &str = "ec-2";
 /// The secret of [`Fault::OnlyOctKeys`]'s `oct` key (`kid` `hs-1`), long
 /// enough for HS256: a token signed with it must still never verify.
 pub const OCT_SECRET: &[u8] = b"a-published-hmac-secret-of-32-bytes!";
@@ -478,7 +474,8 @@ async fn faulty(fault: Fault, body: String) -> Result<Response<Body>, hyper::htt
             .header(header::CONTENT_TYPE, JSON)
             .body(full(r#"{"error":"server_error"}"#.to_owned())),
         Fault::Garbage => {
-            // Deterministic, and never valid UTF-8: 0xFF cannot occur in it.
+            // Every byte has its top bit set, the first is a lone UTF-8
+            // continuation byte: neither UTF-8 nor JSON, and deterministic.
             let bytes: Vec<u8> = (0..4096u32).map(|i| 0x80 | (i * 37 % 0x7F) as u8).collect();
             ok(JSON).body(Full::new(Bytes::from(bytes)).boxed())
         }
@@ -488,14 +485,8 @@ async fn faulty(fault: Fault, body: String) -> Result<Response<Body>, hyper::htt
         }
         Fault::Huge => {
             let chunk = filler_chunk();
-            let count = (HUGE_BODY_BYTES as usize).div_ceil(chunk.len());
-            let chunks = std::iter::repeat_n(chunk, count)
-                .enumerate()
-                .map(|(i, chunk)| {
-                    // The last chunk is cut so the body is exactly as declared.
-                    let end = (HUGE_BODY_BYTES as usize - i * chunk.len()).min(chunk.len());
-                    chunk.slice(..end)
-                });
+            let count = HUGE_BODY_BYTES / chunk.len() as u64;
+            let chunks = std::iter::repeat_n(chunk, count as usize);
             ok(JSON)
                 .header(header::CONTENT_LENGTH, HUGE_BODY_BYTES)
                 .body(stream(tokio_stream::iter(chunks)))
@@ -560,7 +551,8 @@ fn json_opening() -> Bytes {
     Bytes::from_static(br#"{"active":true,"keys":["#)
 }
 
-/// 64 KiB of `0,` repeated: the middle of the endless and huge bodies.
+/// 64 KiB of `0,` repeated: the middle of the endless and huge bodies
+/// ([`HUGE_BODY_BYTES`] is a whole number of them).
 fn filler_chunk() -> Bytes {
     Bytes::from("0,".repeat(32 * 1024))
 }
