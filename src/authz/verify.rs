@@ -8,6 +8,7 @@ use super::{Authorizer, Claims, Fault, IntrospectionFailed};
 use crate::config::RoutePolicy;
 use crate::token::introspection::{Introspection, Introspector};
 use crate::token::provider::Provider;
+use crate::token::verified::VerifiedJwt;
 use crate::token::{TokenProblem, jwt, token_key};
 
 /// A token's verdict: the provider that vouched for it and its claims, or
@@ -28,17 +29,16 @@ impl Authorizer {
         }
         // Hashed once: the verified-JWT and introspection caches share it.
         let key = token_key(token);
-        if let Some(hit) = self.verified.get(&key) {
-            let provider = &self.providers[hit.provider];
-            // A route that does not accept the provider takes the long way,
-            // which names the reason.
-            if route.providers.contains(&hit.provider)
-                && provider
+        // A route that does not accept the provider takes the long way,
+        // which names the reason.
+        let usable = |hit: &VerifiedJwt| {
+            route.providers.contains(&hit.provider)
+                && self.providers[hit.provider]
                     .jwt()
                     .is_some_and(|jwt| jwt.keys_unchanged(hit.keys.as_ref()))
-            {
-                return Ok(Ok((provider, Arc::clone(&hit.claims))));
-            }
+        };
+        if let Some(hit) = self.verified.get(&key, usable) {
+            return Ok(Ok((&self.providers[hit.provider], Arc::clone(&hit.claims))));
         }
         let unverified = match jwt::peek(token) {
             Ok(unverified) => unverified,

@@ -81,9 +81,16 @@ impl VerifiedCache {
         }
     }
 
-    /// The remembered verification for the token with this key.
-    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<VerifiedJwt>> {
-        let found = self.cache.as_ref()?.get(key);
+    /// The remembered verification for the token with this key, if
+    /// `usable` says it still stands. Only such an answer counts as a hit:
+    /// an entry that is stale (the keys changed) or refused here costs the
+    /// caller a verification like a miss.
+    pub fn get(
+        &self,
+        key: &[u8; 32],
+        usable: impl FnOnce(&VerifiedJwt) -> bool,
+    ) -> Option<Arc<VerifiedJwt>> {
+        let found = self.cache.as_ref()?.get(key).filter(|hit| usable(hit));
         crate::metrics::record_cache_lookup(METRICS_NAME, found.is_some());
         found
     }
@@ -166,9 +173,13 @@ mod tests {
         });
         let exp = json!(unix_now() + 600);
         cache.insert([1; 32], 2, claims(exp.clone()), None);
-        let hit = cache.get(&[1; 32]).expect("remembered");
+        let hit = cache.get(&[1; 32], |_| true).expect("remembered");
         assert_eq!(hit.provider, 2);
-        assert!(cache.get(&[2; 32]).is_none());
+        assert!(
+            cache.get(&[1; 32], |_| false).is_none(),
+            "refused by the caller"
+        );
+        assert!(cache.get(&[2; 32], |_| true).is_none());
         for i in 0..100u8 {
             cache.insert([i; 32], 0, claims(exp.clone()), None);
         }
@@ -179,12 +190,12 @@ mod tests {
     fn expired_tokens_are_not_kept_and_a_zero_size_cache_is_off() {
         let cache = VerifiedCache::new(&VerifiedCacheSettings::default());
         cache.insert([1; 32], 0, claims(json!(unix_now() - 1)), None);
-        assert!(cache.get(&[1; 32]).is_none());
+        assert!(cache.get(&[1; 32], |_| true).is_none());
         let off = VerifiedCache::new(&VerifiedCacheSettings {
             max_entries: 0,
             ..VerifiedCacheSettings::default()
         });
         off.insert([1; 32], 0, claims(json!(unix_now() + 600)), None);
-        assert!(off.get(&[1; 32]).is_none());
+        assert!(off.get(&[1; 32], |_| true).is_none());
     }
 }
