@@ -20,6 +20,7 @@ use tracing::{Instrument as _, debug, info, warn};
 
 use super::fetch::{ReadError, display_url, read_capped, same_issuer};
 use super::jwk::{JwksParseError, KeySet};
+use super::sha256;
 use crate::telemetry::ErrorChain;
 
 /// Real JWKS and discovery documents are a few KiB; the cap keeps a broken or
@@ -345,8 +346,8 @@ struct Remote {
 }
 
 struct Cache {
-    /// The last good keys and when they were fetched.
-    good: Option<(Arc<KeySet>, Instant)>,
+    /// The last good keys.
+    good: Option<Good>,
     /// Why the last fetch failed; cleared by a good one.
     last_error: Option<Arc<JwksError>>,
     /// Completed fetch attempts, so waiters can tell a fetch finished while
@@ -354,6 +355,18 @@ struct Cache {
     attempts: u64,
     /// When the background task should fetch next.
     next_refresh: Instant,
+}
+
+/// Keys from the last good fetch.
+struct Good {
+    keys: Arc<KeySet>,
+    fetched_at: Instant,
+    /// SHA-256 of the JWKS document the keys came from. A fetch that brings
+    /// the same document keeps `keys` as they are (the same `Arc`), so
+    /// verifications cached against them stand: otherwise every refresh, and
+    /// every unknown-kid refetch a flood of forged `kid`s can trigger, would
+    /// make every caller pay for a signature check again.
+    document: [u8; 32],
 }
 
 /// State only a fetch touches, guarded by the single-flight gate.
@@ -366,6 +379,8 @@ struct Gate {
 /// A successful JWKS fetch.
 struct Fetched {
     keys: KeySet,
+    /// SHA-256 of the document.
+    document: [u8; 32],
     uri: String,
     refresh_in: Duration,
 }
@@ -408,8 +423,8 @@ impl Remote {
 
     fn current(&self) -> Option<Arc<KeySet>> {
         let cache = self.read_cache();
-        let (keys, fetched_at) = cache.good.as_ref()?;
-        (fetched_at.elapsed() <= self.settings.max_stale).then(|| Arc::clone(keys))
+        let good = cache.good.as_ref()?;
+        (good.fetched_at.elapsed() <= self.settings.max_stale).then(|| Arc::clone(&good.keys))
     }
 
     async fn refresh_if_due(&self) -> Instant {
@@ -458,7 +473,15 @@ impl Remote {
         match outcome {
             Ok(fetched) => {
                 let count = fetched.keys.len();
-                cache.good = Some((Arc::new(fetched.keys), now));
+                let keys = match cache.good.take() {
+                    Some(good) if good.document == fetched.document => good.keys,
+                    _ => Arc::new(fetched.keys),
+                };
+                cache.good = Some(Good {
+                    keys,
+                    fetched_at: now,
+                    document: fetched.document,
+                });
                 cache.last_error = None;
                 cache.next_refresh = now + fetched.refresh_in;
                 drop(cache);
@@ -477,8 +500,8 @@ impl Remote {
                 let serving = cache
                     .good
                     .as_ref()
-                    .filter(|(_, at)| now.duration_since(*at) <= self.settings.max_stale)
-                    .map(|(keys, _)| keys.len());
+                    .filter(|good| now.duration_since(good.fetched_at) <= self.settings.max_stale)
+                    .map(|good| good.keys.len());
                 cache.next_refresh = now + self.settings.retry_interval;
                 let error = Arc::new(error);
                 cache.last_error = Some(Arc::clone(&error));
@@ -581,6 +604,7 @@ impl Remote {
         });
         Ok(Fetched {
             keys,
+            document: sha256(&body.bytes),
             uri: shown,
             refresh_in,
         })

@@ -602,6 +602,29 @@ async fn rotation_is_picked_up_on_refresh() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refetch_of_the_same_document_keeps_the_same_keys() {
+    let server = TestServer::start().await;
+    server.set("/jwks", Reply::ok(jwks_of(&[EC1])));
+    let jwks = remote(&server, settings());
+    wait_loaded(&jwks).await;
+    let before = jwks.current().unwrap();
+
+    // The same document: the very same key set, so what was verified
+    // against it stays verified.
+    let same = jwks.refetch_for_unknown_kid().await.unwrap();
+    assert_eq!(server.hits("/jwks"), 2);
+    assert!(Arc::ptr_eq(&before, &same));
+
+    // A changed document (here a key added) is a new key set.
+    server.set("/jwks", Reply::ok(jwks_of(&[EC1, EC2])));
+    sleep(Duration::from_secs(31)).await;
+    let changed = jwks.refetch_for_unknown_kid().await.unwrap();
+    assert_eq!(server.hits("/jwks"), 3);
+    assert!(!Arc::ptr_eq(&before, &changed));
+    assert!(changed.contains_kid("ec-2"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn oversize_body_is_refused_without_content_length() {
     let server = TestServer::start().await;
     let padded = |len: usize| {
