@@ -165,11 +165,39 @@ pub enum IntrospectionError {
     },
 }
 
-/// A cached answer and how long it may be kept.
+/// A cached active answer and how long it may be kept.
 #[derive(Clone)]
 struct Cached {
-    answer: Introspection,
+    claims: Arc<Map<String, Value>>,
     ttl: Duration,
+}
+
+/// Why a call left nothing in the cache of active answers.
+enum NotCached {
+    /// The token is inactive; the answer went to the inactive cache.
+    Inactive,
+    /// The call failed.
+    Failed(Arc<IntrospectionError>),
+}
+
+/// Inactive answers live apart from active ones, in a cache this many
+/// times smaller: anyone can send any number of made-up tokens, each an
+/// inactive answer, and they must not push the active callers out (moka
+/// admits a new entry over one used as rarely, so a flood could).
+const INACTIVE_SHARE: u64 = 10;
+
+/// Every inactive answer lives `inactive_ttl`.
+struct InactiveLifetime(Duration);
+
+impl moka::Expiry<[u8; 32], ()> for InactiveLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        _value: &(),
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.0)
+    }
 }
 
 struct CachedLifetime;
@@ -193,7 +221,10 @@ pub struct Introspector {
     client: reqwest::Client,
     endpoint: OnceLock<Url>,
     discovery: Discovery,
+    /// Active answers.
     cache: Cache<[u8; 32], Cached>,
+    /// Inactive answers, bounded apart (see [`INACTIVE_SHARE`]).
+    inactive: Cache<[u8; 32], ()>,
 }
 
 /// Finding a discovered endpoint, one attempt at a time. A check that
@@ -228,6 +259,11 @@ impl Introspector {
             .max_capacity(settings.cache.max_entries)
             .expire_after(CachedLifetime)
             .build();
+        let inactive = Cache::builder()
+            .name("introspection_inactive")
+            .max_capacity(inactive_capacity(settings.cache.max_entries))
+            .expire_after(InactiveLifetime(settings.cache.inactive_ttl))
+            .build();
         Introspector {
             provider,
             settings,
@@ -236,6 +272,7 @@ impl Introspector {
             endpoint,
             discovery: Discovery::default(),
             cache,
+            inactive,
         }
     }
 
@@ -289,6 +326,13 @@ impl Introspector {
         token: &str,
         key: [u8; 32],
     ) -> Result<Introspection, Arc<IntrospectionError>> {
+        // One cache per provider, so the labels name both; provider names
+        // are configured, so the set stays bounded.
+        let cache = format!("introspection/{}", self.provider);
+        if self.inactive.get(&key).await.is_some() {
+            crate::metrics::record_cache_lookup(&cache, true);
+            return Ok(Introspection::Inactive);
+        }
         let mut called = false;
         let cached = self
             .cache
@@ -304,17 +348,33 @@ impl Introspector {
                 };
                 crate::telemetry::record_call(&span, outcome);
                 crate::metrics::record_introspection(&self.provider, outcome, started.elapsed());
-                let answer = answer?;
-                let ttl = self.lifetime(&answer);
-                Ok::<_, IntrospectionError>(Cached { answer, ttl })
+                match answer {
+                    Ok(Introspection::Inactive) => {
+                        self.inactive.insert(key, ()).await;
+                        Err(NotCached::Inactive)
+                    }
+                    Ok(Introspection::Active(claims)) => {
+                        let ttl =
+                            cache_lifetime(self.settings.cache.ttl, claims.get("exp"), unix_now());
+                        Ok(Cached { claims, ttl })
+                    }
+                    Err(error) => Err(NotCached::Failed(Arc::new(error))),
+                }
             })
             .await;
-        // One cache per provider, so the label names both; provider names
-        // are configured, so the set stays bounded.
-        let cache = format!("introspection/{}", self.provider);
         crate::metrics::record_cache_lookup(&cache, !called);
         crate::metrics::set_cache_entries(&cache, self.cache.entry_count());
-        Ok(cached?.answer)
+        crate::metrics::set_cache_entries(
+            &format!("introspection_inactive/{}", self.provider),
+            self.inactive.entry_count(),
+        );
+        match cached {
+            Ok(cached) => Ok(Introspection::Active(cached.claims)),
+            Err(not_cached) => match not_cached.as_ref() {
+                NotCached::Inactive => Ok(Introspection::Inactive),
+                NotCached::Failed(error) => Err(Arc::clone(error)),
+            },
+        }
     }
 
     /// Checks an active answer against the provider: expiry, issuer,
@@ -326,17 +386,12 @@ impl Introspector {
 
     /// Entries in the cache, for metrics and tests, after pending
     /// insertions and evictions are applied.
-    pub async fn cached_entries(&self) -> u64 {
+    pub async fn cached_entries(&self) -> CachedEntries {
         self.cache.run_pending_tasks().await;
-        self.cache.entry_count()
-    }
-
-    fn lifetime(&self, answer: &Introspection) -> Duration {
-        match answer {
-            Introspection::Inactive => self.settings.cache.inactive_ttl,
-            Introspection::Active(claims) => {
-                cache_lifetime(self.settings.cache.ttl, claims.get("exp"), unix_now())
-            }
+        self.inactive.run_pending_tasks().await;
+        CachedEntries {
+            active: self.cache.entry_count(),
+            inactive: self.inactive.entry_count(),
         }
     }
 
@@ -495,6 +550,21 @@ impl Introspector {
         };
         IntrospectionError::Discovery { issuer, reason }
     }
+}
+
+/// Entries in an introspector's two caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedEntries {
+    /// Active answers.
+    pub active: u64,
+    /// Inactive answers.
+    pub inactive: u64,
+}
+
+/// The inactive cache's bound: a [`INACTIVE_SHARE`]th of `max_entries`,
+/// at least one entry unless the cache is off.
+fn inactive_capacity(max_entries: u64) -> u64 {
+    max_entries.div_ceil(INACTIVE_SHARE)
 }
 
 /// How long an active answer may be cached: the TTL, cut short by `exp`.

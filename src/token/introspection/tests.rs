@@ -294,7 +294,43 @@ async fn answers_are_cached_by_token() {
         ));
     }
     assert_eq!(idp.calls(), 2, "one call per distinct token");
-    assert_eq!(i.cached_entries().await, 2);
+    assert_eq!(
+        i.cached_entries().await,
+        CachedEntries {
+            active: 1,
+            inactive: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_inactive_tokens_leaves_active_answers_cached() {
+    let idp = Endpoint::start(|seen| {
+        if seen.form[0].1 == "good" {
+            reply(active(""))
+        } else {
+            reply(r#"{"active":false}"#)
+        }
+    })
+    .await;
+    let mut s = settings(idp.url("/i"), ClientAuth::None);
+    s.cache.max_entries = 50;
+    s.cache.inactive_ttl = Duration::from_secs(60);
+    let i = introspector(s);
+    i.introspect("good").await.unwrap();
+    for n in 0..500 {
+        let answer = i.introspect(&format!("made-up-{n}")).await.unwrap();
+        assert!(matches!(answer, Introspection::Inactive));
+    }
+    let entries = i.cached_entries().await;
+    assert_eq!(entries.active, 1, "{entries:?}");
+    assert!(entries.inactive <= 5, "a tenth of max_entries: {entries:?}");
+    let calls = idp.calls();
+    assert!(matches!(
+        i.introspect("good").await.unwrap(),
+        Introspection::Active(_)
+    ));
+    assert_eq!(idp.calls(), calls, "the active answer came from the cache");
 }
 
 #[tokio::test]
