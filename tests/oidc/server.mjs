@@ -1,14 +1,17 @@
 // A real OpenID provider (oidc-provider) on 127.0.0.1 for tollgate's tests.
 //
-//   node server.mjs --jwks keys.json [--port 0]
+//   node server.mjs --jwks keys.json [--port 0] [--store store.json]
 //       Serves; prints {"issuer":"http://127.0.0.1:PORT","port":PORT} once listening.
+//       With --store, issued tokens are kept in that file and survive a
+//       restart (as a real IdP's database would); without it they live in
+//       memory only.
 //   node server.mjs --generate-keys keys.json [--kid key-1]
 //       Writes a private JWK set holding one new RS256 key, then exits.
 //
 // The clients, secrets and resources are described in README.md.
 
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -20,6 +23,7 @@ const { values: args } = parseArgs({
     jwks: { type: 'string' },
     'generate-keys': { type: 'string' },
     kid: { type: 'string', default: 'key-1' },
+    store: { type: 'string' },
   },
 });
 
@@ -64,11 +68,63 @@ const RESOURCE_SERVER_CLIENTS = new Set(['tollgate', 'tollgate-post']);
 const ownTokenOrResourceServer = (ctx, caller, token) =>
   token.clientId === caller.clientId || RESOURCE_SERVER_CLIENTS.has(caller.clientId);
 
+// oidc-provider's storage interface over one JSON file: every change is
+// written through (a temporary file, then a rename), and the file is read
+// back at start. Small and slow, which is fine for the few tokens a test or
+// the soak issues.
+const storePath = args.store;
+const stored = new Map(
+  storePath && existsSync(storePath) ? Object.entries(JSON.parse(readFileSync(storePath, 'utf8'))) : [],
+);
+const live = (entry) => entry && (!entry.expiresAt || entry.expiresAt > Date.now());
+const save = () => {
+  for (const [key, entry] of stored) if (!live(entry)) stored.delete(key);
+  writeFileSync(`${storePath}.tmp`, JSON.stringify(Object.fromEntries(stored)));
+  renameSync(`${storePath}.tmp`, storePath);
+};
+class FileAdapter {
+  constructor(model) { this.model = model; }
+  key(id) { return `${this.model}:${id}`; }
+  async upsert(id, payload, expiresIn) {
+    stored.set(this.key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    save();
+  }
+  async find(id) {
+    const entry = stored.get(this.key(id));
+    return live(entry) ? entry.payload : undefined;
+  }
+  async findByUid(uid) {
+    for (const [key, entry] of stored) {
+      if (key.startsWith(`${this.model}:`) && live(entry) && entry.payload.uid === uid) return entry.payload;
+    }
+    return undefined;
+  }
+  async findByUserCode(userCode) {
+    for (const [key, entry] of stored) {
+      if (key.startsWith(`${this.model}:`) && live(entry) && entry.payload.userCode === userCode) return entry.payload;
+    }
+    return undefined;
+  }
+  async consume(id) {
+    const entry = stored.get(this.key(id));
+    if (entry) { entry.payload.consumed = Math.floor(Date.now() / 1000); save(); }
+  }
+  async destroy(id) {
+    stored.delete(this.key(id));
+    save();
+  }
+  async revokeByGrantId(grantId) {
+    for (const [key, entry] of stored) if (entry.payload.grantId === grantId) stored.delete(key);
+    save();
+  }
+}
+
 const server = createServer();
 server.listen(Number(args.port), '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
+    ...(storePath ? { adapter: FileAdapter } : {}),
     jwks: JSON.parse(readFileSync(args.jwks, 'utf8')),
     clients: [
       client('basic-client', 'client_secret_basic', ['client_credentials']),
