@@ -283,6 +283,19 @@ impl Sampler {
     }
 }
 
+/// Asserts that RSS grew from `before` to `highest` by at most `limit`.
+fn assert_rss_growth(before: u64, highest: u64, limit: u64, over: &str) {
+    let growth = highest.saturating_sub(before);
+    assert!(
+        growth <= limit,
+        "RSS grew by {} KiB over {over} (from {} KiB to {} KiB); at most {} MiB allowed",
+        growth / 1024,
+        before / 1024,
+        highest / 1024,
+        limit / MIB
+    );
+}
+
 fn assert_only(answers: &BTreeMap<Answer, usize>, expected: &Answer, count: usize, what: &str) {
     assert_eq!(
         answers.get(expected).copied().unwrap_or(0),
@@ -451,17 +464,11 @@ async fn garbage_floods_stay_bounded_and_keep_valid_callers_cached() {
         peaks.inactive > 0.0,
         "no inactive answer was ever cached: {peaks:?}"
     );
-    let growth = rss_after
-        .saturating_sub(rss_before)
-        .max(peaks.rss.saturating_sub(rss_before));
-    assert!(
-        growth <= RSS_GROWTH_LIMIT,
-        "RSS grew by {} MiB over {} garbage tokens (from {} MiB; peak {} MiB); at most {} MiB allowed",
-        growth / MIB,
-        2 * GARBAGE,
-        rss_before / MIB,
-        peaks.rss / MIB,
-        RSS_GROWTH_LIMIT / MIB
+    assert_rss_growth(
+        rss_before,
+        rss_after.max(peaks.rss),
+        RSS_GROWTH_LIMIT,
+        &format!("{} garbage tokens", 2 * GARBAGE),
     );
 
     // The callers cached before the flood still answer from the caches: no
@@ -557,16 +564,10 @@ async fn distinct_valid_tokens_keep_the_caches_at_their_bound() {
             "{cache} holds {entries} entries after {EACH} distinct tokens; expected about {MAX_ENTRIES}"
         );
     }
-    let growth = rss_after
-        .saturating_sub(rss_before)
-        .max(peaks.rss.saturating_sub(rss_before));
-    assert!(
-        growth <= RSS_GROWTH_LIMIT,
-        "RSS grew by {} MiB over {} distinct valid tokens (from {} MiB; peak {} MiB); at most {} MiB allowed",
-        growth / MIB,
-        2 * EACH,
-        rss_before / MIB,
-        peaks.rss / MIB,
-        RSS_GROWTH_LIMIT / MIB
+    assert_rss_growth(
+        rss_before,
+        rss_after.max(peaks.rss),
+        RSS_GROWTH_LIMIT,
+        &format!("{} distinct valid tokens", 2 * EACH),
     );
 }
