@@ -17,8 +17,8 @@ Load (wrk, benches/soak/soak.lua), in segments of --segment seconds:
   - valid: JWT and opaque access tokens from the provider (client
     credentials, scope read), a fresh pool every --churn seconds; every
     answer must be 200;
-  - deny: no token, a malformed token, a JWT with a tampered payload, and
-    one naming another issuer; every answer must be 401 (the intended
+  - deny: no token, a JWS with a payload that is not JSON, a JWT with a
+    tampered payload, and one naming another issuer; every answer must be 401 (the intended
     denies). None of these needs the IdP to be decided.
 Events: at 1/3 of the run the provider restarts signing with a new key
 (the old one still published: old and new kid in use); at 2/3 it restarts
@@ -263,7 +263,11 @@ def deny_pool(jwt, path):
     tampered = f"{header}.{b64url(json.dumps(claims).encode())}.{signature}"
     claims["iss"] = "https://not-the-idp.example"
     strange_issuer = f"{header}.{b64url(json.dumps(claims).encode())}.{signature}"
-    write_atomically(path, ["-", "not.a.jws", tampered, strange_issuer])
+    # JWS-shaped (its header is JSON), so never mistaken for an opaque
+    # token: that one would be introspected, and a fault while the IdP is
+    # down (a 403 from Envoy failing closed), not a 401.
+    malformed = f"{b64url(json.dumps({'alg': 'RS256'}).encode())}.{b64url(b'not json')}.{b64url(b'sig')}"
+    write_atomically(path, ["-", malformed, tampered, strange_issuer])
 
 
 # ---------------------------------------------------------------- the run
