@@ -89,10 +89,13 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProbl
     serde_json::from_slice(&decode_base64url(part)?).map_err(|_| TokenProblem::Malformed)
 }
 
-/// As [`decode_json`], refusing a repeated member name at any depth.
+/// As [`decode_json`], refusing a repeated member name at any depth, and
+/// anything but a JSON object (RFC 7515 §4, RFC 7519 §7.2): a derived
+/// `Deserialize` also takes a JSON array (`["RS256"]`), which
+/// [`is_jws_shaped`] refuses.
 fn decode_unique<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenProblem> {
     let bytes = decode_base64url(part)?;
-    if !has_unique_members(&bytes) {
+    if bytes.trim_ascii_start().first() != Some(&b'{') || !has_unique_members(&bytes) {
         return Err(TokenProblem::Malformed);
     }
     serde_json::from_slice(&bytes).map_err(|_| TokenProblem::Malformed)
@@ -345,6 +348,27 @@ mod tests {
             format!("{}.{p}.sig", b64("not json")),
         ] {
             assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed), "{token}");
+        }
+    }
+
+    /// Found by the `jws` fuzz target: `peek` took headers that
+    /// `is_jws_shaped` refuses: invalid UTF-8 in a member `peek` skips
+    /// (the repeated-member check now reads every member) and a JSON array.
+    #[test]
+    fn header_and_payload_must_be_utf8_json_objects() {
+        let payload = b64(r#"{"iss":"x"}"#);
+        let bad_utf8 = URL_SAFE_NO_PAD.encode(b"{\"alg\":\"RS256\",\"x\":\"\xff\"}");
+        let array = b64(r#"["RS256","k1"]"#);
+        for header in [bad_utf8, array] {
+            let token = format!("{header}.{payload}.sig");
+            assert!(!is_jws_shaped(&token));
+            assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed));
+        }
+        let header = b64(r#"{"alg":"RS256"}"#);
+        let bad_payload = URL_SAFE_NO_PAD.encode(b"{\"iss\":\"x\",\"y\":\"\xff\"}");
+        for payload in [bad_payload, b64(r#"["x"]"#)] {
+            let token = format!("{header}.{payload}.sig");
+            assert_eq!(peek(&token).err(), Some(TokenProblem::Malformed));
         }
     }
 
