@@ -1,0 +1,78 @@
+//! The fuzz targets' bodies (`fuzz/bodies/`), run over every committed seed
+//! (`fuzz/corpus/<target>/`) and crash reproducer (`fuzz/regressions/<target>/`),
+//! so the invariants the fuzzer checks hold under plain `cargo test`, without
+//! nightly or libFuzzer. `fuzz/run.sh` does the fuzzing itself.
+
+use std::path::Path;
+
+#[path = "../fuzz/bodies/config.rs"]
+mod config;
+#[path = "../fuzz/bodies/extract.rs"]
+mod extract;
+#[path = "../fuzz/bodies/jwks.rs"]
+mod jwks;
+#[path = "../fuzz/bodies/jws.rs"]
+mod jws;
+#[path = "../fuzz/bodies/paths.rs"]
+mod paths;
+
+/// Runs `body` on every file of the target's seed corpus and regressions,
+/// naming the file that fails. Returns how many seeds there were.
+fn replay(target: &str, body: fn(&[u8])) -> usize {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut seeds = 0;
+    for folder in [fuzz.join("corpus").join(target), fuzz.join("regressions").join(target)] {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries.map(|entry| entry.unwrap().path()).collect();
+        files.sort();
+        for file in files {
+            let data = std::fs::read(&file).unwrap();
+            let outcome = std::panic::catch_unwind(|| body(&data));
+            assert!(outcome.is_ok(), "{} failed its target's invariants", file.display());
+            seeds += 1;
+        }
+    }
+    seeds
+}
+
+#[test]
+fn extract_seeds_and_regressions() {
+    assert!(replay("extract", extract::run) >= 10);
+}
+
+#[test]
+fn jws_seeds_and_regressions() {
+    assert!(replay("jws", jws::run) >= 10);
+}
+
+/// The oracle behind the `jws` target only speaks when a token verifies:
+/// each valid seed must, with exactly its own provider.
+#[test]
+fn valid_jws_seeds_verify() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/jws");
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        for name in [format!("valid-{alg}"), format!("valid-{alg}-no-kid")] {
+            let token = std::fs::read(folder.join(&name)).unwrap();
+            assert_eq!(jws::verifications(&token), 1, "{name}");
+        }
+        let expired = std::fs::read(folder.join(format!("{alg}-expired"))).unwrap();
+        assert_eq!(jws::verifications(&expired), 0, "{alg}-expired");
+    }
+}
+
+#[test]
+fn jwks_seeds_and_regressions() {
+    assert!(replay("jwks", jwks::run) >= 10);
+}
+
+#[test]
+fn config_seeds_and_regressions() {
+    assert!(replay("config", config::run) >= 5);
+}
+
+#[test]
+fn paths_seeds_and_regressions() {
+    assert!(replay("paths", paths::run) >= 10);
+}
