@@ -21,7 +21,10 @@ mod paths;
 fn replay(target: &str, body: fn(&[u8])) -> usize {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut seeds = 0;
-    for folder in [fuzz.join("corpus").join(target), fuzz.join("regressions").join(target)] {
+    for folder in [
+        fuzz.join("corpus").join(target),
+        fuzz.join("regressions").join(target),
+    ] {
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
@@ -30,7 +33,11 @@ fn replay(target: &str, body: fn(&[u8])) -> usize {
         for file in files {
             let data = std::fs::read(&file).unwrap();
             let outcome = std::panic::catch_unwind(|| body(&data));
-            assert!(outcome.is_ok(), "{} failed its target's invariants", file.display());
+            assert!(
+                outcome.is_ok(),
+                "{} failed its target's invariants",
+                file.display()
+            );
             seeds += 1;
         }
     }

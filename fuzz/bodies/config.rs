@@ -43,7 +43,10 @@ pub(crate) fn run(data: &[u8]) {
     let Ok(yaml) = std::str::from_utf8(data) else {
         return;
     };
-    if ["/dev", "/proc", "/sys"].iter().any(|dir| yaml.contains(dir)) {
+    if ["/dev", "/proc", "/sys"]
+        .iter()
+        .any(|dir| yaml.contains(dir))
+    {
         return;
     }
     match Config::from_yaml(yaml, &config_folder()) {

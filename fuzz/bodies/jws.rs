@@ -83,13 +83,22 @@ pub(crate) fn verifications(data: &[u8]) -> usize {
     for provider in &fixture.providers {
         let verdict = {
             let mut verify = pin!(provider.verify(token, &unverified));
-            match verify.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            match verify
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
                 Poll::Ready(outcome) => outcome.expect("static keys are always available"),
                 Poll::Pending => panic!("verification with static keys waited"),
             }
         };
         if let Ok(verified) = verdict {
-            assert_genuine(token, provider, unverified.algorithm, &verified.claims, fixture);
+            assert_genuine(
+                token,
+                provider,
+                unverified.algorithm,
+                &verified.claims,
+                fixture,
+            );
             accepted += 1;
         }
     }
@@ -112,12 +121,17 @@ fn assert_genuine(
     let header = header.as_object().expect("the header is a JSON object");
     assert!(!header.contains_key("crit"), "a crit header verified");
     let alg = format!("{algorithm:?}");
-    assert_eq!(header.get("alg").and_then(Value::as_str), Some(alg.as_str()));
+    assert_eq!(
+        header.get("alg").and_then(Value::as_str),
+        Some(alg.as_str())
+    );
     let key = &fixture.keys[&alg];
     if let Some(kid) = header.get("kid") {
         assert_eq!(kid, &key["kid"], "verified with a key of another kid");
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url signature");
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url signature");
     let member = |name: &str| {
         URL_SAFE_NO_PAD
             .decode(key[name].as_str().expect("fixture member"))
@@ -147,7 +161,10 @@ fn assert_genuine(
         claims.get("iss").and_then(Value::as_str),
         Some(provider.issuer())
     );
-    let exp = claims.get("exp").and_then(Value::as_f64).expect("numeric exp");
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .expect("numeric exp");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")

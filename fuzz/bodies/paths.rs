@@ -44,11 +44,19 @@ pub(crate) fn run(data: &[u8]) {
         }
     }
     if let [Some(rejecting), keeping, _] = &normalized {
-        assert_eq!(Some(rejecting), keeping.as_ref(), "reject and keep disagree");
+        assert_eq!(
+            Some(rejecting),
+            keeping.as_ref(),
+            "reject and keep disagree"
+        );
     }
     let host = normalize_host(authority);
     if let Some(host) = &host {
-        assert_eq!(normalize_host(host).as_ref(), Some(host), "host not a fixed point");
+        assert_eq!(
+            normalize_host(host).as_ref(),
+            Some(host),
+            "host not a fixed point"
+        );
     }
 
     let matchers: Vec<(RouteMatcher, &MatchSpec)> = specs
