@@ -54,6 +54,11 @@ def write(target, name, data):
     (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+def write_all(target, cases):
+    for name, data in cases.items():
+        write(target, name, data)
+
+
 def jws():
     good = {
         "RS256": ({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}, "https://rs.fuzz.test", {}),
@@ -105,8 +110,7 @@ def extract():
         "bad-escape": "\x03?token=%zz",
         "empty-bearer": "\x00authorization: Bearer ",
     }
-    for name, data in cases.items():
-        write("extract", name, data)
+    write_all("extract", cases)
 
 
 def paths():
@@ -127,8 +131,7 @@ def paths():
         "control": "/a%00b\n\nGET\na",
         "backslash": "/a\\..\\admin\n\nGET\na",
     }
-    for name, data in cases.items():
-        write("paths", name, data)
+    write_all("paths", cases)
 
 
 def jwks():
@@ -165,8 +168,7 @@ def jwks():
         "padded-and-sign-byte": {"keys": [{**rsa, "n": "AA" + rsa["n"] + "==", "kid": 7}]},
         "no-keys": {"issuer": "x"},
     }
-    for name, doc in docs.items():
-        write("jwks", f"{name}.json", json.dumps(doc))
+    write_all("jwks", {f"{name}.json": json.dumps(doc) for name, doc in docs.items()})
 
 
 jws()
