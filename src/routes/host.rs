@@ -168,11 +168,7 @@ fn check_name(name: &str) -> Result<(), &'static str> {
 }
 
 fn check_ipv6(address: &str) -> Result<(), &'static str> {
-    let valid = address.contains(':')
-        && address
-            .bytes()
-            .all(|byte| byte.is_ascii_hexdigit() || byte == b':' || byte == b'.');
-    if valid {
+    if address.parse::<std::net::Ipv6Addr>().is_ok() {
         Ok(())
     } else {
         Err("not an IPv6 address")
@@ -244,6 +240,8 @@ mod tests {
             "a.com:80",
             "[::1]:80",
             "[zz]",
+            "[fe80:]",
+            "1:2:3",
             "*.*.com",
             "**",
             "https://api.example.com",

@@ -103,13 +103,12 @@ pub fn normalize_host(authority: &str) -> Option<String> {
     valid.then(|| name.to_ascii_lowercase())
 }
 
-/// Hex, `:` and `.`, then optionally an RFC 6874 zone id (`fe80::1%25eth0`).
+/// An IPv6 address, then optionally an RFC 6874 zone id (`fe80::1%25eth0`).
+/// Hex digits and colons alone are not enough: `[fe80:]:80` would give
+/// `fe80:`, which reads as the host `fe80` with an empty port.
 fn is_ipv6_literal(text: &str) -> bool {
     let (address, zone) = text.split_once('%').unwrap_or((text, ""));
-    address.contains(':')
-        && address
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    address.parse::<std::net::Ipv6Addr>().is_ok()
         && zone
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
@@ -331,6 +330,13 @@ mod tests {
             ".a",
             "[::1]junk",
             "[]",
+            // Found by the `paths` fuzz target: not IPv6 addresses, and
+            // `fe80:` normalised again is the host `fe80`.
+            "[fe80:]:80",
+            "[:]",
+            "[1:2]",
+            "1:2:3",
+            "[::1::2]",
             "x:y.example.com",
             "ex ample.com",
             "evil.com/admin.example.com",
