@@ -14,7 +14,10 @@
 # (fuzz/regressions/<target>/) are read only. A crash stops the target, and
 # the script exits non-zero naming the reproducer under fuzz/artifacts/.
 # To keep one: fix it, copy it to fuzz/regressions/<target>/, and
-# `cargo test --test fuzz_corpus` replays it from then on.
+# `cargo test --test fuzz_corpus` replays it from then on. libFuzzer first
+# runs every input of fuzz/work/corpus/<target>/ once, outside the time
+# limit, so a short run after long ones takes longer. Two runs of one
+# target at once share its log, fuzz/work/<target>.log: don't.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -88,15 +91,15 @@ for target in "${targets[@]}"; do
         status=1
     fi
     elapsed=$(( $(date +%s) - start ))
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-    coverage=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
+    runs=$(LC_ALL=C sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    rate=$(LC_ALL=C sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    coverage=$(grep -a -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
     corpus=$(find "$work" -type f | wc -l)
     line="$target: $result, ${elapsed} s, ${runs:-?} runs (${rate:-?}/s), ${coverage:-no coverage line}, $corpus inputs in $work"
     if [ $result = CRASH ]; then
-        reproducer=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+        reproducer=$(LC_ALL=C sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         line="$line; reproducer: ${reproducer:-fuzz/artifacts/$target/ (see fuzz/$log)}"
-        grep -m 5 -E 'panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer' "$log" || true
+        grep -a -m 5 -E 'panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer' "$log" || true
     fi
     echo "$line"
     summary+=("$line")
