@@ -214,11 +214,14 @@ async fn an_idp_outage_keeps_cached_keys_refuses_uncached_opaque_tokens_and_reco
     // tollgate answers with a gRPC error; Envoy's failure mode (closed,
     // status_on_error 403) decides.
     stack.expect("GET", "/get", Some(&unseen), 403).await;
+    // The log names the failing provider; stderr is read by another
+    // thread, so the line may land a moment after the answer.
+    stack
+        .stack
+        .tollgate
+        .wait_for_log("introspection for provider oidc failed")
+        .await;
     let logs = stack.stack.tollgate.logs();
-    assert!(
-        logs.contains("introspection for provider oidc failed"),
-        "the log names the failing provider:\n{logs}"
-    );
     assert!(!logs.contains(&unseen), "the log repeats a token:\n{logs}");
 
     stack.idp.restart().await;

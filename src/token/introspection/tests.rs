@@ -368,7 +368,9 @@ async fn inactive_answers_expire_after_inactive_ttl() {
 
 #[tokio::test]
 async fn active_answers_never_outlive_exp() {
-    let exp = later(1);
+    // `exp` is whole seconds, so this entry lives between 2 and 3 s: long
+    // enough that a loaded machine still makes the second call in time.
+    let exp = later(3);
     let idp = Endpoint::start(move |_| reply(active(&format!(r#","exp":{exp}"#)))).await;
     let mut s = settings(idp.url("/i"), ClientAuth::None);
     s.cache.ttl = Duration::from_secs(3600);
@@ -376,7 +378,7 @@ async fn active_answers_never_outlive_exp() {
     i.introspect("t").await.unwrap();
     i.introspect("t").await.unwrap();
     assert_eq!(idp.calls(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     i.introspect("t").await.unwrap();
     assert_eq!(idp.calls(), 2, "the entry ended at exp, not after the TTL");
 }
