@@ -135,12 +135,14 @@ fn parse_pattern(raw: &str) -> Result<Option<HostPattern>, RouteError> {
         let address = bracketed.strip_suffix(']').ok_or_else(|| {
             invalid("an IPv6 literal must be `[address]` without a port; ports are ignored")
         })?;
-        check_ipv6(address).map_err(invalid)?;
-        return Ok(Some(HostPattern::Exact(address.to_owned())));
+        return Ok(Some(HostPattern::Exact(
+            canonical_ipv6(address).map_err(invalid)?,
+        )));
     }
     if lower.matches(':').count() >= 2 {
-        check_ipv6(&lower).map_err(invalid)?;
-        return Ok(Some(HostPattern::Exact(lower)));
+        return Ok(Some(HostPattern::Exact(
+            canonical_ipv6(&lower).map_err(invalid)?,
+        )));
     }
     if lower.contains(':') {
         return Err(invalid(
@@ -167,12 +169,13 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn check_ipv6(address: &str) -> Result<(), &'static str> {
-    if address.parse::<std::net::Ipv6Addr>().is_ok() {
-        Ok(())
-    } else {
-        Err("not an IPv6 address")
-    }
+/// The address in RFC 5952 form, as request hosts are normalised, so
+/// `[0:0::1]` in config matches a request for `[::1]`.
+fn canonical_ipv6(address: &str) -> Result<String, &'static str> {
+    address
+        .parse::<std::net::Ipv6Addr>()
+        .map(|address| address.to_string())
+        .map_err(|_| "not an IPv6 address")
 }
 
 fn is_name_byte(byte: u8) -> bool {
@@ -225,6 +228,8 @@ mod tests {
         assert!(set(&["example.com."]).matches("example.com"));
         assert!(set(&["[::1]"]).matches("::1"));
         assert!(set(&["::1"]).matches("::1"));
+        assert!(set(&["[0:0::1]"]).matches("::1"));
+        assert!(set(&["[2001:DB8:0::1]"]).matches("2001:db8::1"));
     }
 
     #[test]

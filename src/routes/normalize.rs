@@ -79,12 +79,14 @@ pub fn normalize_host(authority: &str) -> Option<String> {
     }
     if let Some(bracketed) = authority.strip_prefix('[') {
         let (address, rest) = bracketed.split_once(']')?;
-        let valid = (rest.is_empty() || is_port_suffix(rest)) && is_ipv6_literal(address);
-        return valid.then(|| address.to_ascii_lowercase());
+        if !(rest.is_empty() || is_port_suffix(rest)) {
+            return None;
+        }
+        return canonical_ipv6(address);
     }
     // Two or more colons: an unbracketed IPv6 address, which has no port.
     if authority.matches(':').count() >= 2 {
-        return is_ipv6_literal(authority).then(|| authority.to_ascii_lowercase());
+        return canonical_ipv6(authority);
     }
     let name = match authority.split_once(':') {
         Some((name, port)) if is_digits(port) => name,
@@ -103,15 +105,28 @@ pub fn normalize_host(authority: &str) -> Option<String> {
     valid.then(|| name.to_ascii_lowercase())
 }
 
-/// An IPv6 address, then optionally an RFC 6874 zone id (`fe80::1%25eth0`).
-/// Hex digits and colons alone are not enough: `[fe80:]:80` would give
-/// `fe80:`, which reads as the host `fe80` with an empty port.
-fn is_ipv6_literal(text: &str) -> bool {
-    let (address, zone) = text.split_once('%').unwrap_or((text, ""));
-    address.parse::<std::net::Ipv6Addr>().is_ok()
-        && zone
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+/// An IPv6 address in its RFC 5952 text form, so that `0:0::1` and `::1`
+/// are one host, then any RFC 6874 zone id (`fe80::1%25eth0`), lower-cased.
+/// `None` if it is not one: hex digits and colons alone are not enough
+/// (`[fe80:]:80` would give `fe80:`, which reads as the host `fe80` with an
+/// empty port).
+fn canonical_ipv6(text: &str) -> Option<String> {
+    let (address, zone) = match text.split_once('%') {
+        Some((address, zone)) => (address, Some(zone)),
+        None => (text, None),
+    };
+    let address = address.parse::<std::net::Ipv6Addr>().ok()?;
+    match zone {
+        None => Some(address.to_string()),
+        Some(zone)
+            if zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) =>
+        {
+            Some(format!("{address}%{}", zone.to_ascii_lowercase()))
+        }
+        Some(_) => None,
+    }
 }
 
 fn is_port_suffix(rest: &str) -> bool {
@@ -302,6 +317,14 @@ mod tests {
         assert_eq!(host("::1").as_deref(), Some("::1"));
         assert_eq!(
             host("[fe80::1%25eth0]:8080").as_deref(),
+            Some("fe80::1%25eth0")
+        );
+        // One address, one host: RFC 5952 form, whatever the spelling.
+        for spelling in ["[0:0::1]", "[0000:0:0:0:0:0:0:1]:443", "0::0:1"] {
+            assert_eq!(host(spelling).as_deref(), Some("::1"), "{spelling}");
+        }
+        assert_eq!(
+            host("[FE80:0::1%25ETH0]").as_deref(),
             Some("fe80::1%25eth0")
         );
     }

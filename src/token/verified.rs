@@ -1,7 +1,8 @@
 //! Verified JWTs, remembered by a hash of the token so a repeat caller pays
 //! for no signature check. An entry never outlives the token's `exp` nor
-//! the key set that verified it: after a JWKS refresh or rotation the
-//! token is verified again.
+//! the key set that verified it: once a fetch brings a different JWKS
+//! document (a rotation), the token is verified again; a refresh that
+//! brings the same document keeps the entries.
 
 use std::sync::Arc;
 use std::time::Duration;
