@@ -25,7 +25,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use serde_json::{Map, Value};
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Parser)]
@@ -49,9 +49,9 @@ enum Command {
         algorithm: Option<String>,
         #[arg(long)]
         kid: Option<String>,
-        #[arg(long, default_value = tollgate::devtoken::DEV_ISSUER)]
+        #[arg(long, default_value = tollgate::DEV_ISSUER)]
         issuer: String,
-        #[arg(long, default_value = tollgate::devtoken::DEV_AUDIENCE)]
+        #[arg(long, default_value = tollgate::DEV_AUDIENCE)]
         audience: String,
         #[arg(long = "scope", default_value = "read")]
         scopes: Vec<String>,
@@ -150,7 +150,7 @@ fn main() -> Result<(), String> {
             if requests.is_empty() {
                 return Err("the token file is empty".into());
             }
-            let duration = tollgate::config::parse_duration(&duration)?;
+            let duration = tollgate::internals::parse_duration(&duration)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

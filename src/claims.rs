@@ -1,21 +1,65 @@
 //! Claims: reading values out of a token's claim set by path, the scopes a
-//! token grants, and the requirements a route places on both.
+//! token grants, the requirements a route places on both, and the
+//! NumericDate time claims with the clock they are written in.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+/// Verified claims: a JWT's payload, or an introspection answer's members.
+pub(crate) type Claims = Arc<Map<String, Value>>;
+
+/// Seconds since the Unix epoch, the clock JWT claims are written in.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Why a NumericDate claim cannot be read: present, but not a finite number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotANumericDate;
+
+/// A NumericDate claim: absent, or a finite number; anything else is invalid.
+pub(crate) fn time_claim(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<f64>, NotANumericDate> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(value) => match value.as_f64() {
+            Some(at) if at.is_finite() => Ok(Some(at)),
+            _ => Err(NotANumericDate),
+        },
+    }
+}
+
+/// What is left of `ttl` before `exp` (a NumericDate) passes at `now`:
+/// zero once it has, or when `exp` is not a finite number.
+pub(crate) fn until_exp(ttl: Duration, exp: &Value, now: u64) -> Duration {
+    match exp.as_f64() {
+        Some(exp) if exp.is_finite() => {
+            let left = (exp - now as f64).clamp(0.0, ttl.as_secs_f64());
+            Duration::from_secs_f64(left)
+        }
+        _ => Duration::ZERO,
+    }
+}
+
 /// A path into nested claims: `realm_access.roles` is `["realm_access", "roles"]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimPath(Vec<String>);
+pub(crate) struct ClaimPath(Vec<String>);
 
 impl ClaimPath {
     /// Splits a dotted path. Keys that themselves hold dots (Auth0's
     /// `https://example.com/roles`) are written as a list in config instead.
-    pub fn dotted(path: &str) -> Result<ClaimPath, String> {
+    pub(crate) fn dotted(path: &str) -> Result<ClaimPath, String> {
         Self::segments(path.split('.').map(str::to_owned).collect())
     }
 
     /// A path from explicit segments; none may be empty.
-    pub fn segments(segments: Vec<String>) -> Result<ClaimPath, String> {
+    pub(crate) fn segments(segments: Vec<String>) -> Result<ClaimPath, String> {
         if segments.is_empty() || segments.iter().any(String::is_empty) {
             return Err("a claim path needs non-empty segments".to_owned());
         }
@@ -23,12 +67,12 @@ impl ClaimPath {
     }
 
     /// A path of one top-level key, such as `sub`.
-    pub fn key(name: &str) -> ClaimPath {
+    pub(crate) fn key(name: &str) -> ClaimPath {
         ClaimPath(vec![name.to_owned()])
     }
 
     /// The value at this path, if every step exists.
-    pub fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
+    pub(crate) fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
         let (first, rest) = self.0.split_first()?;
         rest.iter()
             .try_fold(claims.get(first)?, |value, key| value.as_object()?.get(key))
@@ -46,7 +90,7 @@ impl std::fmt::Display for ClaimPath {
 /// strings (`scp` as Okta and Azure AD send it). A claim of any other type,
 /// an array holding anything but strings included, grants nothing: no
 /// guessing which of its parts the issuer meant.
-pub fn scopes<'a>(claims: &'a Map<String, Value>, claim_names: &[String]) -> Vec<&'a str> {
+pub(crate) fn scopes<'a>(claims: &'a Map<String, Value>, claim_names: &[String]) -> Vec<&'a str> {
     let Some(value) = claim_names.iter().find_map(|name| claims.get(name)) else {
         return Vec::new();
     };
@@ -63,7 +107,7 @@ pub fn scopes<'a>(claims: &'a Map<String, Value>, claim_names: &[String]) -> Vec
 
 /// What a route demands of a verified token.
 #[derive(Debug, Clone, Default)]
-pub struct Requirements {
+pub(crate) struct Requirements {
     /// Every one of these scopes.
     pub all_scopes: Vec<String>,
     /// At least one of these, when non-empty.
@@ -74,7 +118,7 @@ pub struct Requirements {
 
 /// Why requirements were not met.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unmet {
+pub(crate) enum Unmet {
     /// A scope of `all_scopes` is missing.
     AllScopes,
     /// None of `any_scopes` was granted.
@@ -85,7 +129,7 @@ pub enum Unmet {
 
 impl Requirements {
     /// Checks granted scopes and claims against the requirements.
-    pub fn check(&self, granted: &[&str], claims: &Map<String, Value>) -> Result<(), Unmet> {
+    pub(crate) fn check(&self, granted: &[&str], claims: &Map<String, Value>) -> Result<(), Unmet> {
         let has = |scope: &String| granted.iter().any(|g| g == scope);
         if !self.all_scopes.iter().all(has) {
             return Err(Unmet::AllScopes);
@@ -102,7 +146,7 @@ impl Requirements {
     /// The scopes to name in `WWW-Authenticate: ... scope="..."` for a
     /// scope failure: all of `all_scopes` when one was missing, else the
     /// `any_scopes` list (one of which is needed). `None` for claim failures.
-    pub fn scope_hint(&self, unmet: &Unmet) -> Option<String> {
+    pub(crate) fn scope_hint(&self, unmet: &Unmet) -> Option<String> {
         match unmet {
             Unmet::AllScopes => Some(self.all_scopes.join(" ")),
             Unmet::AnyScopes => Some(self.any_scopes.join(" ")),
@@ -113,7 +157,7 @@ impl Requirements {
 
 /// One condition on one claim.
 #[derive(Debug, Clone)]
-pub struct ClaimRule {
+pub(crate) struct ClaimRule {
     /// Where the claim is.
     pub path: ClaimPath,
     /// What must be true of it.
@@ -122,7 +166,7 @@ pub struct ClaimRule {
 
 /// The condition a claim must meet. A missing claim meets none.
 #[derive(Debug, Clone)]
-pub enum ClaimTest {
+pub(crate) enum ClaimTest {
     /// Equal as JSON (a number is not its string form).
     Equals(Value),
     /// The claim is an array holding the value, or a space-separated string
@@ -134,7 +178,7 @@ pub enum ClaimTest {
 
 impl ClaimRule {
     /// Whether the rule holds for these claims.
-    pub fn holds(&self, claims: &Map<String, Value>) -> bool {
+    pub(crate) fn holds(&self, claims: &Map<String, Value>) -> bool {
         let Some(actual) = self.path.lookup(claims) else {
             return false;
         };

@@ -193,11 +193,7 @@ fn serve(path: PathBuf) -> ExitCode {
     // The span exporter's gRPC channel lives on this runtime.
     let telemetry = {
         let _runtime = runtime.enter();
-        crate::telemetry::init(
-            config.log.format,
-            &config.log.level,
-            config.tracing.as_ref(),
-        )
+        crate::telemetry::init(&config.telemetry)
     };
     let telemetry = match telemetry {
         Ok(telemetry) => telemetry,
@@ -219,8 +215,8 @@ fn serve(path: PathBuf) -> ExitCode {
         let listeners = async {
             Ok::<_, ExitCode>(crate::server::Listeners {
                 grpc: bind(config.server.grpc_listen).await?,
-                http: match config.server.http_listen {
-                    Some(addr) => Some(bind(addr).await?),
+                http: match &config.server.http {
+                    Some(http) => Some(bind(http.listen).await?),
                     None => None,
                 },
                 admin: Some(bind(config.server.admin_listen).await?),
@@ -234,7 +230,7 @@ fn serve(path: PathBuf) -> ExitCode {
         match crate::server::serve_reloading(config, path, listeners, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!(error = %crate::telemetry::ErrorChain(&error), "tollgate stopped");
+                tracing::error!(error = %crate::error_chain::ErrorChain(&error), "tollgate stopped");
                 ExitCode::from(EX_SOFTWARE)
             }
         }
@@ -255,12 +251,21 @@ fn check_config(path: PathBuf) -> ExitCode {
     for warning in &config.warnings {
         eprintln!("warning: {warning}");
     }
+    let providers = config.authz.providers.len();
     let names: Vec<_> = config
+        .authz
         .routes
         .iter()
         .map(|r| r.policy.name.clone())
         .collect();
-    let table = RouteTable::new(config.routes.into_iter().map(|r| (r.matcher, ())).collect());
+    let table = RouteTable::new(
+        config
+            .authz
+            .routes
+            .into_iter()
+            .map(|r| (r.matcher, ()))
+            .collect(),
+    );
     let findings = table.lint();
     let never_match: Vec<usize> = findings
         .iter()
@@ -284,9 +289,8 @@ fn check_config(path: PathBuf) -> ExitCode {
         }
     }
     println!(
-        "{}: ok ({} providers, {} routes)",
+        "{}: ok ({providers} providers, {} routes)",
         path.display(),
-        config.providers.len(),
         names.len()
     );
     ExitCode::SUCCESS

@@ -12,9 +12,9 @@ pub const DEV_ISSUER: &str = "https://dev.tollgate.local";
 /// The quickstart's audience.
 pub const DEV_AUDIENCE: &str = "tollgate-quickstart";
 /// Key id of the committed development key.
-pub const DEV_KID: &str = "tollgate-dev-1";
+pub(crate) const DEV_KID: &str = "tollgate-dev-1";
 /// The committed development key (P-256), also in `config/dev/dev-key.pem`.
-pub const DEV_KEY_PEM: &str = include_str!("../config/dev/dev-key.pem");
+pub(crate) const DEV_KEY_PEM: &str = include_str!("../config/dev/dev-key.pem");
 
 /// What to put in the token.
 #[derive(Debug, Clone)]

@@ -3,10 +3,19 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::HeaderMapping;
+use crate::claims::ClaimPath;
+
+/// One upstream header filled from a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderMapping {
+    /// Lower-case header name.
+    pub(crate) header: String,
+    /// The claim rendered into it.
+    pub(crate) claim: ClaimPath,
+}
 
 /// Longest header value tollgate sends; a longer claim is dropped, not truncated.
-pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 
 /// Header changes for the upstream request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,7 +31,7 @@ pub struct UpstreamHeaders {
 /// Renders each mapping from the claims. A mapping whose claim is absent,
 /// unrenderable or oversized yields nothing; the caller removes that header
 /// so a client-sent one never reaches the upstream.
-pub fn render_claims(
+pub(crate) fn render_claims(
     mappings: &[HeaderMapping],
     claims: &Map<String, Value>,
     separator: &str,
@@ -57,7 +66,7 @@ pub fn render_claims(
 /// for null, for text that would be unsafe in a header (control characters,
 /// which includes CR and LF), and for an array with an element holding the
 /// separator, which the upstream would split into two values.
-pub fn render(value: &Value, separator: &str) -> Option<String> {
+pub(crate) fn render(value: &Value, separator: &str) -> Option<String> {
     let text = match value {
         Value::Null => return None,
         Value::String(s) => s.clone(),
@@ -83,7 +92,6 @@ pub fn render(value: &Value, separator: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::ClaimPath;
     use serde_json::json;
 
     fn mapping(header: &str, claim: &str) -> HeaderMapping {

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::token::unix_now;
-
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
@@ -16,10 +14,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value, json};
 
-use crate::authz::Caller;
+use crate::claims::unix_now;
+use crate::digest::TokenKey;
+use crate::outcome::{Caller, Fault, FaultKind};
+
+/// Header the signed identity token goes in unless a route names another.
+pub(crate) const DEFAULT_IDENTITY_HEADER: &str = "x-tollgate-identity";
 
 /// Claims tollgate sets itself; a route cannot copy a token claim over them.
-pub const RESERVED_CLAIMS: &[&str] = &[
+pub(crate) const RESERVED_CLAIMS: &[&str] = &[
     "iss",
     "aud",
     "sub",
@@ -34,11 +37,21 @@ pub const RESERVED_CLAIMS: &[&str] = &[
 
 /// The signing key and its public JWK, parsed once from config.
 #[derive(Clone)]
-pub struct IdentityKey {
+pub(crate) struct IdentityKey {
     algorithm: Algorithm,
     kid: String,
     key: EncodingKey,
     public_jwk: Value,
+}
+
+/// Keys are equal when their algorithm, kid and public key are: the public
+/// key follows from the private one, which is never compared byte by byte.
+impl PartialEq for IdentityKey {
+    fn eq(&self, other: &IdentityKey) -> bool {
+        self.algorithm == other.algorithm
+            && self.kid == other.kid
+            && self.public_jwk == other.public_jwk
+    }
 }
 
 impl std::fmt::Debug for IdentityKey {
@@ -54,7 +67,7 @@ impl IdentityKey {
     /// A PKCS#8 PEM private key for `ES256` (P-256) or `EdDSA` (Ed25519).
     /// Anything else (RSA, HMAC, other curves) is refused: the token is
     /// minted per request, so it should be small and cheap to sign.
-    pub fn from_pem(pem: &[u8], algorithm: &str, kid: &str) -> Result<IdentityKey, String> {
+    pub(crate) fn from_pem(pem: &[u8], algorithm: &str, kid: &str) -> Result<IdentityKey, String> {
         if kid.is_empty() || kid.chars().any(char::is_control) {
             return Err("`kid` must be non-empty text".to_owned());
         }
@@ -112,8 +125,8 @@ impl IdentityKey {
 }
 
 /// The `identity:` section: who signs and how long tokens live.
-#[derive(Debug, Clone)]
-pub struct IdentitySettings {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IdentitySettings {
     /// `iss` of minted tokens.
     pub issuer: String,
     /// The signing key.
@@ -125,8 +138,8 @@ pub struct IdentitySettings {
 }
 
 /// A route's signed identity: where it goes and for whom.
-#[derive(Debug, Clone)]
-pub struct RouteIdentity {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteIdentity {
     /// Lower-case header the token is set in.
     pub header: String,
     /// `aud`: the upstream.
@@ -136,9 +149,9 @@ pub struct RouteIdentity {
 }
 
 /// What a minted token says about the caller.
-pub struct Subject<'a> {
-    /// The caller's verified token, only hashed here (the cache key).
-    pub token: &'a str,
+pub(crate) struct Subject<'a> {
+    /// The caller's token, hashed: half of the cache key.
+    pub key: TokenKey,
     /// The route's name, the other half of the cache key.
     pub route: &'a Arc<str>,
     /// Who called.
@@ -149,10 +162,12 @@ pub struct Subject<'a> {
     pub scopes: &'a [&'a str],
 }
 
-type CacheKey = ([u8; 32], Arc<str>);
+type CacheKey = (TokenKey, Arc<str>);
 
-/// Mints and caches identity tokens.
-pub struct IdentityMinter {
+/// Mints and caches identity tokens; cheap to clone (the clones share the
+/// cache).
+#[derive(Clone)]
+pub(crate) struct IdentityMinter {
     settings: IdentitySettings,
     header: Header,
     /// Minted token and its `exp`; reused until [`IdentityMinter::reuse_margin`]
@@ -165,9 +180,15 @@ pub struct IdentityMinter {
 #[error("cannot sign the upstream identity token")]
 pub struct MintFailed(#[source] jsonwebtoken::errors::Error);
 
+impl From<MintFailed> for Fault {
+    fn from(error: MintFailed) -> Fault {
+        Fault::new(FaultKind::IdentitySigning, error)
+    }
+}
+
 impl IdentityMinter {
     /// A minter with an empty cache.
-    pub fn new(settings: IdentitySettings) -> IdentityMinter {
+    pub(crate) fn new(settings: IdentitySettings) -> IdentityMinter {
         let mut header = Header::new(settings.key.algorithm);
         header.kid = Some(settings.key.kid.clone());
         let cache = moka::future::Cache::builder()
@@ -184,13 +205,13 @@ impl IdentityMinter {
     }
 
     /// The public keys, as a JWKS document.
-    pub fn jwks(&self) -> Value {
+    pub(crate) fn jwks(&self) -> Value {
         json!({ "keys": [self.settings.key.public_jwk] })
     }
 
     /// A token for `subject` on `route`, from the cache while it has more
     /// than a quarter of its lifetime left.
-    pub async fn mint(
+    pub(crate) async fn mint(
         &self,
         route: &RouteIdentity,
         subject: &Subject<'_>,
@@ -204,11 +225,7 @@ impl IdentityMinter {
         subject: &Subject<'_>,
         now: u64,
     ) -> Result<Arc<str>, MintFailed> {
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, subject.token.as_bytes());
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(digest.as_ref());
-        let key = (hash, subject.route.clone());
+        let key = (subject.key, subject.route.clone());
         if let Some((token, expires)) = self.cache.get(&key).await
             && now + self.reuse_margin() < expires
         {
@@ -345,7 +362,7 @@ mod tests {
             let claims = claims();
             let caller = caller();
             let subject = Subject {
-                token: "t1",
+                key: TokenKey::of("t1"),
                 route: &route_name,
                 caller: &caller,
                 claims: &claims,
@@ -369,7 +386,7 @@ mod tests {
         let caller = caller();
         let (orders, billing): (Arc<str>, Arc<str>) = ("orders".into(), "billing".into());
         let subject = |token, route| Subject {
-            token,
+            key: TokenKey::of(token),
             route,
             caller: &caller,
             claims: &claims,
@@ -411,7 +428,7 @@ mod tests {
         let caller = caller();
         let route_name: Arc<str> = "orders".into();
         let subject = Subject {
-            token: "t1",
+            key: TokenKey::of("t1"),
             route: &route_name,
             caller: &caller,
             claims: &claims,

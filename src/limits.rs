@@ -9,17 +9,17 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The configured limits.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckLimits {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CheckLimits {
     /// Checks decided at once; more are refused.
-    pub max_concurrent: usize,
+    pub(crate) max_concurrent: usize,
     /// Longest one check may take.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Why a check was not decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// Too many checks in flight.
     Overloaded,
     /// The check took longer than the timeout.
@@ -28,33 +28,28 @@ pub enum Refused {
 
 /// The limits in force; one per server, shared by its edges.
 #[derive(Debug)]
-pub struct CheckGate {
+pub(crate) struct CheckGate {
     permits: Semaphore,
     timeout: Duration,
 }
 
 impl CheckGate {
     /// A gate with these limits.
-    pub fn new(limits: CheckLimits) -> CheckGate {
+    pub(crate) fn new(limits: CheckLimits) -> CheckGate {
         CheckGate {
             permits: Semaphore::new(limits.max_concurrent.min(Semaphore::MAX_PERMITS)),
             timeout: limits.timeout,
         }
     }
 
-    /// The per-check timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// A place among the checks in flight, held until dropped; `None` when
     /// all are taken. Taken before any work, so a refusal costs little.
-    pub fn enter(&self) -> Option<SemaphorePermit<'_>> {
+    pub(crate) fn enter(&self) -> Option<SemaphorePermit<'_>> {
         self.permits.try_acquire().ok()
     }
 
     /// Runs `check` under the timeout.
-    pub async fn within<F: Future>(&self, check: F) -> Result<F::Output, Refused> {
+    pub(crate) async fn within<F: Future>(&self, check: F) -> Result<F::Output, Refused> {
         tokio::time::timeout(self.timeout, check)
             .await
             .map_err(|_| Refused::TimedOut)
@@ -62,7 +57,7 @@ impl CheckGate {
 
     /// Counts and logs a refusal, at debug for overload: a log line per
     /// refusal would add load exactly when there is too much.
-    pub fn record(&self, refused: Refused) {
+    pub(crate) fn record(&self, refused: Refused) {
         use crate::metrics::{UNMATCHED_ROUTE, record_check};
         match refused {
             Refused::Overloaded => {

@@ -5,5 +5,5 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    tollgate::cli::Cli::parse().run()
+    tollgate::Cli::parse().run()
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `route` label of a check that matched no configured route.
-pub const UNMATCHED_ROUTE: &str = "<unmatched>";
+pub(crate) const UNMATCHED_ROUTE: &str = "<unmatched>";
 
 /// Upper bounds (seconds) of the latency histograms: a local JWT check takes
 /// well under a millisecond, an IdP round trip tens of milliseconds.
@@ -137,7 +137,7 @@ impl Histogram {
 
 /// Every metric tollgate exports. [`global`] is the one the server renders;
 /// tests may build their own.
-pub struct Registry {
+pub(crate) struct Registry {
     checks: Family<Counter>,
     check_duration: Family<Histogram>,
     jwks_fetches: Family<Counter>,
@@ -159,7 +159,7 @@ impl Default for Registry {
 
 impl Registry {
     /// An empty registry.
-    pub const fn new() -> Registry {
+    pub(crate) const fn new() -> Registry {
         Registry {
             checks: Family::new(
                 "tollgate_checks_total",
@@ -221,14 +221,20 @@ impl Registry {
 
     /// Counts one answered check and its latency. `route` is a configured
     /// route name or [`UNMATCHED_ROUTE`]; `reason` a static label.
-    pub fn record_check(&self, decision: &str, reason: &str, route: &str, duration: Duration) {
+    pub(crate) fn record_check(
+        &self,
+        decision: &str,
+        reason: &str,
+        route: &str,
+        duration: Duration,
+    ) {
         increment(&self.checks, &[decision, reason, route]);
         self.check_duration.get(&[]).observe(duration);
     }
 
     /// Counts one JWKS fetch; a success with `keys` also sets the
     /// last-success time and the key count.
-    pub fn record_jwks_fetch(&self, provider: &str, keys: Option<usize>) {
+    pub(crate) fn record_jwks_fetch(&self, provider: &str, keys: Option<usize>) {
         let outcome = if keys.is_some() { "success" } else { "error" };
         increment(&self.jwks_fetches, &[provider, outcome]);
         if let Some(count) = keys {
@@ -243,13 +249,13 @@ impl Registry {
     }
 
     /// Sets the number of keys a provider verifies with (static keys too).
-    pub fn set_jwks_keys(&self, provider: &str, count: usize) {
+    pub(crate) fn set_jwks_keys(&self, provider: &str, count: usize) {
         self.jwks_keys.get(&[provider]).set(count as f64);
     }
 
     /// Counts one introspection call with its outcome (a short static
     /// label such as `active`, `inactive` or `error`) and latency.
-    pub fn record_introspection(&self, provider: &str, outcome: &str, duration: Duration) {
+    pub(crate) fn record_introspection(&self, provider: &str, outcome: &str, duration: Duration) {
         increment(&self.introspection_requests, &[provider, outcome]);
         self.introspection_duration
             .get(&[provider])
@@ -257,7 +263,7 @@ impl Registry {
     }
 
     /// Counts a lookup in the named cache.
-    pub fn record_cache_lookup(&self, cache: &str, hit: bool) {
+    pub(crate) fn record_cache_lookup(&self, cache: &str, hit: bool) {
         let family = if hit {
             &self.cache_hits
         } else {
@@ -267,19 +273,19 @@ impl Registry {
     }
 
     /// Sets the number of entries in the named cache.
-    pub fn set_cache_entries(&self, cache: &str, entries: u64) {
+    pub(crate) fn set_cache_entries(&self, cache: &str, entries: u64) {
         self.cache_entries.get(&[cache]).set(entries as f64);
     }
 
     /// Counts a configuration reload attempt.
-    pub fn record_config_reload(&self, success: bool) {
+    pub(crate) fn record_config_reload(&self, success: bool) {
         let outcome = if success { "success" } else { "error" };
         increment(&self.config_reloads, &[outcome]);
     }
 
     /// The text exposition of every metric, families in a fixed order and
     /// series sorted by label values.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP tollgate_build_info The running tollgate version; always 1.\n");
         out.push_str("# TYPE tollgate_build_info gauge\n");
@@ -363,42 +369,42 @@ fn escape(value: &str) -> String {
 static GLOBAL: Registry = Registry::new();
 
 /// The process-wide registry the server renders on `/metrics`.
-pub fn global() -> &'static Registry {
+pub(crate) fn global() -> &'static Registry {
     &GLOBAL
 }
 
 /// [`Registry::record_check`] on the [`global`] registry.
-pub fn record_check(decision: &str, reason: &str, route: &str, duration: Duration) {
+pub(crate) fn record_check(decision: &str, reason: &str, route: &str, duration: Duration) {
     global().record_check(decision, reason, route, duration);
 }
 
 /// [`Registry::record_jwks_fetch`] on the [`global`] registry.
-pub fn record_jwks_fetch(provider: &str, keys: Option<usize>) {
+pub(crate) fn record_jwks_fetch(provider: &str, keys: Option<usize>) {
     global().record_jwks_fetch(provider, keys);
 }
 
 /// [`Registry::set_jwks_keys`] on the [`global`] registry.
-pub fn set_jwks_keys(provider: &str, count: usize) {
+pub(crate) fn set_jwks_keys(provider: &str, count: usize) {
     global().set_jwks_keys(provider, count);
 }
 
 /// [`Registry::record_introspection`] on the [`global`] registry.
-pub fn record_introspection(provider: &str, outcome: &str, duration: Duration) {
+pub(crate) fn record_introspection(provider: &str, outcome: &str, duration: Duration) {
     global().record_introspection(provider, outcome, duration);
 }
 
 /// [`Registry::record_cache_lookup`] on the [`global`] registry.
-pub fn record_cache_lookup(cache: &str, hit: bool) {
+pub(crate) fn record_cache_lookup(cache: &str, hit: bool) {
     global().record_cache_lookup(cache, hit);
 }
 
 /// [`Registry::set_cache_entries`] on the [`global`] registry.
-pub fn set_cache_entries(cache: &str, entries: u64) {
+pub(crate) fn set_cache_entries(cache: &str, entries: u64) {
     global().set_cache_entries(cache, entries);
 }
 
 /// [`Registry::record_config_reload`] on the [`global`] registry.
-pub fn record_config_reload(success: bool) {
+pub(crate) fn record_config_reload(success: bool) {
     global().record_config_reload(success);
 }
 
@@ -409,131 +415,4 @@ pub fn render() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line_value(text: &str, series: &str) -> Option<String> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(str::to_owned)
-    }
-
-    #[test]
-    fn renders_counters_by_label_set() {
-        let registry = Registry::new();
-        let ms = Duration::from_millis(1);
-        registry.record_check("allow", "", "orders", ms);
-        registry.record_check("allow", "", "orders", ms);
-        registry.record_check("deny", "missing_token", UNMATCHED_ROUTE, ms);
-        let text = registry.render();
-        assert_eq!(
-            line_value(
-                &text,
-                r#"tollgate_checks_total{decision="allow",reason="",route="orders"}"#
-            ),
-            Some("2".to_owned()),
-            "{text}"
-        );
-        assert_eq!(
-            line_value(
-                &text,
-                r#"tollgate_checks_total{decision="deny",reason="missing_token",route="<unmatched>"}"#
-            ),
-            Some("1".to_owned()),
-            "{text}"
-        );
-        assert!(text.contains("# TYPE tollgate_checks_total counter\n"));
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let registry = Registry::new();
-        registry.record_check("allow", "", "a", Duration::from_micros(50));
-        registry.record_check("allow", "", "a", Duration::from_millis(3));
-        registry.record_check("allow", "", "a", Duration::from_secs(60));
-        let text = registry.render();
-        let bucket = |le: &str| {
-            line_value(
-                &text,
-                &format!("tollgate_check_duration_seconds_bucket{{le=\"{le}\"}}"),
-            )
-        };
-        assert_eq!(bucket("0.0001").as_deref(), Some("1"), "{text}");
-        assert_eq!(bucket("0.005").as_deref(), Some("2"), "{text}");
-        assert_eq!(bucket("5").as_deref(), Some("2"), "{text}");
-        assert_eq!(bucket("+Inf").as_deref(), Some("3"), "{text}");
-        assert_eq!(
-            line_value(&text, "tollgate_check_duration_seconds_count").as_deref(),
-            Some("3")
-        );
-        let sum: f64 = line_value(&text, "tollgate_check_duration_seconds_sum")
-            .and_then(|v| v.parse().ok())
-            .expect("a sum");
-        assert!((sum - 60.00305).abs() < 1e-9, "{sum}");
-    }
-
-    #[test]
-    fn jwks_success_sets_keys_and_timestamp() {
-        let registry = Registry::new();
-        registry.record_jwks_fetch("kc", Some(3));
-        registry.record_jwks_fetch("kc", None);
-        let text = registry.render();
-        let value = |series: &str| line_value(&text, series);
-        assert_eq!(
-            value(r#"tollgate_jwks_fetches_total{provider="kc",outcome="success"}"#).as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            value(r#"tollgate_jwks_fetches_total{provider="kc",outcome="error"}"#).as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            value(r#"tollgate_jwks_keys{provider="kc"}"#).as_deref(),
-            Some("3")
-        );
-        let at: f64 = value(r#"tollgate_jwks_last_success_timestamp_seconds{provider="kc"}"#)
-            .and_then(|v| v.parse().ok())
-            .expect("a timestamp");
-        assert!(at > 1.7e9, "{at}");
-    }
-
-    #[test]
-    fn other_families_render_with_help_and_type() {
-        let registry = Registry::new();
-        registry.record_introspection("okta", "active", Duration::from_millis(20));
-        registry.record_cache_lookup("verified_tokens", true);
-        registry.record_cache_lookup("verified_tokens", false);
-        registry.set_cache_entries("verified_tokens", 7);
-        registry.record_config_reload(false);
-        let text = registry.render();
-        for expected in [
-            r#"tollgate_introspection_requests_total{provider="okta",outcome="active"} 1"#,
-            r#"tollgate_introspection_duration_seconds_count{provider="okta"} 1"#,
-            r#"tollgate_cache_hits_total{cache="verified_tokens"} 1"#,
-            r#"tollgate_cache_misses_total{cache="verified_tokens"} 1"#,
-            r#"tollgate_cache_entries{cache="verified_tokens"} 7"#,
-            r#"tollgate_config_reloads_total{outcome="error"} 1"#,
-            "# TYPE tollgate_introspection_duration_seconds histogram",
-            "# TYPE tollgate_cache_entries gauge",
-        ] {
-            assert!(text.contains(expected), "missing {expected}\n{text}");
-        }
-        let version = format!(
-            "tollgate_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        assert!(text.contains(&version), "{text}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let registry = Registry::new();
-        registry.record_config_reload(true);
-        registry.set_cache_entries("a\"b\\c\nd", 1);
-        let text = registry.render();
-        assert!(
-            text.contains(r#"tollgate_cache_entries{cache="a\"b\\c\nd"} 1"#),
-            "{text}"
-        );
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
-//! Hot reload: the live [`Authorizer`] behind a shared handle, replaced
-//! whole when SIGHUP arrives or the config file's content changes.
+//! Hot reload: the live authorizer ([`LiveAuthorizer`]) replaced whole
+//! when SIGHUP arrives or the config file's content changes.
 //!
 //! The file is polled (every [`POLL_INTERVAL`]) by reading it through its
 //! path, so a Kubernetes ConfigMap update, which swaps the `..data` symlink
@@ -7,109 +7,58 @@
 //! loaded and validated whole; a broken one is logged, counted in
 //! `tollgate_config_reloads_total{outcome="error"}`, and the old one keeps
 //! serving. Checks already running finish on the authorizer they started
-//! with, since they hold its `Arc`.
+//! with, since they hold its `Arc`; providers whose settings did not change
+//! are kept with their caches (see [`crate::authz::Authorizer::renew`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::authz::Authorizer;
+use crate::authz::LiveAuthorizer;
 use crate::config::{Config, ServerSettings};
-use crate::telemetry::ErrorChain;
+use crate::error_chain::ErrorChain;
+use crate::telemetry::TelemetrySettings;
 
 /// How often the config file is read to see whether it changed. Reading a
 /// few KiB once a second costs nothing and needs no file-watch dependency.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The authorizer checks use now; cheap to read, swapped whole on reload.
-pub struct LiveAuthorizer {
-    // Read once per check to clone the Arc, written once per reload; never
-    // held across an await, so checks never wait on a reload.
-    current: RwLock<Arc<Authorizer>>,
-}
-
-impl LiveAuthorizer {
-    /// Serves `authorizer` until the first reload.
-    pub fn new(authorizer: Authorizer) -> LiveAuthorizer {
-        LiveAuthorizer {
-            current: RwLock::new(Arc::new(authorizer)),
-        }
-    }
-
-    /// The authorizer to decide one check with.
-    pub fn current(&self) -> Arc<Authorizer> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn replace(&self, next: Authorizer) {
-        let next = Arc::new(next);
-        let previous = std::mem::replace(
-            &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
-            next,
-        );
-        // Dropped outside the lock: the last reference may stop refresh tasks.
-        drop(previous);
-    }
-}
-
-/// Settings the running listener was built with; a reload cannot change them.
-#[derive(Debug, PartialEq)]
-struct ListenerSettings {
-    grpc_listen: std::net::SocketAddr,
-    http_listen: Option<std::net::SocketAddr>,
-    http_path_prefix: Option<String>,
-    admin_listen: std::net::SocketAddr,
-    max_concurrent_checks: usize,
-    check_timeout: Duration,
-    shutdown_grace: Duration,
-    tls: Option<crate::tls::TlsSettings>,
-    idp_ca_file: Option<std::path::PathBuf>,
-}
-
-impl ListenerSettings {
-    fn of(server: &ServerSettings) -> ListenerSettings {
-        ListenerSettings {
-            grpc_listen: server.grpc_listen,
-            http_listen: server.http_listen,
-            http_path_prefix: server.http_path_prefix.clone(),
-            admin_listen: server.admin_listen,
-            max_concurrent_checks: server.max_concurrent_checks,
-            check_timeout: server.check_timeout,
-            shutdown_grace: server.shutdown_grace,
-            tls: server.tls.clone(),
-            idp_ca_file: server.idp_ca_file.clone(),
-        }
-    }
-}
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reloads the config file at `path` into `live`.
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     client: reqwest::Client,
     /// The file content last loaded or refused, so a broken file is
     /// reported once, not every poll.
     seen: Option<Vec<u8>>,
-    listener: ListenerSettings,
+    /// What the server was started with: only a restart changes it.
+    server: ServerSettings,
     /// The span exporter is built once, at start.
-    tracing: Option<crate::config::TracingSettings>,
+    tracing: Option<crate::telemetry::TracingSettings>,
 }
 
 impl Reloader {
-    /// Watches `path`, whose current content `config` was loaded from.
-    pub fn new(path: PathBuf, config: &Config, client: reqwest::Client) -> Reloader {
+    /// Watches `path`, whose current content the server was started with:
+    /// `server` and `telemetry`. `client` fetches keys for the providers a
+    /// reload starts.
+    pub(crate) fn new(
+        path: PathBuf,
+        server: &ServerSettings,
+        telemetry: &TelemetrySettings,
+        client: reqwest::Client,
+    ) -> Reloader {
         let seen = std::fs::read(&path).ok();
         Reloader {
             path,
             client,
             seen,
-            listener: ListenerSettings::of(&config.server),
-            tracing: config.tracing.clone(),
+            server: server.clone(),
+            tracing: telemetry.tracing.clone(),
         }
     }
 
     /// Reloads on SIGHUP and on a change of the file's content, forever;
     /// the server aborts this task when it stops.
-    pub async fn run(mut self, live: Arc<LiveAuthorizer>) {
+    pub(crate) async fn run(mut self, live: Arc<LiveAuthorizer>) {
         let mut hangup = hangup_signal();
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,7 +85,7 @@ impl Reloader {
 
     /// Loads and validates the file and swaps the authorizer; on any error
     /// the old one keeps serving. Returns whether the new config is live.
-    pub fn reload(&self, live: &LiveAuthorizer, trigger: &'static str) -> bool {
+    pub(crate) fn reload(&self, live: &LiveAuthorizer, trigger: &'static str) -> bool {
         let path = self.path.display();
         let config = match Config::load(&self.path) {
             Ok(config) => config,
@@ -154,17 +103,21 @@ impl Reloader {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        if ListenerSettings::of(&config.server) != self.listener {
+        if config.server != self.server {
             tracing::warn!(
                 %path,
                 "server listeners (grpc_listen, http_enabled, http_listen, http_path_prefix, admin_listen), tls, idp_ca_file, max_concurrent_checks, check_timeout and shutdown_grace apply at the next restart"
             );
         }
-        if config.tracing != self.tracing {
+        if config.telemetry.tracing != self.tracing {
             tracing::warn!(%path, "tracing applies at the next restart");
         }
-        let routes = config.routes.len();
-        let next = live.current().renew(config, self.client.clone());
+        let routes = config.authz.routes.len();
+        // The CA roots a restart would read anew; a reload keeps the
+        // server's, as its key-fetching client does.
+        let next = live
+            .current()
+            .renew(config.authz, &self.client, &self.server.idp_roots);
         live.replace(next);
         crate::metrics::record_config_reload(true);
         tracing::info!(%path, trigger, routes, "config reloaded");

@@ -15,11 +15,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::authz::Authorizer;
+use crate::authz::{Authorizer, Checkpoint, LiveAuthorizer};
 use crate::config::Config;
-use crate::grpc::{CheckLimits, CheckService, FILE_DESCRIPTOR_SET};
-use crate::reload::{LiveAuthorizer, POLL_INTERVAL, Reloader};
-use crate::tls::TlsConfig;
+use crate::grpc::{CheckService, FILE_DESCRIPTOR_SET};
+use crate::reload::{POLL_INTERVAL, Reloader};
 
 /// The fully qualified name health checks ask about.
 pub const CHECK_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -33,17 +32,14 @@ pub enum ServeError {
     /// Reflection descriptors are broken (a build problem).
     #[error("cannot build the reflection service")]
     Reflection(#[source] tonic_reflection::server::Error),
-    /// The TLS certificate, key or client CA could not be loaded.
-    #[error("cannot load the TLS files")]
-    Tls(#[source] crate::tls::TlsError),
     /// The gRPC server failed.
     #[error("gRPC server failed")]
     Transport(#[source] tonic::transport::Error),
 }
 
 /// The client tollgate uses to reach identity providers.
-pub fn idp_client(roots: &[reqwest::Certificate]) -> Result<reqwest::Client, reqwest::Error> {
-    crate::token::fetch::client_builder_trusting(roots).build()
+fn idp_client(roots: &[reqwest::Certificate]) -> Result<reqwest::Client, reqwest::Error> {
+    crate::fetch::client_builder_trusting(roots).build()
 }
 
 /// The sockets `serve_with` answers on, bound by the caller (port 0 in tests).
@@ -83,7 +79,7 @@ pub async fn serve_with(
 
 /// As [`serve_with`], and reloads the config from `path` (which `config`
 /// was loaded from) on SIGHUP and whenever the file changes.
-pub async fn serve_reloading(
+pub(crate) async fn serve_reloading(
     config: Config,
     path: PathBuf,
     listeners: Listeners,
@@ -98,52 +94,36 @@ async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let client = idp_client(&config.server.idp_ca_certificates).map_err(ServeError::Client)?;
-    let path_prefix: Option<Arc<str>> = config.server.http_path_prefix.as_deref().map(Arc::from);
-    let limits = CheckLimits {
-        max_concurrent: config.server.max_concurrent_checks,
-        timeout: config.server.check_timeout,
-    };
-    let grace = config.server.shutdown_grace;
-    let mtls = config
-        .server
+    let Config {
+        server: settings,
+        telemetry,
+        authz,
+        warnings: _,
+    } = config;
+    let client = idp_client(&settings.idp_roots).map_err(ServeError::Client)?;
+    let reloader = path.map(|path| Reloader::new(path, &settings, &telemetry, client.clone()));
+    let authorizer = Authorizer::new(authz, &client, &settings.idp_roots);
+    let live = Arc::new(LiveAuthorizer::new(authorizer));
+    let reloading = reloader.map(|reloader| tokio::spawn(reloader.run(Arc::clone(&live))));
+    let checkpoint = Arc::new(Checkpoint::new(Arc::clone(&live), settings.limits));
+    // One watch reloads the certificate for both listeners.
+    let tls_watch = settings
         .tls
-        .as_ref()
-        .is_some_and(|tls| tls.client_ca_file.is_some());
-    let tls = config
-        .server
-        .tls
-        .clone()
-        .map(TlsConfig::load)
-        .transpose()
-        .map_err(ServeError::Tls)?;
-    // HTTP mode serves the same certificate, with ALPN http/1.1.
-    let http_tls = match (&config.server.tls, &listeners.http) {
-        (Some(settings), Some(_)) => Some(Arc::new(
-            TlsConfig::load_http1(settings.clone()).map_err(ServeError::Tls)?,
-        )),
-        _ => None,
-    };
-    let http_tls_watch = http_tls
         .clone()
         .map(|tls| tokio::spawn(tls.watch(POLL_INTERVAL)));
-    let reloader = path.map(|path| Reloader::new(path, &config, client.clone()));
-    let live = Arc::new(LiveAuthorizer::new(Authorizer::new(config, client)));
-    let reloading = reloader.map(|reloader| tokio::spawn(reloader.run(Arc::clone(&live))));
-    let listener = listeners.grpc;
     // Turns true when shutdown starts; the HTTP servers stop on it.
     let (stopping, stop) = tokio::sync::watch::channel(false);
-    let stopping = Arc::new(stopping);
-    let stopping_after = stopping.clone();
     // Turns true with gRPC health SERVING; admin `/readyz` reads it.
     let (serving_sender, serving) = tokio::sync::watch::channel(false);
-    let gate = Arc::new(crate::limits::CheckGate::new(limits));
     let http_mode = listeners.http.map(|listener| crate::http::HttpMode {
         listener,
-        tls: http_tls,
-        path_prefix,
+        tls: settings.tls.clone(),
+        path_prefix: settings
+            .http
+            .as_ref()
+            .and_then(|http| http.path_prefix.clone()),
     });
-    let http_servers = crate::http::spawn(&live, &gate, http_mode, listeners.admin, &stop, serving);
+    let http_servers = crate::http::spawn(&checkpoint, http_mode, listeners.admin, &stop, serving);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
@@ -152,83 +132,115 @@ async fn run(
         reporter.clone(),
         serving_sender,
     ));
-
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(ServeError::Reflection)?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(ServeError::Reflection)?;
-
-    if let Ok(addr) = listener.local_addr() {
-        let tls = match &tls {
-            None => "off",
-            Some(_) if mtls => "mutual",
-            Some(_) => "on",
-        };
-        tracing::info!(%addr, tls, "serving envoy.service.auth.v3.Authorization");
-    }
-    let check = AuthorizationServer::new(CheckService::new(live, gate));
-    let (draining, drain_started) = oneshot::channel::<()>();
-    let router = Server::builder()
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(check);
-    let stop = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, finishing in-flight checks");
-        stopping.send_replace(true);
-        let _ = draining.send(());
-        set_status(&reporter, ServingStatus::NotServing).await;
-        // Health `Watch` streams end only when their status is cleared;
-        // an open one would otherwise hold the drain forever.
-        let mut reporter = reporter;
-        reporter.clear_service_status("").await;
-        reporter.clear_service_status(CHECK_SERVICE_NAME).await;
+    let grpc = GrpcServer {
+        listener: listeners.grpc,
+        tls: settings.tls,
+        grace: settings.shutdown_grace,
     };
-    let mut tls_watch = None;
-    let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-        match tls {
-            Some(tls) => {
-                let tls = Arc::new(tls);
-                tls_watch = Some(tokio::spawn(Arc::clone(&tls).watch(POLL_INTERVAL)));
-                let incoming = crate::tls::incoming(listener, tls);
-                Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
-            }
-            None => {
-                Box::pin(router.serve_with_incoming_shutdown(TcpIncoming::from(listener), stop))
-            }
-        };
-    // Bounds the drain: a client holding a stream open cannot keep the
-    // process alive past the grace period.
-    let grace_elapsed = async {
-        if drain_started.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
-    let result = tokio::select! {
-        result = server => result.map_err(ServeError::Transport),
-        () = grace_elapsed => {
-            tracing::warn!(?grace, "shutdown grace period elapsed; closing remaining streams");
-            Ok(())
-        }
-    };
+    let result = grpc
+        .serve(
+            CheckService::new(checkpoint),
+            health,
+            reporter,
+            &stopping,
+            shutdown,
+        )
+        .await;
     readiness.abort();
-    for task in [reloading, tls_watch, http_tls_watch].into_iter().flatten() {
+    for task in [reloading, tls_watch].into_iter().flatten() {
         task.abort();
     }
     // The gRPC server may have failed without a shutdown: stop the others too.
-    stopping_after.send_replace(true);
+    stopping.send_replace(true);
     for server in http_servers {
         let _ = server.await;
     }
     result
+}
+
+/// The gRPC listener: Check, health and reflection, with TLS when set.
+struct GrpcServer {
+    listener: TcpListener,
+    tls: Option<Arc<crate::tls::ServerTls>>,
+    grace: std::time::Duration,
+}
+
+impl GrpcServer {
+    /// Serves until `shutdown` completes, then drains for at most the grace
+    /// period; `stopping` is told when shutdown starts.
+    async fn serve(
+        self,
+        check: CheckService,
+        health: tonic_health::pb::health_server::HealthServer<
+            impl tonic_health::pb::health_server::Health,
+        >,
+        reporter: HealthReporter,
+        stopping: &tokio::sync::watch::Sender<bool>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(ServeError::Reflection)?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(ServeError::Reflection)?;
+        if let Ok(addr) = self.listener.local_addr() {
+            let tls = match &self.tls {
+                None => "off",
+                Some(tls) if tls.mutual() => "mutual",
+                Some(_) => "on",
+            };
+            tracing::info!(%addr, tls, "serving envoy.service.auth.v3.Authorization");
+        }
+        let (draining, drain_started) = oneshot::channel::<()>();
+        let router = Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthorizationServer::new(check));
+        let stop = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight checks");
+            stopping.send_replace(true);
+            let _ = draining.send(());
+            set_status(&reporter, ServingStatus::NotServing).await;
+            // Health `Watch` streams end only when their status is cleared;
+            // an open one would otherwise hold the drain forever.
+            let mut reporter = reporter;
+            reporter.clear_service_status("").await;
+            reporter.clear_service_status(CHECK_SERVICE_NAME).await;
+        };
+        let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + '_>> =
+            match self.tls {
+                Some(tls) => {
+                    let incoming = crate::tls::incoming(self.listener, tls);
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, stop))
+                }
+                None => Box::pin(
+                    router.serve_with_incoming_shutdown(TcpIncoming::from(self.listener), stop),
+                ),
+            };
+        // Bounds the drain: a client holding a stream open cannot keep the
+        // process alive past the grace period.
+        let grace = self.grace;
+        let grace_elapsed = async {
+            if drain_started.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.map_err(ServeError::Transport),
+            () = grace_elapsed => {
+                tracing::warn!(?grace, "shutdown grace period elapsed; closing remaining streams");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Marks the service SERVING once every provider has loaded keys at least
@@ -256,7 +268,7 @@ async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

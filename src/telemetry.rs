@@ -7,8 +7,6 @@
 //! (log lines look the same with tracing on or off), and with tracing off
 //! no layer enables them, so they cost what a disabled span costs.
 
-use std::error::Error;
-use std::fmt;
 use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
@@ -24,17 +22,60 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::{LogFormat, TracingSettings};
+use reqwest::Url;
 
 /// The `tracing` target of spans exported as OpenTelemetry spans.
-pub const SPAN_TARGET: &str = "tollgate::trace";
+pub(crate) const SPAN_TARGET: &str = "tollgate::trace";
 
 /// The W3C Trace Context headers, lower-case.
-pub const TRACE_CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+pub(crate) const TRACE_CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// The standard variable naming the OTLP collector when the config does not.
+pub(crate) const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Log output and span export, as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TelemetrySettings {
+    /// Log lines.
+    pub(crate) log: LogSettings,
+    /// OpenTelemetry span export; `None` when tracing is off.
+    pub(crate) tracing: Option<TracingSettings>,
+}
+
+/// Log settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogSettings {
+    /// Human or JSON lines.
+    pub(crate) format: LogFormat,
+    /// A `tracing` filter directive.
+    pub(crate) level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Span export over OTLP/gRPC; tracing is off when there is no endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TracingSettings {
+    /// The collector's OTLP/gRPC endpoint, such as `http://collector:4317`.
+    pub(crate) otlp_endpoint: Url,
+    /// `service.name` of the exported spans.
+    pub(crate) service_name: String,
+    /// Share of new traces sampled; an incoming `traceparent`'s sampled flag
+    /// wins over it.
+    pub(crate) sample_ratio: f64,
+}
 
 /// The span exporter, when tracing is on; [`Telemetry::shutdown`] flushes it.
 #[must_use = "call shutdown() before exiting, or buffered spans are lost"]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
@@ -42,7 +83,7 @@ impl Telemetry {
     /// Exports the spans still buffered and stops the exporter. Blocks: call
     /// it outside async code, while the runtime the exporter was built in
     /// still runs.
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         if let Some(provider) = self.provider
             && let Err(error) = provider.shutdown()
         {
@@ -55,18 +96,15 @@ impl Telemetry {
 /// configured level so an operator can turn up detail without editing config.
 /// With `tracing` set, starts the OTLP exporter, which must happen inside a
 /// Tokio runtime.
-pub fn init(
-    format: LogFormat,
-    level: &str,
-    tracing: Option<&TracingSettings>,
-) -> Result<Telemetry, String> {
+pub(crate) fn init(settings: &TelemetrySettings) -> Result<Telemetry, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
-        _ => EnvFilter::try_new(level),
+        _ => EnvFilter::try_new(&settings.log.level),
     }
     .map_err(|e| format!("log.level: {e}"))?;
+    let tracing = settings.tracing.as_ref();
     let provider = tracing.map(exporter).transpose()?;
-    subscriber(format, filter, provider.as_ref())
+    subscriber(settings.log.format, filter, provider.as_ref())
         .try_init()
         .map_err(|e| e.to_string())?;
     match tracing {
@@ -135,26 +173,36 @@ fn exporter(settings: &TracingSettings) -> Result<SdkTracerProvider, String> {
         .build())
 }
 
-/// The span of one check. The authorizer fills in `route`, `decision` and
+/// The span of one check. The authorizer fills in the host with
+/// [`record_host`] once it has normalised it, and `route`, `decision` and
 /// `reason` with [`record_decision`]. Method and host only: never the
 /// path's query, a token or a credential header.
-pub fn check_span(method: &str, host: Option<&str>) -> Span {
+pub(crate) fn check_span(method: &str) -> Span {
     tracing::info_span!(
         target: SPAN_TARGET,
         "check",
         otel.kind = "server",
         otel.status_code = Empty,
         "http.request.method" = method,
-        "server.address" = host,
+        "server.address" = Empty,
         route = Empty,
         decision = Empty,
         reason = Empty,
     )
 }
 
+/// Records the checked request's normalised host on the current span (the
+/// [`check_span`]).
+pub(crate) fn record_host(host: &str) {
+    let span = Span::current();
+    if !span.is_disabled() {
+        span.record("server.address", host);
+    }
+}
+
 /// Records a check's outcome on the current span (the [`check_span`]).
 /// `reason` is the deny or fault label, empty on allow.
-pub fn record_decision(decision: &str, reason: &str, route: &str) {
+pub(crate) fn record_decision(decision: &str, reason: &str, route: &str) {
     let span = Span::current();
     if span.is_disabled() {
         return;
@@ -186,24 +234,24 @@ macro_rules! idp_span {
 
 /// The span of one JWKS fetch for `provider`; `trigger` says why it ran
 /// (`refresh`, `unknown kid`). [`record_call`] sets its outcome.
-pub fn jwks_fetch_span(provider: &str, trigger: &str) -> Span {
+pub(crate) fn jwks_fetch_span(provider: &str, trigger: &str) -> Span {
     idp_span!("jwks.fetch", provider, trigger = trigger)
 }
 
 /// The span of one RFC 7662 introspection call for `provider`.
-pub fn introspection_span(provider: &str) -> Span {
+pub(crate) fn introspection_span(provider: &str) -> Span {
     idp_span!("introspection", provider)
 }
 
 /// The span of looking up `provider`'s introspection endpoint in its
 /// metadata.
-pub fn introspection_discovery_span(provider: &str) -> Span {
+pub(crate) fn introspection_discovery_span(provider: &str) -> Span {
     idp_span!("introspection.discovery", provider)
 }
 
 /// Records an IdP call's `outcome` on its span: `ok`, `error`, or for
 /// introspection `active` or `inactive`.
-pub fn record_call(span: &Span, outcome: &str) {
+pub(crate) fn record_call(span: &Span, outcome: &str) {
     span.record("outcome", outcome);
     if outcome == "error" {
         span.record("otel.status_code", "ERROR");
@@ -213,7 +261,7 @@ pub fn record_call(span: &Span, outcome: &str) {
 /// Continues the caller's trace on `span`: the first of `sources` (header
 /// lines, names lower-case) with a valid W3C `traceparent` becomes its
 /// parent. Nothing happens when tracing is off.
-pub fn continue_trace(span: &Span, sources: &[&[(String, String)]]) {
+pub(crate) fn continue_trace(span: &Span, sources: &[&[(String, String)]]) {
     if span.is_disabled() {
         return;
     }
@@ -230,7 +278,7 @@ pub fn continue_trace(span: &Span, sources: &[&[(String, String)]]) {
 
 /// The trace id of the current span, for log lines; `None` when tracing is
 /// off or the span is not sampled.
-pub fn trace_id() -> Option<String> {
+pub(crate) fn trace_id() -> Option<String> {
     let span = Span::current();
     if span.is_disabled() {
         return None;
@@ -258,21 +306,6 @@ impl Extractor for HeaderLines<'_> {
     }
 }
 
-/// Displays an error with its sources, `outer: inner: root`, for log lines.
-pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +326,7 @@ mod tests {
         let provider = SdkTracerProvider::builder().build();
         let subscriber = subscriber(LogFormat::Human, EnvFilter::new("info"), Some(&provider));
         tracing::subscriber::with_default(subscriber, || {
-            let span = check_span("GET", Some("api.example.com"));
+            let span = check_span("GET");
             continue_trace(&span, sources);
             let _entered = span.enter();
             trace_id().unwrap_or_default()
@@ -328,7 +361,7 @@ mod tests {
         // `debug`: log lines on, at the level spans are made at, too.
         let subscriber = subscriber(LogFormat::Json, EnvFilter::new("debug"), None);
         tracing::subscriber::with_default(subscriber, || {
-            let span = check_span("GET", None);
+            let span = check_span("GET");
             assert!(span.is_disabled());
             let _entered = span.enter();
             assert_eq!(trace_id(), None);

@@ -1,7 +1,8 @@
 //! TLS on the gRPC and HTTP-mode listeners (rustls with aws-lc-rs): the server certificate,
 //! and with a client CA, mutual TLS that refuses clients without a
-//! certificate it signed. The files are read again whenever they change, so
-//! a renewed certificate (cert-manager, a rotated Secret) is served to new
+//! certificate it signed. The files are read once at load, for both
+//! listeners, and again whenever their content changes, so a renewed
+//! certificate (cert-manager, a rotated Secret) is served to new
 //! connections without a restart.
 
 use std::io;
@@ -21,26 +22,27 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::telemetry::ErrorChain;
+use crate::digest::sha256;
+use crate::error_chain::ErrorChain;
 
 /// Longest a client may take to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the listener's certificate and key, and the client CA, are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     /// PEM certificate chain, leaf first.
-    pub cert_file: PathBuf,
+    pub(crate) cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: PathBuf,
+    pub(crate) key_file: PathBuf,
     /// PEM CA certificates; when set, clients must present a certificate
     /// one of them signed (mutual TLS).
-    pub client_ca_file: Option<PathBuf>,
+    pub(crate) client_ca_file: Option<PathBuf>,
 }
 
 /// The TLS files could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -72,76 +74,90 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The current server config; swapped when the files change.
-pub struct TlsConfig {
-    settings: TlsSettings,
-    /// ALPN protocols offered: `h2` for gRPC, `http/1.1` for the HTTP mode.
-    alpn: &'static [u8],
-    // Read once per accepted connection to clone the Arc, written when the
-    // files change; never held across an await.
-    current: RwLock<Arc<ServerConfig>>,
+/// The listener's protocol, which TLS negotiates by ALPN: `h2` for gRPC,
+/// `http/1.1` for HTTP mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// gRPC.
+    H2,
+    /// HTTP ext_authz mode.
+    Http1,
 }
 
-impl TlsConfig {
-    /// Loads the files now, for the gRPC listener (ALPN `h2`); an error
-    /// here stops the start.
-    pub fn load(settings: TlsSettings) -> Result<TlsConfig, TlsError> {
-        TlsConfig::load_with_alpn(settings, b"h2")
-    }
+/// The server configs, one per [`Alpn`], built from one reading of the files.
+struct Configs {
+    h2: Arc<ServerConfig>,
+    http1: Arc<ServerConfig>,
+}
 
-    /// As [`TlsConfig::load`], for an HTTP/1.1 listener.
-    pub fn load_http1(settings: TlsSettings) -> Result<TlsConfig, TlsError> {
-        TlsConfig::load_with_alpn(settings, b"http/1.1")
-    }
+/// TLS for the listeners: the files read once at load, and again only when
+/// their content changes ([`ServerTls::watch`]).
+pub(crate) struct ServerTls {
+    settings: TlsSettings,
+    // Read once per accepted connection to clone an Arc, written when the
+    // files change; never held across an await.
+    current: RwLock<Configs>,
+    /// SHA-256 of the files' contents as last loaded, to notice a change.
+    loaded: RwLock<[u8; 32]>,
+}
 
-    fn load_with_alpn(settings: TlsSettings, alpn: &'static [u8]) -> Result<TlsConfig, TlsError> {
-        let config = server_config(&settings, alpn)?;
-        Ok(TlsConfig {
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Reads and checks the files; an error here refuses the config.
+    pub(crate) fn load(settings: TlsSettings) -> Result<ServerTls, TlsError> {
+        let (configs, fingerprint) = configs(&settings)?;
+        Ok(ServerTls {
             settings,
-            alpn,
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(configs),
+            loaded: RwLock::new(fingerprint),
         })
     }
 
+    /// Where the files are.
+    pub(crate) fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    /// Whether clients must present a certificate.
+    pub(crate) fn mutual(&self) -> bool {
+        self.settings.client_ca_file.is_some()
+    }
+
     /// An acceptor with the config current now, for one connection.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(self.current())
-    }
-
-    fn current(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// The files' contents, to notice a change.
-    fn fingerprint(&self) -> Option<Vec<u8>> {
-        let mut all = Vec::new();
-        let files = [&self.settings.cert_file, &self.settings.key_file];
-        for path in files.into_iter().chain(&self.settings.client_ca_file) {
-            all.extend(std::fs::read(path).ok()?);
-        }
-        Some(all)
+    pub(crate) fn acceptor(&self, alpn: Alpn) -> TlsAcceptor {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        TlsAcceptor::from(Arc::clone(match alpn {
+            Alpn::H2 => &current.h2,
+            Alpn::Http1 => &current.http1,
+        }))
     }
 
     /// Reloads the files whenever their content changes, every `interval`,
     /// forever; a broken set is logged and the previous one keeps serving.
-    pub async fn watch(self: Arc<Self>, interval: Duration) {
-        let mut seen = self.fingerprint();
+    pub(crate) async fn watch(self: Arc<Self>, interval: Duration) {
         let mut poll = tokio::time::interval(interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             poll.tick().await;
             // Missing files mid-rotation are not a change yet.
-            let Some(now) = self.fingerprint() else {
+            let Ok(files) = Files::read(&self.settings) else {
                 continue;
             };
-            if seen.as_ref() == Some(&now) {
+            let fingerprint = files.fingerprint();
+            if *self.loaded.read().unwrap_or_else(PoisonError::into_inner) == fingerprint {
                 continue;
             }
-            seen = Some(now);
-            match server_config(&self.settings, self.alpn) {
-                Ok(config) => {
-                    *self.current.write().unwrap_or_else(PoisonError::into_inner) =
-                        Arc::new(config);
+            *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = fingerprint;
+            match files.configs(&self.settings) {
+                Ok(configs) => {
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = configs;
                     tracing::info!(cert = %self.settings.cert_file.display(), "TLS certificates reloaded");
                 }
                 Err(error) => tracing::error!(
@@ -153,30 +169,72 @@ impl TlsConfig {
     }
 }
 
-fn server_config(settings: &TlsSettings, alpn: &[u8]) -> Result<ServerConfig, TlsError> {
-    let chain = certificates(&settings.cert_file)?;
-    let key =
-        PrivateKeyDer::from_pem_slice(&read(&settings.key_file)?).map_err(|e| TlsError::Pem {
+/// The files' bytes, read together.
+struct Files {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl Files {
+    fn read(settings: &TlsSettings) -> Result<Files, TlsError> {
+        Ok(Files {
+            cert: read(&settings.cert_file)?,
+            key: read(&settings.key_file)?,
+            client_ca: settings.client_ca_file.as_deref().map(read).transpose()?,
+        })
+    }
+
+    fn fingerprint(&self) -> [u8; 32] {
+        let mut all = Vec::with_capacity(self.cert.len() + self.key.len());
+        all.extend_from_slice(&self.cert);
+        all.extend_from_slice(&self.key);
+        all.extend(self.client_ca.iter().flatten());
+        sha256(&all)
+    }
+
+    /// Both server configs, from these bytes.
+    fn configs(&self, settings: &TlsSettings) -> Result<Configs, TlsError> {
+        let chain = certificates(&self.cert, &settings.cert_file)?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| TlsError::Pem {
             path: settings.key_file.display().to_string(),
             message: format!("no private key: {e}"),
         })?;
-    let builder =
-        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
-    let builder = match &settings.client_ca_file {
-        None => builder.with_no_client_auth(),
-        Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for certificate in certificates(path)? {
-                roots.add(certificate)?;
+        let verifier = match (&self.client_ca, &settings.client_ca_file) {
+            (Some(pem), Some(path)) => {
+                let mut roots = RootCertStore::empty();
+                for certificate in certificates(pem, path)? {
+                    roots.add(certificate)?;
+                }
+                Some(
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()?,
+                )
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![alpn.to_vec()];
-    Ok(config)
+            _ => None,
+        };
+        let config = |alpn: &[u8]| -> Result<Arc<ServerConfig>, TlsError> {
+            let builder = ServerConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()?;
+            let builder = match &verifier {
+                None => builder.with_no_client_auth(),
+                Some(verifier) => builder.with_client_cert_verifier(Arc::clone(verifier)),
+            };
+            let mut config = builder.with_single_cert(chain.clone(), key.clone_key())?;
+            config.alpn_protocols = vec![alpn.to_vec()];
+            Ok(Arc::new(config))
+        };
+        Ok(Configs {
+            h2: config(b"h2")?,
+            http1: config(b"http/1.1")?,
+        })
+    }
+}
+
+/// The configs and the files' fingerprint, from one reading.
+fn configs(settings: &TlsSettings) -> Result<(Configs, [u8; 32]), TlsError> {
+    let files = Files::read(settings)?;
+    Ok((files.configs(settings)?, files.fingerprint()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -186,13 +244,13 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Every certificate in a PEM file; at least one.
-pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// Every certificate in `pem`, read from `path`; at least one.
+fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem_error = |message: String| TlsError::Pem {
         path: path.display().to_string(),
         message,
     };
-    let certificates = CertificateDer::pem_slice_iter(&read(path)?)
+    let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(format!("bad PEM: {e}")))?;
     if certificates.is_empty() {
@@ -205,9 +263,9 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
 /// handshake with the config current at accept time. Handshakes run
 /// concurrently, so one slow client delays no other. Ends when the stream
 /// is dropped (the server stopped serving).
-pub fn incoming(
+pub(crate) fn incoming(
     listener: TcpListener,
-    tls: Arc<TlsConfig>,
+    tls: Arc<ServerTls>,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -224,7 +282,7 @@ pub fn incoming(
                     }
                 },
             };
-            let acceptor = tls.acceptor();
+            let acceptor = tls.acceptor(Alpn::H2);
             let sender = sender.clone();
             tokio::spawn(async move {
                 let peer = stream.peer_addr().ok();

@@ -30,7 +30,7 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
 use support::check::{GRPC_OK, bearer, get};

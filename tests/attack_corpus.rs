@@ -807,7 +807,7 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     let health = HealthClient::new(channel);
     let serving = async || {
         let request = HealthCheckRequest {
-            service: tollgate::server::CHECK_SERVICE_NAME.to_owned(),
+            service: tollgate::CHECK_SERVICE_NAME.to_owned(),
         };
         let answer = health.clone().check(request).await;
         answer.is_ok_and(|answer| answer.get_ref().status() == ServingStatus::Serving)

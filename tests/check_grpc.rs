@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 
 use support::check::*;
 use support::idp::{DISCOVERY_PATH, Idp, IdpMode, JWKS_PATH, jwks_of};

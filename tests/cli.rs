@@ -326,9 +326,9 @@ fn dev_token_prints_only_the_token() {
 
     let claims = claims(token);
     assert_eq!(claims["scope"], "read write");
-    assert_eq!(claims["aud"], tollgate::devtoken::DEV_AUDIENCE);
+    assert_eq!(claims["aud"], tollgate::DEV_AUDIENCE);
     assert_eq!(claims["aud"], "tollgate-quickstart");
-    assert_eq!(claims["iss"], tollgate::devtoken::DEV_ISSUER);
+    assert_eq!(claims["iss"], tollgate::DEV_ISSUER);
     let exp = claims["exp"].as_u64().unwrap_or_default();
     let expected = now() + 3600;
     assert!(

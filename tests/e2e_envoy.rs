@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use support::{EchoUpstream, Envoy, EnvoyOptions, Response, TollgateProcess, repo_path};
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 
 const ISSUER: &str = "https://issuer.e2e.tollgate.test";
 const AUDIENCE: &str = "httpbin";

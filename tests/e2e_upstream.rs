@@ -17,7 +17,7 @@ use support::{
     EchoUpstream, Envoy, EnvoyOptions, Response, ScratchDir, TollgateProcess, repo_path,
     wait_for_file_containing,
 };
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 
 const ISSUER: &str = "https://issuer.upstream.tollgate.test";
 const AUDIENCE: &str = "orders-api";

@@ -15,7 +15,7 @@ use figment::Figment;
 use figment::providers::{Format as _, Yaml};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 
 use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcProvider, POST_CLIENT};
 use support::stack::{Stack, upstream_header};

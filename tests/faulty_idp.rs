@@ -29,7 +29,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use tokio::task::JoinSet;
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 

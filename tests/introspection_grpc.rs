@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 
 use support::check::*;
 use support::idp::{INTROSPECTION_PATH, Idp, IdpMode, form_value, jwks_of};

@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::Value;
 use tokio::task::JoinHandle;
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
 use support::check::{
@@ -196,7 +196,7 @@ async fn metrics_count_a_known_sequence_of_checks() {
     let mut client = AuthorizationClient::new(server.channel().clone());
     let unmatched =
         r#"tollgate_checks_total{decision="deny",reason="no_route",route="<unmatched>"}"#;
-    let before = sample(&tollgate::metrics::render(), unmatched).unwrap_or(0.0);
+    let before = sample(&tollgate::render_metrics(), unmatched).unwrap_or(0.0);
 
     let token = token("ec-1");
     for (path, token) in [
@@ -212,7 +212,7 @@ async fn metrics_count_a_known_sequence_of_checks() {
             .unwrap_or_else(|e| panic!("check of {path}: {e}"));
     }
 
-    let text = tollgate::metrics::render();
+    let text = tollgate::render_metrics();
     let expect = |series: &str, value: f64| {
         assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
     };
@@ -536,7 +536,7 @@ async fn overload_and_slow_checks_get_clean_grpc_errors() {
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(status.message().contains("timed out"), "{status:?}");
 
-    let text = tollgate::metrics::render();
+    let text = tollgate::render_metrics();
     for series in [
         r#"tollgate_checks_total{decision="error",reason="overloaded",route="<unmatched>"}"#,
         r#"tollgate_checks_total{decision="error",reason="timeout",route="<unmatched>"}"#,
@@ -642,7 +642,7 @@ async fn introspection_calls_and_cache_lookups_are_counted() {
         "{inactive:?}"
     );
 
-    let text = tollgate::metrics::render();
+    let text = tollgate::render_metrics();
     let value = |series: &str| sample(&text, series).unwrap_or(0.0);
     let requests = r#"tollgate_introspection_requests_total{provider="ops-introspect",outcome="#;
     assert_eq!(value(&format!(r#"{requests}"active"}}"#)), 1.0, "{text}");

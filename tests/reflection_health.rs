@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use prost_types::FileDescriptorProto;
-use tollgate::server::CHECK_SERVICE_NAME;
+use tollgate::CHECK_SERVICE_NAME;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -68,7 +68,7 @@ macro_rules! reflection_client {
     ($module:ident, $($version:ident)::+, $service:literal) => {
         mod $module {
             use prost_types::FileDescriptorProto;
-            use tollgate::server::CHECK_SERVICE_NAME;
+            use tollgate::CHECK_SERVICE_NAME;
             use $($version)::+::server_reflection_client::ServerReflectionClient;
             use $($version)::+::server_reflection_request::MessageRequest;
             use $($version)::+::server_reflection_response::MessageResponse;

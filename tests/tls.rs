@@ -16,7 +16,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use tollgate::devtoken::{DevToken, SigningKey};
+use tollgate::{DevToken, SigningKey};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -117,7 +117,7 @@ async fn health_over_tls(
         .map_err(|e| format!("connect: {e:?}"))?;
     let reply = HealthClient::new(channel)
         .check(HealthCheckRequest {
-            service: tollgate::server::CHECK_SERVICE_NAME.to_owned(),
+            service: tollgate::CHECK_SERVICE_NAME.to_owned(),
         })
         .await
         .map_err(|e| format!("health check: {e:?}"))?;

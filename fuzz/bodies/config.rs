@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tollgate::config::{Config, ConfigError};
+use tollgate::{Config, ConfigError};
 
 const SECTIONS: [&str; 9] = [
     "server",

@@ -1,5 +1,5 @@
 //! Fuzz body: a request's headers, query and cookies through
-//! `token::extract::extract` with the token sources a config can set.
+//! `extract` with the token sources a config can set.
 //!
 //! Input: the first byte picks one of the source lists below; the rest is
 //! lines, `name: value` for a header (names lower-cased, as Envoy sends
@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use tollgate::token::extract::{HeaderFormat, TokenCarrier, TokenSource, extract};
+use tollgate::internals::{HeaderFormat, TokenCarrier, TokenSource, extract};
 
 struct Request<'a> {
     headers: Vec<(String, &'a str)>,

@@ -6,7 +6,7 @@
 //! HMAC key); loaded plus skipped keys account for every entry.
 
 use jsonwebtoken::Algorithm;
-use tollgate::token::jwk::KeySet;
+use tollgate::internals::KeySet;
 
 /// Every algorithm jsonwebtoken knows, HMAC included.
 const ALGORITHMS: &str = "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";

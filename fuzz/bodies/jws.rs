@@ -1,4 +1,4 @@
-//! Fuzz body: a compact JWS through `jwt::peek`, `jwt::is_jws_shaped` and
+//! Fuzz body: a compact JWS through `peek`, `is_jws_shaped` and
 //! `JwtProvider::verify`, against three providers (RS256, ES256, EdDSA)
 //! whose static keys are the test key set `tests/fixtures/keys/jwks.json`.
 //!
@@ -21,9 +21,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
-use tollgate::config::Config;
-use tollgate::token::jwks::{Jwks, KeySource};
-use tollgate::token::jwt::{self, JwtProvider};
+use tollgate::Config;
+use tollgate::internals::{Jwks, JwtProvider, KeySource, is_jws_shaped, peek};
 
 const JWKS: &str = include_str!("../../tests/fixtures/keys/jwks.json");
 
@@ -42,15 +41,19 @@ fn fixture() -> &'static Fixture {
              - {{name: ed, issuer: 'https://ed.fuzz.test', algorithms: [EdDSA], jwks: {JWKS}}}\n"
         );
         let config = Config::from_yaml(&yaml, Path::new("/")).expect("the fixture config loads");
-        let providers = config
-            .providers
+        let providers = tollgate::internals::providers(config)
             .iter()
             .map(|settings| {
                 let jwt = settings.jwt.as_ref().expect("JWT providers");
                 let KeySource::Static(keys) = &jwt.keys else {
                     panic!("inline keys are static");
                 };
-                JwtProvider::new(settings, jwt, Jwks::new_static(keys.clone()))
+                JwtProvider::new(
+                    settings.name.clone(),
+                    &settings.expectations,
+                    jwt,
+                    Jwks::new_static(keys.clone()),
+                )
             })
             .collect();
         let document: Value = serde_json::from_str(JWKS).expect("fixture JWKS is JSON");
@@ -74,8 +77,8 @@ pub(crate) fn verifications(data: &[u8]) -> usize {
         return 0;
     };
     let fixture = fixture();
-    let shaped = jwt::is_jws_shaped(token);
-    let Ok(unverified) = jwt::peek(token) else {
+    let shaped = is_jws_shaped(token);
+    let Ok(unverified) = peek(token) else {
         return 0;
     };
     assert!(shaped, "peek accepted a token is_jws_shaped refuses");

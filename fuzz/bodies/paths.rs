@@ -15,7 +15,7 @@
 //! is what the table finds; and when lint says an earlier route shadows a
 //! later one, no request matches the later one without the earlier.
 
-use tollgate::routes::{
+use tollgate::internals::{
     FindingKind, MatchSpec, PathParameters, PathSpec, RequestTarget, RouteMatcher, RouteTable,
     normalize_host, normalize_path, normalize_request_path,
 };

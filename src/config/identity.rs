@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use super::error::{ConfigError, invalid};
 use super::raw::RawIdentity;
-use super::{ConfigError, Secret, invalid, parse_duration};
+use super::values::{duration, load_secret};
 use crate::identity::{IdentityKey, IdentitySettings};
 
 pub(super) fn settings(
@@ -24,9 +25,8 @@ pub(super) fn settings(
             ),
         ));
     }
-    let file = raw.signing_key.file.map(|f| base.join(f));
-    let pem = Secret::load(raw.signing_key.env.as_deref(), file.as_deref())
-        .map_err(|m| invalid("identity.signing_key", m))?;
+    let pem =
+        load_secret(&raw.signing_key, base).map_err(|m| invalid("identity.signing_key", m))?;
     if pem.expose().trim_ascii() == crate::devtoken::DEV_KEY_PEM.as_bytes().trim_ascii() {
         warnings.push(
             "identity.signing_key is the public development key from config/dev/: anyone can mint identity tokens your upstreams trust; generate a key of your own".to_owned(),
@@ -40,10 +40,11 @@ pub(super) fn settings(
         };
         invalid(field, m)
     })?;
-    let lifetime = match raw.lifetime {
-        None => std::time::Duration::from_secs(60),
-        Some(text) => parse_duration(&text.text()).map_err(|m| invalid("identity.lifetime", m))?,
-    };
+    let lifetime = duration(
+        &raw.lifetime,
+        "identity.lifetime",
+        std::time::Duration::from_secs(60),
+    )?;
     if lifetime.as_secs() < 5 {
         return Err(invalid(
             "identity.lifetime",

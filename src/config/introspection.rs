@@ -2,17 +2,18 @@
 //! extra headers, timeouts and cache, validated into
 //! [`IntrospectionSettings`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::raw::{RawClientAuth, RawDuration, RawHeaderValue, RawIntrospection, RawSecret};
-use super::values::{Secret, parse_duration};
-use super::{ConfigError, invalid};
+use super::error::{ConfigError, invalid};
+use super::raw::{RawClientAuth, RawDuration, RawHeaderValue, RawIntrospection};
+use super::values::{duration, load_secret};
+use crate::fetch::check_key_url;
 use crate::token::introspection::{CacheSettings, ClientAuth, Endpoint, IntrospectionSettings};
-use crate::token::jwks::check_key_url;
 
 /// Default total time for one call. Below the 1s ext_authz timeout the
 /// examples give Envoy, so a slow IdP is reported by tollgate, by name.
@@ -28,13 +29,58 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 pub(super) fn introspection(
-    raw: RawIntrospection,
+    mut raw: RawIntrospection,
     issuer: Option<&str>,
     field: &str,
     base: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<IntrospectionSettings, ConfigError> {
-    let endpoint = match (&raw.endpoint, issuer) {
+    let endpoint = endpoint(&raw, issuer, field)?;
+    let client_auth = client_auth(&mut raw, field, base)?;
+    let headers = headers(raw.headers, &client_auth, field, base, warnings)?;
+    let duration = |value: &Option<RawDuration>, name: &str, default: Duration| {
+        duration(value, &format!("{field}.{name}"), default)
+    };
+    let timeout = duration(&raw.timeout, "timeout", DEFAULT_TIMEOUT)?;
+    let connect_timeout = duration(
+        &raw.connect_timeout,
+        "connect_timeout",
+        DEFAULT_CONNECT_TIMEOUT.min(timeout),
+    )?;
+    for (name, value) in [("timeout", timeout), ("connect_timeout", connect_timeout)] {
+        if value.is_zero() {
+            return Err(invalid(format!("{field}.{name}"), "must be more than 0"));
+        }
+    }
+    let defaults = CacheSettings::default();
+    let cache = CacheSettings {
+        ttl: duration(&raw.cache.ttl, "cache.ttl", defaults.ttl)?,
+        inactive_ttl: duration(
+            &raw.cache.inactive_ttl,
+            "cache.inactive_ttl",
+            defaults.inactive_ttl,
+        )?,
+        max_entries: raw.cache.max_entries.unwrap_or(defaults.max_entries),
+    };
+    Ok(IntrospectionSettings {
+        endpoint,
+        client_auth,
+        headers,
+        introspect_jwts: raw.introspect_jwts,
+        timeout,
+        connect_timeout,
+        cache,
+    })
+}
+
+/// Where the endpoint is: configured (https, or http on loopback: tokens
+/// are sent to it), else found in the issuer's metadata.
+fn endpoint(
+    raw: &RawIntrospection,
+    issuer: Option<&str>,
+    field: &str,
+) -> Result<Endpoint, ConfigError> {
+    match (&raw.endpoint, issuer) {
         (Some(endpoint), _) => {
             let url = Url::parse(endpoint).map_err(|e| {
                 invalid(
@@ -49,19 +95,25 @@ pub(super) fn introspection(
                     "must use https (plain http only on localhost): tokens are sent to it",
                 )
             })?;
-            Endpoint::Configured(url)
+            Ok(Endpoint::Configured(url))
         }
-        (None, Some(issuer)) => Endpoint::Discovered {
+        (None, Some(issuer)) => Ok(Endpoint::Discovered {
             issuer: issuer.to_owned(),
-        },
-        (None, None) => {
-            return Err(invalid(
-                format!("{field}.endpoint"),
-                "set the endpoint, or the provider's `issuer` so it can be found in the issuer's metadata",
-            ));
-        }
-    };
+        }),
+        (None, None) => Err(invalid(
+            format!("{field}.endpoint"),
+            "set the endpoint, or the provider's `issuer` so it can be found in the issuer's metadata",
+        )),
+    }
+}
 
+/// How tollgate authenticates to the endpoint: `client_secret_basic` when a
+/// client is named, unless `auth_method` says otherwise.
+fn client_auth(
+    raw: &mut RawIntrospection,
+    field: &str,
+    base: &Path,
+) -> Result<ClientAuth, ConfigError> {
     let secret = raw
         .client_secret
         .as_ref()
@@ -75,7 +127,7 @@ pub(super) fn introspection(
         } else {
             RawClientAuth::None
         });
-    let client_auth = match (method, raw.client_id, secret) {
+    Ok(match (method, raw.client_id.take(), secret) {
         (RawClientAuth::None, None, None) => ClientAuth::None,
         (RawClientAuth::None, _, _) => {
             return Err(invalid(
@@ -101,10 +153,19 @@ pub(super) fn introspection(
         (RawClientAuth::ClientSecretPost, Some(client_id), Some(secret)) => {
             ClientAuth::ClientSecretPost { client_id, secret }
         }
-    };
+    })
+}
 
+/// The extra request headers; credentials among them are marked sensitive.
+fn headers(
+    raw: BTreeMap<String, RawHeaderValue>,
+    client_auth: &ClientAuth,
+    field: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
-    for (name, value) in raw.headers {
+    for (name, value) in raw {
         let header_field = format!("{field}.headers.{name}");
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(&header_field, "is not a valid header name"))?;
@@ -142,52 +203,7 @@ pub(super) fn introspection(
         };
         headers.append(header, value);
     }
-
-    let duration = |value: &Option<RawDuration>, name: &str, default: Duration| {
-        value
-            .as_ref()
-            .map(|d| parse_duration(&d.text()))
-            .transpose()
-            .map_err(|m| invalid(format!("{field}.{name}"), m))
-            .map(|v| v.unwrap_or(default))
-    };
-    let timeout = duration(&raw.timeout, "timeout", DEFAULT_TIMEOUT)?;
-    let connect_timeout = duration(
-        &raw.connect_timeout,
-        "connect_timeout",
-        DEFAULT_CONNECT_TIMEOUT.min(timeout),
-    )?;
-    for (name, value) in [("timeout", timeout), ("connect_timeout", connect_timeout)] {
-        if value.is_zero() {
-            return Err(invalid(format!("{field}.{name}"), "must be more than 0"));
-        }
-    }
-    let defaults = CacheSettings::default();
-    let cache = CacheSettings {
-        ttl: duration(&raw.cache.ttl, "cache.ttl", defaults.ttl)?,
-        inactive_ttl: duration(
-            &raw.cache.inactive_ttl,
-            "cache.inactive_ttl",
-            defaults.inactive_ttl,
-        )?,
-        max_entries: raw.cache.max_entries.unwrap_or(defaults.max_entries),
-    };
-    Ok(IntrospectionSettings {
-        endpoint,
-        client_auth,
-        headers,
-        introspect_jwts: raw.introspect_jwts,
-        timeout,
-        connect_timeout,
-        cache,
-    })
-}
-
-pub(super) fn load_secret(secret: &RawSecret, base: &Path) -> Result<Secret, String> {
-    Secret::load(
-        secret.env.as_deref(),
-        secret.file.as_ref().map(|f| base.join(f)).as_deref(),
-    )
+    Ok(headers)
 }
 
 #[cfg(test)]
@@ -223,9 +239,9 @@ mod tests {
             ROUTE,
         )
         .unwrap();
-        let provider = &config.providers[0];
+        let provider = &config.authz.providers[0];
         assert!(provider.jwt.is_none());
-        assert_eq!(provider.issuer, None);
+        assert_eq!(provider.expectations.issuer, None);
         let section = provider.introspection.as_ref().unwrap();
         assert!(
             matches!(section.endpoint, Endpoint::Configured(ref u) if u.path() == "/introspect")
@@ -246,7 +262,7 @@ mod tests {
             ROUTE,
         )
         .unwrap();
-        let section = config.providers[0].introspection.as_ref().unwrap();
+        let section = config.authz.providers[0].introspection.as_ref().unwrap();
         assert!(
             matches!(section.endpoint, Endpoint::Discovered { ref issuer } if issuer == "https://idp.example")
         );
@@ -271,7 +287,7 @@ mod tests {
             );
             let config = Config::from_yaml(yaml, jail.directory()).unwrap();
             let auth = |i: usize| {
-                config.providers[i]
+                config.authz.providers[i]
                     .introspection
                     .as_ref()
                     .unwrap()
@@ -365,7 +381,7 @@ mod tests {
             "{:?}",
             config.warnings
         );
-        let section = config.providers[0].introspection.as_ref().unwrap();
+        let section = config.authz.providers[0].introspection.as_ref().unwrap();
         assert!(section.headers["authorization"].is_sensitive());
     }
 

@@ -7,16 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::error::{ConfigError, invalid};
 use super::raw::{RawClaimPath, RawDeny, RawDenyBody, RawHeaderPreset, RawUpstreamIdentity};
-use super::route::{HeaderMapping, RESERVED_HEADERS, claim_path};
-use super::{ConfigError, invalid, is_http_token};
+use super::values::{check_realm, claim_path, header_name, header_values};
+use crate::authz::settings::RouteOutput;
 use crate::claims::ClaimPath;
-use crate::headers::MAX_HEADER_VALUE_BYTES;
-use crate::identity::{RESERVED_CLAIMS, RouteIdentity};
-use crate::reply::{DenyBody, DenyShape};
-
-/// Header the signed identity token goes in unless a route names another.
-pub const DEFAULT_IDENTITY_HEADER: &str = "x-tollgate-identity";
+use crate::headers::HeaderMapping;
+use crate::identity::{DEFAULT_IDENTITY_HEADER, RESERVED_CLAIMS, RouteIdentity};
+use crate::outcome::{DenyBody, DenyShape};
 
 /// oauth2-proxy's names for the caller, filled from OIDC claims.
 const OAUTH2_PROXY_HEADERS: &[(&str, &str)] = &[
@@ -27,27 +25,6 @@ const OAUTH2_PROXY_HEADERS: &[(&str, &str)] = &[
 ];
 /// oauth2-proxy's header for the caller's access token itself.
 const OAUTH2_PROXY_TOKEN_HEADER: &str = "x-auth-request-access-token";
-
-/// What a route sends besides its claim headers.
-#[derive(Debug, Clone, Default)]
-pub struct RouteOutput {
-    /// Set to fixed values on every allow.
-    pub static_headers: Vec<(String, String)>,
-    /// Set to the caller's access token (the oauth2-proxy preset).
-    pub access_token_header: Option<String>,
-    /// Removed from the request besides identity and token headers.
-    pub remove_headers: Vec<String>,
-    /// Added to the client's response on an allow.
-    pub response_headers: Vec<(String, String)>,
-    /// Claims returned as dynamic metadata, keyed by their dotted path.
-    pub metadata_claims: Vec<ClaimPath>,
-    /// How denies look.
-    pub deny: Arc<DenyShape>,
-    /// Deny decisions are logged, not enforced.
-    pub dry_run: bool,
-    /// The signed identity token, when the route asks for one.
-    pub identity: Option<RouteIdentity>,
-}
 
 /// The output fields as written, in `defaults:` or on a route.
 pub(super) struct RawOutput {
@@ -171,15 +148,7 @@ impl OutputDefaults {
             .realm
             .or_else(|| self.deny.realm.clone())
             .or_else(|| self.server_realm.clone());
-        if realm
-            .as_deref()
-            .is_some_and(|r| r.contains(['"', '\\']) || r.chars().any(char::is_control))
-        {
-            return Err(invalid(
-                format!("{field}.realm"),
-                "must not contain quotes, backslashes or control characters",
-            ));
-        }
+        check_realm(realm.as_deref(), &format!("{field}.realm"))?;
         let headers = match raw.headers.or_else(|| self.deny.headers.clone()) {
             Some(map) => header_values(map, &format!("{field}.headers"))?,
             None => Vec::new(),
@@ -250,37 +219,4 @@ fn route_identity(raw: RawUpstreamIdentity, field: &str) -> Result<RouteIdentity
         audience: raw.audience,
         claims: raw.claims,
     })
-}
-
-/// A header tollgate may set or remove, lower-cased.
-fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
-    let lower = name.to_ascii_lowercase();
-    if !is_http_token(&lower) || RESERVED_HEADERS.contains(&lower.as_str()) {
-        return Err(invalid(
-            field,
-            format!("`{name}` is not a header tollgate may set or remove"),
-        ));
-    }
-    Ok(lower)
-}
-
-fn header_values(
-    map: BTreeMap<String, String>,
-    field: &str,
-) -> Result<Vec<(String, String)>, ConfigError> {
-    map.into_iter()
-        .map(|(name, value)| {
-            let at = format!("{field}.{name}");
-            let name = header_name(&name, &at)?;
-            if value.chars().any(char::is_control) || value.len() > MAX_HEADER_VALUE_BYTES {
-                return Err(invalid(
-                    at,
-                    format!(
-                        "header values must hold no control characters (CR, LF, NUL, ...) and at most {MAX_HEADER_VALUE_BYTES} bytes"
-                    ),
-                ));
-            }
-            Ok((name, value))
-        })
-        .collect()
 }

@@ -1,6 +1,6 @@
 //! The configuration file as written: serde structs that mirror the YAML
 //! one to one. Nothing here is trusted; `config::Config::from_raw` turns it
-//! into typed, validated settings.
+//! into the typed, validated settings of the parts that use them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -156,7 +156,7 @@ fn default_admin_listen() -> String {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLog {
     #[serde(default)]
-    pub(crate) format: LogFormat,
+    pub(crate) format: RawLogFormat,
     /// A `tracing` filter such as `info` or `tollgate=debug,info`.
     pub(crate) level: Option<String>,
 }
@@ -164,7 +164,7 @@ pub(crate) struct RawLog {
 /// How log lines are written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", expecting = "`human` or `json`")]
-pub enum LogFormat {
+pub(crate) enum RawLogFormat {
     /// Human-readable lines.
     #[default]
     Human,

@@ -1,9 +1,15 @@
-//! Small value types the config file is made of: durations written as
-//! `30s`, and secrets read from the environment or a file.
+//! Values as the config file writes them: durations (`30s`, `5m`, `1h`),
+//! counts, secret references, header names and values, claim paths.
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+
+use super::error::{ConfigError, invalid};
+use super::raw::{RawClaimPath, RawDuration, RawSecret};
+use crate::claims::ClaimPath;
+use crate::headers::MAX_HEADER_VALUE_BYTES;
+use crate::secret::Secret;
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or `1d`. A bare number is refused so
 /// that nobody has to guess the unit.
@@ -34,40 +40,123 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Secret bytes. `Debug` never shows them.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
+/// `value` as a duration, or `default` when unset; errors name `field`.
+pub(super) fn duration(
+    value: &Option<RawDuration>,
+    field: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    value
+        .as_ref()
+        .map(|d| parse_duration(&d.text()))
+        .transpose()
+        .map_err(|m| invalid(field, m))
+        .map(|v| v.unwrap_or(default))
+}
 
-impl Secret {
-    /// Reads the secret named by `env` or stored in `file` (exactly one).
-    pub(crate) fn load(env: Option<&str>, file: Option<&Path>) -> Result<Secret, String> {
-        let bytes = match (env, file) {
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set"))?
-                .into_bytes(),
-            (None, Some(path)) => {
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
-            _ => return Err("set exactly one of `env` or `file`".to_owned()),
-        };
-        // Files written by editors and `kubectl create secret` often end in a newline.
-        let trimmed = bytes.trim_ascii_end();
-        if trimmed.is_empty() {
-            return Err("the secret is empty".to_owned());
-        }
-        Ok(Secret(trimmed.to_vec()))
-    }
-
-    /// The secret itself; callers must not log it.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
+/// A duration longer than zero, or `default` when unset.
+pub(super) fn positive_duration(
+    value: &Option<RawDuration>,
+    field: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match duration(value, field, default)? {
+        duration if duration.is_zero() => Err(invalid(field, "must be longer than 0")),
+        duration => Ok(duration),
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
+/// A count that must be at least 1, or `default` when unset.
+pub(super) fn positive(
+    value: Option<usize>,
+    default: usize,
+    field: &str,
+) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        Some(n) => Ok(n),
     }
+}
+
+/// The secret a `{env: VAR}` or `{file: PATH}` reference names; a relative
+/// path resolves against `base`.
+pub(super) fn load_secret(secret: &RawSecret, base: &Path) -> Result<Secret, String> {
+    Secret::load(
+        secret.env.as_deref(),
+        secret.file.as_ref().map(|f| base.join(f)).as_deref(),
+    )
+}
+
+/// RFC 9110 `token`: header names and auth schemes.
+pub(super) fn is_http_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(crate::routes::is_token_byte)
+}
+
+/// Headers that Envoy owns or that would change how the request is routed or framed.
+pub(super) const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// A header tollgate may set or remove, lower-cased.
+pub(super) fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    if !is_http_token(&lower) || RESERVED_HEADERS.contains(&lower.as_str()) {
+        return Err(invalid(
+            field,
+            format!("`{name}` is not a header tollgate may set or remove"),
+        ));
+    }
+    Ok(lower)
+}
+
+/// Headers with fixed values, each name one tollgate may set and each
+/// value safe header text.
+pub(super) fn header_values(
+    map: BTreeMap<String, String>,
+    field: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    map.into_iter()
+        .map(|(name, value)| {
+            let at = format!("{field}.{name}");
+            let name = header_name(&name, &at)?;
+            if value.chars().any(char::is_control) || value.len() > MAX_HEADER_VALUE_BYTES {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "header values must hold no control characters (CR, LF, NUL, ...) and at most {MAX_HEADER_VALUE_BYTES} bytes"
+                    ),
+                ));
+            }
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// `a.b.c`, or a list of segments when a key itself holds dots.
+pub(super) fn claim_path(raw: RawClaimPath) -> Result<ClaimPath, String> {
+    match raw {
+        RawClaimPath::Dotted(path) => ClaimPath::dotted(&path),
+        RawClaimPath::Segments(segments) => ClaimPath::segments(segments),
+    }
+}
+
+/// A realm has to fit inside a quoted `WWW-Authenticate` parameter.
+pub(super) fn check_realm(realm: Option<&str>, field: &str) -> Result<(), ConfigError> {
+    if realm.is_some_and(|r| r.contains(['"', '\\']) || r.chars().any(char::is_control)) {
+        return Err(invalid(
+            field,
+            "must not contain quotes, backslashes or control characters",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -90,26 +179,5 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("99999999999999999999d").is_err());
-    }
-
-    #[test]
-    fn secret_debug_is_redacted() {
-        let dir = std::env::temp_dir().join(format!("tollgate-secret-{}", std::process::id()));
-        std::fs::write(&dir, "hunter2\n").unwrap();
-        let secret = Secret::load(None, Some(&dir)).unwrap();
-        std::fs::remove_file(&dir).unwrap();
-        assert_eq!(secret.expose(), b"hunter2");
-        assert!(!format!("{secret:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn secret_needs_exactly_one_source() {
-        assert!(Secret::load(None, None).is_err());
-        assert!(Secret::load(Some("A"), Some(Path::new("b"))).is_err());
-        assert!(
-            Secret::load(Some("TOLLGATE_TEST_SURELY_UNSET_VAR"), None)
-                .unwrap_err()
-                .contains("not set")
-        );
     }
 }

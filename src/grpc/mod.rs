@@ -10,36 +10,30 @@ use envoy_types::ext_authz::v3::pb::{
 };
 use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind};
 use envoy_types::pb::google::rpc;
-use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
+use tonic::{Code, Request, Response, Status};
 
-use crate::authz::{Authorizer, AuthzRequest, Decision, Grant};
-pub use crate::limits::CheckLimits;
-use crate::limits::{CheckGate, Refused};
-use crate::reload::LiveAuthorizer;
-use crate::reply::DenyShape;
-use crate::routes::{PathParameters, normalize_path};
+use crate::authz::{AuthzRequest, Checkpoint, Unanswered};
+use crate::outcome::{Decision, Grant};
 
 /// The encoded descriptors of the Envoy ext_authz API, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
+pub(crate) const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptor.bin"));
 
-/// `envoy.service.auth.v3.Authorization`, answered by the live [`crate::authz::Authorizer`].
+/// `envoy.service.auth.v3.Authorization`, answered through the server's
+/// [`Checkpoint`].
 ///
-/// The limits are a semaphore and a timeout here rather than tower's
+/// The limits are a semaphore and a timeout rather than tower's
 /// `ConcurrencyLimit` and `Timeout` layers: those queue excess calls and end
 /// slow ones with a transport error, where an authorizer under load should
 /// refuse at once with a status Envoy understands.
-pub struct CheckService {
-    live: Arc<LiveAuthorizer>,
-    gate: Arc<CheckGate>,
+pub(crate) struct CheckService {
+    checkpoint: Arc<Checkpoint>,
 }
 
 impl CheckService {
-    /// Serves checks with whatever authorizer `live` holds at each call,
-    /// within the limits of `gate`.
-    pub fn new(live: Arc<LiveAuthorizer>, gate: Arc<CheckGate>) -> CheckService {
-        CheckService { live, gate }
+    /// Serves checks through `checkpoint`.
+    pub(crate) fn new(checkpoint: Arc<Checkpoint>) -> CheckService {
+        CheckService { checkpoint }
     }
 }
 
@@ -49,53 +43,38 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let Some(_permit) = self.gate.enter() else {
-            // Untraced: under overload the refusal does the least it can.
-            self.gate.record(Refused::Overloaded);
-            return Err(Status::resource_exhausted(
-                "too many authorization checks in flight",
-            ));
-        };
-        // Held for the whole check: a reload meanwhile does not change it.
-        let authorizer = self.live.current();
+        let admitted = self.checkpoint.admit().map_err(unanswered)?;
         let (metadata, _, check) = request.into_parts();
-        let request = authz_request(check, authorizer.path_parameters());
-        let span = crate::telemetry::check_span(&request.method, request.host.as_deref());
-        if !span.is_disabled() {
-            // Envoy's own ext_authz span (gRPC metadata) is the nearer
-            // parent; the checked request's headers carry the one before it.
-            let metadata = trace_context(&metadata);
-            crate::telemetry::continue_trace(&span, &[&metadata, &request.headers]);
-        }
-        self.decide(&authorizer, &request).instrument(span).await
+        let request = authz_request(check);
+        // Envoy's own ext_authz span (gRPC metadata) is the nearer parent;
+        // the checked request's headers carry the one before it.
+        let decision = admitted
+            .check(&request, || trace_context(&metadata))
+            .await
+            .map_err(unanswered)?;
+        Ok(Response::new(check_response(decision)))
     }
 }
 
-impl CheckService {
-    /// Decides `request` within the timeout and answers Envoy.
-    async fn decide(
-        &self,
-        authorizer: &Authorizer,
-        request: &AuthzRequest,
-    ) -> Result<Response<CheckResponse>, Status> {
-        let outcome = self.gate.within(authorizer.check(request)).await;
-        match outcome {
-            Ok(Ok(decision)) => {
-                let shape = match &decision {
-                    Decision::Deny(denial) => authorizer.deny_shape(denial.route.as_deref()),
-                    Decision::Allow(_) => authorizer.deny_shape(None),
-                };
-                Ok(Response::new(check_response(decision, shape)))
-            }
-            // The detail is in the log line; Envoy does not pass it on anyway.
-            Ok(Err(_)) => Err(Status::unavailable(
-                "authorization is temporarily unavailable",
-            )),
-            Err(refused) => {
-                self.gate.record(refused);
-                Err(Status::unavailable("authorization timed out"))
-            }
+/// A check without a decision, as a status Envoy's failure mode acts on.
+/// The detail is in the log line; Envoy does not pass it on anyway.
+fn unanswered(unanswered: Unanswered) -> Status {
+    match unanswered {
+        Unanswered::Overloaded => {
+            Status::resource_exhausted("too many authorization checks in flight")
         }
+        Unanswered::TimedOut => Status::unavailable("authorization timed out"),
+        Unanswered::Fault => Status::unavailable("authorization is temporarily unavailable"),
+    }
+}
+
+/// The gRPC code of a deny, from its HTTP status: Envoy reads the code,
+/// the client gets the status.
+fn deny_code(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        _ => Code::PermissionDenied,
     }
 }
 
@@ -110,23 +89,18 @@ fn trace_context(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, String
         .collect()
 }
 
-/// Reads what the authorizer needs from a `CheckRequest`. Headers come from
-/// both `headers` and `header_map` (Envoy fills one or the other, depending
-/// on `encode_raw_headers`). Takes the request by value so header names and
+/// Reads what the authorizer needs from a `CheckRequest`, as sent: the
+/// authorizer normalises it. Headers come from both `headers` and
+/// `header_map` (Envoy fills one or the other, depending on
+/// `encode_raw_headers`). Takes the request by value so header names and
 /// values move into the [`AuthzRequest`] instead of being copied.
-pub fn authz_request(check: CheckRequest, path_parameters: PathParameters) -> AuthzRequest {
+pub fn authz_request(check: CheckRequest) -> AuthzRequest {
     let http = check
         .attributes
         .and_then(|a| a.request)
         .and_then(|r| r.http);
     let Some(http) = http else {
-        return AuthzRequest {
-            host: Some(String::new()),
-            method: String::new(),
-            path: normalize_path(""),
-            query: None,
-            headers: Vec::new(),
-        };
+        return AuthzRequest::default();
     };
     let raw_headers = http.header_map.map_or_else(Vec::new, |m| m.headers);
     let mut headers = Vec::with_capacity(http.headers.len() + raw_headers.len());
@@ -157,9 +131,14 @@ pub fn authz_request(check: CheckRequest, path_parameters: PathParameters) -> Au
             .unwrap_or_default()
     };
     let authority = attribute(http.host, &[":authority", "host"]);
-    let raw_path = attribute(http.path, &[":path"]);
+    let path = attribute(http.path, &[":path"]);
     let method = attribute(http.method, &[":method"]);
-    AuthzRequest::from_parts(&authority, &method, &raw_path, headers, path_parameters)
+    AuthzRequest {
+        authority,
+        method,
+        path,
+        headers,
+    }
 }
 
 /// Lower-cases in place: Envoy already sends lower-case names, so this
@@ -169,17 +148,17 @@ fn lowercase(mut name: String) -> String {
     name
 }
 
-/// Turns a decision into Envoy's answer; `deny` shapes a deny (the
-/// route's). A deny is still a successful gRPC call: its status and HTTP
-/// response tell Envoy what to send the client.
-pub fn check_response(decision: Decision, deny: &DenyShape) -> CheckResponse {
+/// Turns a decision into Envoy's answer, a deny in its route's shape. A
+/// deny is still a successful gRPC call: its status and HTTP response tell
+/// Envoy what to send the client.
+pub fn check_response(decision: Decision) -> CheckResponse {
     match decision {
         Decision::Allow(grant) => allow_response(grant),
         Decision::Deny(denial) => {
-            let reply = deny.reply(&denial);
+            let reply = denial.reply();
             CheckResponse {
                 status: Some(rpc::Status {
-                    code: denial.reason.grpc_code(),
+                    code: deny_code(reply.status) as i32,
                     message: denial.reason.label().to_owned(),
                     ..Default::default()
                 }),
@@ -263,7 +242,7 @@ fn header(key: impl Into<String>, value: String, action: HeaderAppendAction) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::grpc_code;
+    use crate::outcome::{Denial, DenyReason, DenyShape};
     use envoy_types::pb::envoy::config::core::v3::HeaderMap;
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
@@ -283,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_headers_from_both_maps_and_splits_the_query() {
+    fn reads_headers_from_both_maps_as_sent() {
         let http = HttpRequest {
             host: "API.example.com:8443".into(),
             method: "get".into(),
@@ -298,11 +277,11 @@ mod tests {
             }),
             ..Default::default()
         };
-        let request = authz_request(check_request(http), PathParameters::default());
-        assert_eq!(request.host.as_deref(), Some("api.example.com"));
-        assert_eq!(request.method, "GET");
-        assert_eq!(request.path.as_deref(), Ok("/b"));
-        assert_eq!(request.query.as_deref(), Some("access_token=x&y=1"));
+        let request = authz_request(check_request(http));
+        // Normalising is the authorizer's; the edge hands over what came.
+        assert_eq!(request.authority, "API.example.com:8443");
+        assert_eq!(request.method, "get");
+        assert_eq!(request.path, "/a/../b?access_token=x&y=1");
         assert!(
             request
                 .headers
@@ -326,16 +305,24 @@ mod tests {
             .into(),
             ..Default::default()
         };
-        let request = authz_request(check_request(http), PathParameters::default());
-        assert_eq!(request.host.as_deref(), Some("h.example"));
-        assert_eq!(request.path.as_deref(), Ok("/p"));
+        let request = authz_request(check_request(http));
+        assert_eq!(request.authority, "h.example");
+        assert_eq!(request.path, "/p");
         assert_eq!(request.method, "POST");
     }
 
     #[test]
-    fn a_request_without_attributes_has_a_bad_path() {
-        let request = authz_request(CheckRequest::default(), PathParameters::default());
-        assert!(request.path.is_err());
+    fn a_request_without_attributes_is_empty() {
+        let request = authz_request(CheckRequest::default());
+        assert_eq!(request.path, "");
+        assert!(request.headers.is_empty());
+    }
+
+    #[test]
+    fn deny_codes_follow_the_http_status() {
+        assert_eq!(deny_code(400), Code::InvalidArgument);
+        assert_eq!(deny_code(401), Code::Unauthenticated);
+        assert_eq!(deny_code(403), Code::PermissionDenied);
     }
 
     #[test]
@@ -353,7 +340,7 @@ mod tests {
                 .into_iter()
                 .collect(),
         };
-        let response = check_response(Decision::Allow(grant), &DenyShape::default());
+        let response = check_response(Decision::Allow(grant));
         let metadata = response.dynamic_metadata.clone().unwrap();
         assert_eq!(
             metadata.fields["route"].kind,
@@ -376,21 +363,18 @@ mod tests {
 
     #[test]
     fn deny_carries_status_challenge_and_json() {
-        let denial = crate::authz::Denial {
-            reason: crate::authz::DenyReason::InsufficientScope,
-            route: None,
-            caller: None,
-            scope_hint: Some("write".into()),
-            detail: None,
-        };
         let shape = DenyShape {
             realm: Some("api".into()),
             ..DenyShape::default()
         };
-        let response = check_response(Decision::Deny(denial), &shape);
+        let denial = Denial {
+            scope_hint: Some("write".into()),
+            ..Denial::new(DenyReason::InsufficientScope, None, Arc::new(shape))
+        };
+        let response = check_response(Decision::Deny(denial));
         assert_eq!(
             response.status.as_ref().map(|s| s.code),
-            Some(grpc_code::PERMISSION_DENIED)
+            Some(Code::PermissionDenied as i32)
         );
         let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
             panic!("expected a denied response");

@@ -15,7 +15,7 @@ use crate::authz::Authorizer;
 /// Answers one admin request. `serving` is `true` while gRPC health says
 /// SERVING (every provider can judge tokens); `draining` turns `true` when
 /// shutdown starts.
-pub async fn handle(
+pub(crate) async fn handle(
     authorizer: Arc<Authorizer>,
     serving: watch::Receiver<bool>,
     draining: watch::Receiver<bool>,

@@ -6,60 +6,44 @@
 //! `x-tollgate-metadata-*`, or the deny's status, headers and body. The
 //! request body is never read.
 //!
-//! The decision and the deny are the same as in gRPC mode:
-//! [`Authorizer::check`] decides, [`crate::reply`] shapes the deny.
+//! The decision and the deny are the same as in gRPC mode: the same
+//! [`Checkpoint`] decides, and the denial's route shapes the reply.
 
 use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use tracing::Instrument as _;
 
 use super::{Body, response};
-use crate::authz::{Authorizer, AuthzRequest, Decision};
-use crate::limits::{CheckGate, Refused};
+use crate::authz::{AuthzRequest, Checkpoint, Unanswered};
+use crate::outcome::Decision;
 
 /// The header Envoy's `http_service` reads removals from, comma-separated.
-pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+pub(crate) const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
 /// Prefix of the allow headers that carry dynamic metadata (`route` and
 /// `metadata_claims`), for Envoy's
 /// `authorization_response.dynamic_metadata_from_headers`.
-pub const METADATA_HEADER_PREFIX: &str = "x-tollgate-metadata-";
+pub(crate) const METADATA_HEADER_PREFIX: &str = "x-tollgate-metadata-";
 
 /// Answers one check. `path_prefix` is stripped from the path first.
-pub async fn handle(
-    authorizer: Arc<Authorizer>,
-    gate: Arc<CheckGate>,
+pub(crate) async fn handle(
+    checkpoint: Arc<Checkpoint>,
     path_prefix: Option<Arc<str>>,
     request: Request<Incoming>,
 ) -> Response<Body> {
-    // The same limits as gRPC mode; a refusal is a 503 Envoy's failure mode
-    // decides on.
-    let Some(_permit) = gate.enter() else {
-        gate.record(Refused::Overloaded);
-        return unavailable("too many authorization checks in flight\n");
+    let admitted = match checkpoint.admit() {
+        Ok(admitted) => admitted,
+        Err(unanswered) => return unavailable(unanswered),
     };
-    let Some(request) = authz_request(&request, path_prefix.as_deref(), &authorizer) else {
+    let Some(request) = authz_request(&request, path_prefix.as_deref()) else {
         tracing::warn!(
             prefix = path_prefix.as_deref(),
             "HTTP-mode check without the configured server.http_path_prefix; check Envoy's http_service.path_prefix"
         );
         return response(400, [], String::new());
     };
-    let span = crate::telemetry::check_span(&request.method, request.host.as_deref());
-    crate::telemetry::continue_trace(&span, &[&request.headers]);
-    let outcome = match gate
-        .within(authorizer.check(&request).instrument(span))
-        .await
-    {
-        Ok(outcome) => outcome,
-        Err(refused) => {
-            gate.record(refused);
-            return unavailable("authorization timed out\n");
-        }
-    };
-    match outcome {
+    match admitted.check(&request, Vec::new).await {
         Ok(Decision::Allow(grant)) => {
             let mut headers = grant.upstream.set;
             if !grant.upstream.remove.is_empty() {
@@ -73,18 +57,21 @@ pub async fn handle(
             response(200, headers, String::new())
         }
         Ok(Decision::Deny(denial)) => {
-            let reply = authorizer
-                .deny_shape(denial.route.as_deref())
-                .reply(&denial);
+            let reply = denial.reply();
             response(reply.status, reply.headers, reply.body)
         }
-        // The detail is in the log line.
-        Err(_) => unavailable("authorization is temporarily unavailable\n"),
+        Err(unanswered) => unavailable(unanswered),
     }
 }
 
-/// A 503 with a short plain-text reason.
-fn unavailable(text: &str) -> Response<Body> {
+/// A check without a decision: a 503 with a short plain-text reason, which
+/// Envoy's failure mode acts on. The detail is in the log line.
+fn unavailable(unanswered: Unanswered) -> Response<Body> {
+    let text = match unanswered {
+        Unanswered::Overloaded => "too many authorization checks in flight\n",
+        Unanswered::TimedOut => "authorization timed out\n",
+        Unanswered::Fault => "authorization is temporarily unavailable\n",
+    };
     response(
         503,
         [(
@@ -114,12 +101,9 @@ fn metadata_headers(
     })
 }
 
-/// The original request, or `None` when the path lacks `path_prefix`.
-fn authz_request(
-    request: &Request<Incoming>,
-    path_prefix: Option<&str>,
-    authorizer: &Authorizer,
-) -> Option<AuthzRequest> {
+/// The original request as sent, or `None` when the path lacks
+/// `path_prefix`.
+fn authz_request(request: &Request<Incoming>, path_prefix: Option<&str>) -> Option<AuthzRequest> {
     let raw_path = request
         .uri()
         .path_and_query()
@@ -141,13 +125,12 @@ fn authz_request(
         .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned())
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
-    Some(AuthzRequest::from_parts(
-        &authority,
-        request.method().as_str(),
-        raw_path,
+    Some(AuthzRequest {
+        authority,
+        method: request.method().as_str().to_owned(),
+        path: raw_path.to_owned(),
         headers,
-        authorizer.path_parameters(),
-    ))
+    })
 }
 
 /// `path` without `prefix`, which must end at a segment boundary

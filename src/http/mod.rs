@@ -6,8 +6,8 @@
 //! - [`authz`]: HTTP ext_authz mode, for Envoy's `http_service`.
 //! - [`admin`]: `/healthz`, `/readyz` and `/.well-known/jwks.json`.
 
-pub mod admin;
-pub mod authz;
+pub(crate) mod admin;
+pub(crate) mod authz;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,14 +25,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::reload::LiveAuthorizer;
-use crate::tls::{HANDSHAKE_TIMEOUT, TlsConfig};
+use crate::authz::Checkpoint;
+use crate::tls::{Alpn, HANDSHAKE_TIMEOUT, ServerTls};
 
 /// Response bodies: small and complete.
-pub type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// Answers one request.
-pub type Handler = Arc<
+pub(crate) type Handler = Arc<
     dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
 >;
 
@@ -49,11 +49,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `handler` on `listener` until `stop` turns `true` (or its sender
 /// is dropped), then lets open connections finish for a bounded time.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     name: &'static str,
     handler: Handler,
-    tls: Option<Arc<TlsConfig>>,
+    tls: Option<Arc<ServerTls>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -94,7 +94,7 @@ pub async fn serve(
                 };
                 // The handshake runs in the connection's task, so a slow
                 // client delays no other.
-                let acceptor = tls.acceptor();
+                let acceptor = tls.acceptor(Alpn::Http1);
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
@@ -124,16 +124,16 @@ pub async fn serve(
 /// and the path prefix Envoy puts before each path.
 pub(crate) struct HttpMode {
     pub(crate) listener: TcpListener,
-    pub(crate) tls: Option<Arc<TlsConfig>>,
+    pub(crate) tls: Option<Arc<ServerTls>>,
     pub(crate) path_prefix: Option<Arc<str>>,
 }
 
 /// Starts the HTTP-mode and admin servers on the listeners given; they stop
 /// when `stop` turns `true`. `serving` mirrors gRPC health SERVING. Checks
-/// in HTTP mode share `gate`'s limits with gRPC.
+/// in HTTP mode go through `checkpoint`, as gRPC's do, so they share its
+/// limits.
 pub(crate) fn spawn(
-    live: &Arc<LiveAuthorizer>,
-    gate: &Arc<crate::limits::CheckGate>,
+    checkpoint: &Arc<Checkpoint>,
     http: Option<HttpMode>,
     admin: Option<TcpListener>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -152,14 +152,12 @@ pub(crate) fn spawn(
         path_prefix,
     }) = http
     {
-        let live = live.clone();
-        let gate = gate.clone();
-        // Each request takes the authorizer current at its start, so a
+        let checkpoint = checkpoint.clone();
+        // Each check takes the authorizer current at its start, so a
         // reload never changes a check in flight.
         let handler: Handler = Arc::new(move |request| {
             Box::pin(authz::handle(
-                live.current(),
-                gate.clone(),
+                checkpoint.clone(),
                 path_prefix.clone(),
                 request,
             ))
@@ -173,7 +171,7 @@ pub(crate) fn spawn(
         ));
     }
     if let Some(listener) = admin {
-        let live = live.clone();
+        let live = checkpoint.live().clone();
         let draining = stop.clone();
         let handler: Handler = Arc::new(move |request| {
             Box::pin(admin::handle(

@@ -1,6 +1,6 @@
 //! Config-time errors: why a route's `match` section cannot be compiled.
 
-use super::PathError;
+use super::normalize::PathError;
 
 /// Why [`RouteMatcher::new`](super::RouteMatcher::new) rejected a route's
 /// `match` section.

@@ -1,6 +1,6 @@
 //! Host patterns: which `:authority` hosts a route applies to.
 
-use super::RouteError;
+use super::error::RouteError;
 
 /// Compiled `hosts` list of one route.
 #[derive(Debug, Clone, PartialEq, Eq)]

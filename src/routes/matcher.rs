@@ -1,38 +1,11 @@
-//! One route's match conditions: the config-side spec and its compiled,
-//! immutable matcher.
+//! One route's compiled, immutable match conditions, and the request
+//! target they are matched against.
 
-use super::RouteError;
+use super::error::RouteError;
 use super::host::HostSet;
 use super::method::MethodSet;
 use super::path::{PathMatcher, PathShape};
-
-/// What a route matches on, as written in config (deserialised by the
-/// config layer). Compile it with [`RouteMatcher::new`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MatchSpec {
-    /// Host patterns; empty means any host.
-    pub hosts: Vec<String>,
-    /// HTTP methods; empty means any method.
-    pub methods: Vec<String>,
-    /// Path condition.
-    pub path: PathSpec,
-}
-
-/// How a route matches the normalised request path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum PathSpec {
-    /// Every path.
-    #[default]
-    Any,
-    /// Exactly this canonical path; `/post` does not match `/post/`.
-    Exact(String),
-    /// This path and everything below it, by whole segments.
-    Prefix(String),
-    /// Istio / Kyma APIRule template with `{*}` and `{**}` segments.
-    Template(String),
-    /// A regex that must match the whole normalised path.
-    Regex(String),
-}
+use super::spec::MatchSpec;
 
 /// The parts of a request that routes match on, already canonical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +55,7 @@ impl RouteMatcher {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::routes::spec::PathSpec;
 
     /// A matcher from lists, panicking on a spec the test got wrong.
     pub(crate) fn matcher(hosts: &[&str], methods: &[&str], path: PathSpec) -> RouteMatcher {

@@ -1,6 +1,6 @@
 //! Method lists: which HTTP methods a route applies to.
 
-use super::RouteError;
+use super::error::RouteError;
 
 /// Compiled `methods` list of one route: upper-case RFC 9110 tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! select. Security matters here: a path trick must never carry a request
 //! past the route meant for it.
 //!
-//! The edge canonicalises the request once ([`normalize_host`],
+//! The authorizer canonicalises the request once ([`normalize_host`],
 //! [`normalize_path`]), builds a [`RequestTarget`], and asks the
 //! [`RouteTable`] for the first route, in config order, whose
 //! [`RouteMatcher`] matches. A path that cannot be normalised matches no
@@ -81,19 +81,25 @@
 //! other route (its exact path, its prefix, its template with `x` for each
 //! wildcard). Two different regexes are never reported.
 
+mod authority;
+mod canonical;
 mod error;
 mod host;
 mod matcher;
 mod method;
 mod normalize;
 mod path;
+mod spec;
 mod table;
 mod template;
 
-pub use error::RouteError;
-pub use matcher::{MatchSpec, PathSpec, RequestTarget, RouteMatcher};
+pub use authority::normalize_host;
+pub use matcher::{RequestTarget, RouteMatcher};
 pub(crate) use method::is_token_byte;
-pub use normalize::{
-    PathError, PathParameters, normalize_host, normalize_path, normalize_request_path,
-};
-pub use table::{Finding, FindingKind, RouteTable};
+pub(crate) use normalize::PathError;
+pub use normalize::{PathParameters, normalize_request_path};
+// Only the internals module (benches, fuzz targets) names it from outside.
+#[cfg(any(test, fuzzing, feature = "test-util"))]
+pub use normalize::normalize_path;
+pub use spec::{MatchSpec, PathSpec};
+pub use table::{FindingKind, RouteTable};

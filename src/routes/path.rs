@@ -4,8 +4,10 @@
 
 use regex::{Regex, RegexBuilder};
 
-use super::template::{Template, compile_template};
-use super::{PathSpec, RouteError, normalize_path};
+use super::canonical::canonical;
+use super::error::RouteError;
+use super::spec::PathSpec;
+use super::template::{Template, TemplatePath, compile_template};
 
 /// Upper bound on a compiled route regex and on its lazy DFA cache, so a
 /// config cannot make the authorizer allocate without limit. Ordinary route
@@ -36,7 +38,12 @@ impl PathMatcher {
             PathSpec::Any => Ok(Self::Any),
             PathSpec::Exact(path) => Ok(Self::Exact(canonical(path)?)),
             PathSpec::Prefix(prefix) => compile_prefix(prefix),
-            PathSpec::Template(template) => compile_template(template),
+            PathSpec::Template(template) => Ok(match compile_template(template)? {
+                TemplatePath::Any => Self::Any,
+                TemplatePath::Exact(path) => Self::Exact(path),
+                TemplatePath::Prefix(prefix) => Self::Prefix(prefix),
+                TemplatePath::Wildcards(template) => Self::Template(template),
+            }),
             PathSpec::Regex(pattern) => compile_regex(pattern),
         }
     }
@@ -69,23 +76,6 @@ impl PathMatcher {
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// Config paths must already be canonical, so what the operator wrote is
-/// exactly what requests are compared with.
-pub(crate) fn canonical(path: &str) -> Result<String, RouteError> {
-    let normalized = normalize_path(path).map_err(|reason| RouteError::InvalidPath {
-        path: path.to_owned(),
-        reason,
-    })?;
-    if normalized == path {
-        Ok(normalized)
-    } else {
-        Err(RouteError::NotCanonical {
-            path: path.to_owned(),
-            canonical: normalized,
-        })
-    }
 }
 
 fn compile_prefix(prefix: &str) -> Result<PathMatcher, RouteError> {
@@ -175,6 +165,7 @@ impl PathShape<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::routes::normalize::normalize_path;
     use proptest::prelude::*;
 
     /// A path matcher, panicking on a spec the test got wrong.

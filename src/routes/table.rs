@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{RequestTarget, RouteMatcher};
+use super::matcher::{RequestTarget, RouteMatcher};
 
 /// Routes in config order, each with its payload (typically the policy).
 #[derive(Debug, Clone)]
@@ -51,12 +51,14 @@ impl<T> RouteTable<T> {
     }
 
     /// Number of routes.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.routes.len()
     }
 
     /// Whether the table has no routes (every lookup misses).
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 
@@ -127,7 +129,9 @@ impl fmt::Display for Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{PathSpec, normalize_host, normalize_path};
+    use crate::routes::authority::normalize_host;
+    use crate::routes::normalize::normalize_path;
+    use crate::routes::spec::PathSpec;
 
     use crate::routes::matcher::tests::matcher as route;
 

@@ -1,8 +1,8 @@
 //! Istio / Kyma APIRule path templates (`{*}`, `{**}`), and the segment
 //! algebra lint uses to compare every non-regex path matcher.
 
-use super::RouteError;
-use super::path::{PathMatcher, canonical};
+use super::canonical::canonical;
+use super::error::RouteError;
 
 /// A path as a sequence of segment patterns, optionally followed by "zero or
 /// more segments". Templates match with it, and lint compares every
@@ -21,9 +21,19 @@ enum Segment {
     One,
 }
 
-/// Compiles a config template; templates without `{*}` become the
-/// equivalent `Exact`, `Prefix` or `Any` matcher.
-pub(crate) fn compile_template(template: &str) -> Result<PathMatcher, RouteError> {
+/// What a config template compiles to: templates without `{*}` are an
+/// exact path, a prefix or every path, which the simpler matchers serve
+/// faster and lint reasons about more easily.
+#[derive(Debug)]
+pub(crate) enum TemplatePath {
+    Any,
+    Exact(String),
+    Prefix(String),
+    Wildcards(Template),
+}
+
+/// Compiles a config template.
+pub(crate) fn compile_template(template: &str) -> Result<TemplatePath, RouteError> {
     let invalid = |reason: &'static str| RouteError::InvalidTemplate {
         template: template.to_owned(),
         reason,
@@ -31,7 +41,7 @@ pub(crate) fn compile_template(template: &str) -> Result<PathMatcher, RouteError
     canonical(template)?;
     // Kyma APIRule v2 compatibility: `/*` alone means every path.
     if template == "/*" {
-        return Ok(PathMatcher::Any);
+        return Ok(TemplatePath::Any);
     }
     let mut parts = template.split('/').skip(1).peekable();
     let mut segments = Vec::new();
@@ -50,7 +60,7 @@ pub(crate) fn compile_template(template: &str) -> Result<PathMatcher, RouteError
         }
     }
     if segments.contains(&Segment::One) {
-        return Ok(PathMatcher::Template(Template { segments, tail }));
+        return Ok(TemplatePath::Wildcards(Template { segments, tail }));
     }
     // Without a single-segment wildcard the template is an exact path or a
     // prefix; the simpler matchers are faster and easier for lint.
@@ -62,9 +72,9 @@ pub(crate) fn compile_template(template: &str) -> Result<PathMatcher, RouteError
         }
     }
     Ok(match (tail, literal.is_empty()) {
-        (true, true) => PathMatcher::Any,
-        (true, false) => PathMatcher::Prefix(literal),
-        (false, _) => PathMatcher::Exact(template.to_owned()),
+        (true, true) => TemplatePath::Any,
+        (true, false) => TemplatePath::Prefix(literal),
+        (false, _) => TemplatePath::Exact(template.to_owned()),
     })
 }
 
@@ -207,8 +217,8 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::PathSpec;
-    use crate::routes::path::PathShape;
+    use crate::routes::path::{PathMatcher, PathShape};
+    use crate::routes::spec::PathSpec;
     use proptest::prelude::*;
 
     use crate::routes::path::tests::compile;

@@ -10,11 +10,26 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::expectations::Expectations;
 use super::jwk::KeySet;
-use super::jwks::{Jwks, JwksError};
+use super::jwks::{Jwks, JwksError, JwksSettings, KeySource};
 use super::members::has_unique_members;
-use super::{TokenProblem, time_claim, unix_now};
-use crate::config::{JwtSettings, ProviderSettings};
+use crate::claims::{time_claim, unix_now};
+use crate::outcome::{Fault, FaultKind, TokenProblem};
+use crate::secret::Secret;
+
+/// How a provider's JWTs are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// Where its verification keys come from.
+    pub keys: KeySource,
+    /// Secret for HMAC algorithms, if configured.
+    pub hmac_secret: Option<Secret>,
+    /// The allow-list; the token header only selects among these.
+    pub algorithms: Vec<Algorithm>,
+    /// JWKS fetching and caching.
+    pub jwks: JwksSettings,
+}
 
 /// What can be read from a JWS before verifying it: enough to pick the
 /// provider and the key, nothing that is trusted.
@@ -127,6 +142,12 @@ pub struct KeysUnavailable {
     pub source: JwksError,
 }
 
+impl From<KeysUnavailable> for Fault {
+    fn from(error: KeysUnavailable) -> Fault {
+        Fault::new(FaultKind::KeysUnavailable, error)
+    }
+}
+
 /// One issuer, ready to verify its tokens.
 pub struct JwtProvider {
     name: Arc<str>,
@@ -140,29 +161,29 @@ pub struct JwtProvider {
 }
 
 impl JwtProvider {
-    /// Builds the verifier for a configured provider around its key handle.
-    pub fn new(settings: &ProviderSettings, jwt: &JwtSettings, keys: Jwks) -> JwtProvider {
+    /// Builds the verifier for provider `name` around its key handle.
+    pub fn new(
+        name: Arc<str>,
+        expectations: &Expectations,
+        jwt: &JwtSettings,
+        keys: Jwks,
+    ) -> JwtProvider {
         let validations = jwt
             .algorithms
             .iter()
-            .map(|&algorithm| (algorithm, settings.validation(algorithm)))
+            .map(|&algorithm| (algorithm, expectations.validation(algorithm)))
             .collect();
         JwtProvider {
-            name: settings.name.clone(),
-            issuer: settings.issuer.clone().unwrap_or_default(),
+            name,
+            issuer: expectations.issuer.clone().unwrap_or_default(),
             keys,
             hmac: jwt
                 .hmac_secret
                 .as_ref()
                 .map(|secret| DecodingKey::from_secret(secret.expose())),
             validations,
-            leeway: settings.leeway.as_secs(),
+            leeway: expectations.leeway.as_secs(),
         }
-    }
-
-    /// The configured provider name.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
     }
 
     /// The issuer this provider verifies, exactly as configured.

@@ -4,47 +4,63 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fetch;
-use super::introspection::Introspector;
+use super::expectations::Expectations;
+use super::introspection::{IntrospectionSettings, Introspector};
 use super::jwks::Jwks;
-use super::jwt::JwtProvider;
-use crate::config::ProviderSettings;
+use super::jwt::{JwtProvider, JwtSettings};
 
 /// How often readiness retries finding an introspection endpoint.
 const ENDPOINT_RETRY: Duration = Duration::from_secs(5);
 
+/// One token issuer as configured: how its JWTs are verified, how its
+/// opaque tokens are introspected, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Name used by routes and in logs.
+    pub name: Arc<str>,
+    /// Issuer, audiences and leeway, whichever way a token is judged.
+    pub expectations: Expectations,
+    /// Local verification of JWTs, when configured.
+    pub jwt: Option<JwtSettings>,
+    /// RFC 7662 introspection, when configured.
+    pub introspection: Option<IntrospectionSettings>,
+    /// Claims scopes are read from, in order.
+    pub scope_claims: Arc<[String]>,
+}
+
+/// A provider's place in the authorizer's list: what routes name providers
+/// by, and what a remembered verification says verified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ProviderId(pub(crate) usize);
+
 /// One issuer, ready to judge its tokens.
-pub struct Provider {
-    name: Arc<str>,
-    issuer: Option<String>,
-    jwt: Option<JwtProvider>,
+pub(crate) struct Provider {
+    settings: ProviderSettings,
+    jwt: Option<Arc<JwtProvider>>,
     introspection: Option<Introspector>,
-    scope_claims: Arc<[String]>,
 }
 
 impl Provider {
     /// Builds the provider, starting its JWKS refresh task if its keys are
     /// remote (so it must run inside a Tokio runtime). `client` fetches keys;
     /// introspection gets a client of its own with the configured connect
-    /// timeout.
-    pub fn start(settings: ProviderSettings, client: &reqwest::Client) -> Provider {
-        Provider::start_reusing(settings, client, &[])
-    }
-
-    /// As [`Provider::start`], but takes over the key cache (and refresh
-    /// task) of a provider in `previous` that fetches the same keys the same
-    /// way, so a config reload neither refetches nor waits for keys.
-    pub fn start_reusing(
+    /// timeout, trusting `roots` as `client` does.
+    ///
+    /// It takes over the key cache (and refresh task) of `previous`, the
+    /// provider of the same name in the config being replaced, when that
+    /// fetches the same keys the same way: a reload neither refetches nor
+    /// waits for keys.
+    pub(crate) fn start(
         settings: ProviderSettings,
         client: &reqwest::Client,
-        previous: &[Provider],
+        roots: &[reqwest::Certificate],
+        previous: Option<&Provider>,
     ) -> Provider {
         let jwt = settings.jwt.as_ref().map(|jwt| {
             let kept = previous
-                .iter()
-                .filter_map(Provider::jwt)
-                .map(JwtProvider::keys)
-                .find(|keys| keys.fetches_like(&settings.name, &jwt.keys, &jwt.jwks));
+                .and_then(Provider::jwt)
+                .map(|jwt| jwt.keys())
+                .filter(|keys| keys.fetches_like(&settings.name, &jwt.keys, &jwt.jwks));
             let keys = match kept {
                 Some(keys) => keys.clone(),
                 None => Jwks::start(
@@ -54,74 +70,59 @@ impl Provider {
                     client.clone(),
                 ),
             };
-            JwtProvider::new(&settings, jwt, keys)
+            Arc::new(JwtProvider::new(
+                settings.name.clone(),
+                &settings.expectations,
+                jwt,
+                keys,
+            ))
         });
         let introspection = settings.introspection.clone().map(|introspection| {
-            // Never redirected: the request carries the token and the
-            // client's credentials, and only the configured (or discovered)
-            // endpoint may see them or answer. A 3xx is a fault.
-            let built = fetch::client_builder_trusting(&settings.idp_ca_certificates)
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(introspection.connect_timeout)
-                .build();
-            let client = match built {
-                Ok(built) => built,
-                // Only if the TLS backend cannot start, and then `client`
-                // could not have been built either; refuse every call
-                // rather than fall back to a client that follows redirects.
-                Err(error) => {
-                    tracing::error!(provider = %settings.name, %error, "cannot build the introspection client");
-                    reqwest::Client::builder()
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .unwrap_or_else(|_| client.clone())
-                }
-            };
+            let client = introspection_client(&settings.name, &introspection, client, roots);
             Introspector::new(
                 settings.name.clone(),
                 introspection,
-                settings.expectations(),
+                settings.expectations.clone(),
                 client,
             )
         });
         Provider {
-            name: settings.name,
-            issuer: settings.issuer,
+            settings,
             jwt,
             introspection,
-            scope_claims: settings.scope_claims,
         }
     }
 
     /// The configured name.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.settings.name
     }
 
-    /// The configured issuer, if any.
-    pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
+    /// The settings it was built from; a reload whose settings for this
+    /// provider are equal keeps the provider, caches and all.
+    pub(crate) fn settings(&self) -> &ProviderSettings {
+        &self.settings
     }
 
     /// The JWT verifier, when the provider has keys.
-    pub fn jwt(&self) -> Option<&JwtProvider> {
+    pub(crate) fn jwt(&self) -> Option<&Arc<JwtProvider>> {
         self.jwt.as_ref()
     }
 
     /// The introspector, when the provider introspects.
-    pub fn introspection(&self) -> Option<&Introspector> {
+    pub(crate) fn introspection(&self) -> Option<&Introspector> {
         self.introspection.as_ref()
     }
 
     /// Claims scopes are read from, in order.
-    pub fn scope_claims(&self) -> &[String] {
-        &self.scope_claims
+    pub(crate) fn scope_claims(&self) -> &[String] {
+        &self.settings.scope_claims
     }
 
     /// Completes once the provider can judge tokens: keys loaded at least
     /// once, and the introspection endpoint known. Returns `false` if the
     /// provider shut down first.
-    pub async fn ready(&self) -> bool {
+    pub(crate) async fn ready(&self) -> bool {
         if let Some(jwt) = &self.jwt {
             let mut loaded = jwt.keys().loaded();
             if loaded.wait_for(|loaded| *loaded).await.is_err() {
@@ -132,5 +133,33 @@ impl Provider {
             introspection.ready(ENDPOINT_RETRY).await;
         }
         true
+    }
+}
+
+/// The introspection client: never redirected, since the request carries
+/// the token and the client's credentials, and only the configured (or
+/// discovered) endpoint may see them or answer; a 3xx is a fault.
+fn introspection_client(
+    provider: &str,
+    settings: &IntrospectionSettings,
+    fallback: &reqwest::Client,
+    roots: &[reqwest::Certificate],
+) -> reqwest::Client {
+    let built = crate::fetch::client_builder_trusting(roots)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(settings.connect_timeout)
+        .build();
+    match built {
+        Ok(built) => built,
+        // Only if the TLS backend cannot start, and then `fallback` could
+        // not have been built either; refuse every call rather than fall
+        // back to a client that follows redirects.
+        Err(error) => {
+            tracing::error!(provider, %error, "cannot build the introspection client");
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_else(|_| fallback.clone())
+        }
     }
 }

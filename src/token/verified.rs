@@ -4,18 +4,21 @@
 //! document (a rotation), the token is verified again; a refresh that
 //! brings the same document keeps the entries.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use moka::sync::Cache;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::jwk::KeySet;
-use super::{unix_now, until_exp};
+use super::jwt::JwtProvider;
+use super::provider::ProviderId;
+use crate::claims::{Claims, unix_now, until_exp};
+use crate::digest::TokenKey;
 
 /// Size and lifetime of the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedCacheSettings {
+pub(crate) struct VerifiedCacheSettings {
     /// Most entries kept (default 100,000); 0 turns the cache off.
     pub max_entries: u64,
     /// Longest an entry is kept (default 5 min); never past `exp`.
@@ -32,23 +35,49 @@ impl Default for VerifiedCacheSettings {
 }
 
 /// A JWT that verified.
-pub struct VerifiedJwt {
-    /// Index of the provider that verified it.
-    pub provider: usize,
+pub(crate) struct VerifiedJwt {
+    /// The provider that verified it.
+    pub(crate) provider: ProviderId,
+    /// The verifier that did, so that a remembered verification stands only
+    /// while that very verifier (its issuer, audiences, algorithms and
+    /// secret) is the provider's: a reload that changes the provider, or
+    /// gives its id to another, makes the entry a miss. Weak, so the cache
+    /// keeps no replaced verifier alive; it still holds the allocation, so
+    /// no new verifier can take its address.
+    pub(crate) verifier: Weak<JwtProvider>,
     /// Its payload.
-    pub claims: Arc<Map<String, Value>>,
+    pub(crate) claims: Claims,
     /// The key set it verified against (`None`: HMAC). Held, not compared
     /// by address alone, so a freed set's address cannot be mistaken.
-    pub keys: Option<Arc<KeySet>>,
+    pub(crate) keys: Option<Arc<KeySet>>,
     lifetime: Duration,
+}
+
+impl VerifiedJwt {
+    /// Whether `current` is the verifier that verified this token.
+    pub(crate) fn verified_by(&self, current: &Arc<JwtProvider>) -> bool {
+        std::ptr::eq(self.verifier.as_ptr(), Arc::as_ptr(current))
+    }
+}
+
+/// What a fresh verification leaves to remember.
+pub(crate) struct Verification {
+    /// The provider that verified it.
+    pub(crate) provider: ProviderId,
+    /// The verifier that did.
+    pub(crate) verifier: Weak<JwtProvider>,
+    /// Its payload.
+    pub(crate) claims: Claims,
+    /// The key set it verified against (`None`: HMAC).
+    pub(crate) keys: Option<Arc<KeySet>>,
 }
 
 struct Lifetime;
 
-impl moka::Expiry<[u8; 32], Arc<VerifiedJwt>> for Lifetime {
+impl moka::Expiry<TokenKey, Arc<VerifiedJwt>> for Lifetime {
     fn expire_after_create(
         &self,
-        _key: &[u8; 32],
+        _key: &TokenKey,
         value: &Arc<VerifiedJwt>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -61,14 +90,14 @@ const METRICS_NAME: &str = "verified_jwt";
 
 /// The cache; cheap to clone.
 #[derive(Clone)]
-pub struct VerifiedCache {
-    cache: Option<Cache<[u8; 32], Arc<VerifiedJwt>>>,
+pub(crate) struct VerifiedCache {
+    cache: Option<Cache<TokenKey, Arc<VerifiedJwt>>>,
     ttl: Duration,
 }
 
 impl VerifiedCache {
     /// A cache as configured; `max_entries: 0` or `ttl: 0s` turns it off.
-    pub fn new(settings: &VerifiedCacheSettings) -> VerifiedCache {
+    pub(crate) fn new(settings: &VerifiedCacheSettings) -> VerifiedCache {
         let cache = (settings.max_entries > 0 && !settings.ttl.is_zero()).then(|| {
             Cache::builder()
                 .name(METRICS_NAME)
@@ -86,9 +115,9 @@ impl VerifiedCache {
     /// `usable` says it still stands. Only such an answer counts as a hit:
     /// an entry that is stale (the keys changed) or refused here costs the
     /// caller a verification like a miss.
-    pub fn get(
+    pub(crate) fn get(
         &self,
-        key: &[u8; 32],
+        key: &TokenKey,
         usable: impl FnOnce(&VerifiedJwt) -> bool,
     ) -> Option<Arc<VerifiedJwt>> {
         let found = self.cache.as_ref()?.get(key).filter(|hit| usable(hit));
@@ -98,16 +127,16 @@ impl VerifiedCache {
 
     /// Remembers a verification until the token's `exp` or the TTL,
     /// whichever is first. A token without a numeric `exp` is not kept.
-    pub fn insert(
-        &self,
-        key: [u8; 32],
-        provider: usize,
-        claims: Arc<Map<String, Value>>,
-        keys: Option<Arc<KeySet>>,
-    ) {
+    pub(crate) fn insert(&self, key: TokenKey, verification: Verification) {
         let Some(cache) = &self.cache else {
             return;
         };
+        let Verification {
+            provider,
+            verifier,
+            claims,
+            keys,
+        } = verification;
         let Some(lifetime) = lifetime(self.ttl, claims.get("exp"), unix_now()) else {
             return;
         };
@@ -115,6 +144,7 @@ impl VerifiedCache {
             key,
             Arc::new(VerifiedJwt {
                 provider,
+                verifier,
                 claims,
                 keys,
                 lifetime,
@@ -126,7 +156,7 @@ impl VerifiedCache {
     }
 
     /// Entries held, after pending work is applied (for metrics and tests).
-    pub fn entries(&self) -> u64 {
+    pub(crate) fn entries(&self) -> u64 {
         self.cache.as_ref().map_or(0, |cache| {
             cache.run_pending_tasks();
             cache.entry_count()
@@ -145,10 +175,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn claims(exp: Value) -> Arc<Map<String, Value>> {
-        let mut map = Map::new();
-        map.insert("exp".into(), exp);
-        Arc::new(map)
+    fn verification(provider: usize, exp: Value) -> Verification {
+        let mut claims = serde_json::Map::new();
+        claims.insert("exp".into(), exp);
+        Verification {
+            provider: ProviderId(provider),
+            verifier: Weak::new(),
+            claims: Arc::new(claims),
+            keys: None,
+        }
+    }
+
+    fn key(byte: u8) -> TokenKey {
+        TokenKey::of(&byte.to_string())
     }
 
     #[test]
@@ -173,16 +212,16 @@ mod tests {
             ttl: Duration::from_secs(60),
         });
         let exp = json!(unix_now() + 600);
-        cache.insert([1; 32], 2, claims(exp.clone()), None);
-        let hit = cache.get(&[1; 32], |_| true).expect("remembered");
-        assert_eq!(hit.provider, 2);
+        cache.insert(key(1), verification(2, exp.clone()));
+        let hit = cache.get(&key(1), |_| true).expect("remembered");
+        assert_eq!(hit.provider, ProviderId(2));
         assert!(
-            cache.get(&[1; 32], |_| false).is_none(),
+            cache.get(&key(1), |_| false).is_none(),
             "refused by the caller"
         );
-        assert!(cache.get(&[2; 32], |_| true).is_none());
+        assert!(cache.get(&key(2), |_| true).is_none());
         for i in 0..100u8 {
-            cache.insert([i; 32], 0, claims(exp.clone()), None);
+            cache.insert(key(i), verification(0, exp.clone()));
         }
         assert!(cache.entries() <= 10, "bounded: {}", cache.entries());
     }
@@ -190,13 +229,13 @@ mod tests {
     #[test]
     fn expired_tokens_are_not_kept_and_a_zero_size_cache_is_off() {
         let cache = VerifiedCache::new(&VerifiedCacheSettings::default());
-        cache.insert([1; 32], 0, claims(json!(unix_now() - 1)), None);
-        assert!(cache.get(&[1; 32], |_| true).is_none());
+        cache.insert(key(1), verification(0, json!(unix_now() - 1)));
+        assert!(cache.get(&key(1), |_| true).is_none());
         let off = VerifiedCache::new(&VerifiedCacheSettings {
             max_entries: 0,
             ..VerifiedCacheSettings::default()
         });
-        off.insert([1; 32], 0, claims(json!(unix_now() + 600)), None);
-        assert!(off.get(&[1; 32], |_| true).is_none());
+        off.insert(key(1), verification(0, json!(unix_now() + 600)));
+        assert!(off.get(&key(1), |_| true).is_none());
     }
 }

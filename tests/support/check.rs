@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 use serde_json::Value;
-use tollgate::server::CHECK_SERVICE_NAME;
+use tollgate::CHECK_SERVICE_NAME;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 

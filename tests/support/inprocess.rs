@@ -1,4 +1,4 @@
-//! tollgate's gRPC server in the test's own runtime: `tollgate::server::serve`
+//! tollgate's gRPC server in the test's own runtime: `tollgate::serve`
 //! on 127.0.0.1:0 with a oneshot shutdown, and a connected tonic channel.
 //! Faster than the real binary ([`super::TollgateProcess`]) and able to
 //! observe what `serve` returns.
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tollgate::config::Config;
-use tollgate::server::ServeError;
+use tollgate::Config;
+use tollgate::ServeError;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -46,20 +46,20 @@ impl InProcess {
                 .await
                 .expect("binding an HTTP listener on 127.0.0.1:0")
         };
-        let http = match config.server.http_listen {
-            Some(_) => Some(bind().await),
-            None => None,
+        let http = match config.http_mode() {
+            true => Some(bind().await),
+            false => None,
         };
         let admin = bind().await;
         let http_addr = http.as_ref().map(|l| l.local_addr().expect("HTTP address"));
         let admin_addr = admin.local_addr().expect("admin address");
-        let listeners = tollgate::server::Listeners {
+        let listeners = tollgate::Listeners {
             grpc: listener,
             http,
             admin: Some(admin),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(tollgate::server::serve_with(config, listeners, async {
+        let server = tokio::spawn(tollgate::serve_with(config, listeners, async {
             // A dropped sender is a shutdown too.
             let _ = stop.await;
         }));

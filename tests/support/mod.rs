@@ -15,7 +15,7 @@
 //! - `idp`: a test identity provider serving discovery, a swappable JWKS and
 //!   introspection, with outages, per-path faults and request counts.
 //! - `tollgate`: runs the real `tollgate` binary and learns its address.
-//! - `inprocess`: runs `tollgate::server::serve` in the test's runtime.
+//! - `inprocess`: runs `tollgate::serve` in the test's runtime.
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //!

@@ -273,7 +273,7 @@ impl TollgateProcess {
         let mut client = HealthClient::new(channel);
         let response = client
             .check(HealthCheckRequest {
-                service: ::tollgate::server::CHECK_SERVICE_NAME.to_owned(),
+                service: ::tollgate::CHECK_SERVICE_NAME.to_owned(),
             })
             .await
             .map_err(|e| format!("health check: {e}"))?;

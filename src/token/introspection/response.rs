@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::Expectations;
-use crate::token::fetch::same_issuer;
-use crate::token::{TokenProblem, time_claim};
+use crate::claims::time_claim;
+use crate::fetch::same_issuer;
+use crate::outcome::TokenProblem;
+use crate::token::expectations::Expectations;
 
 /// What the endpoint said about a token.
 #[derive(Clone, Debug)]
-pub enum Introspection {
+pub(crate) enum Introspection {
     /// `active: true`, with every other member kept as claims.
     Active(Arc<Map<String, Value>>),
     /// `active: false`: expired, revoked, unknown, or not for this client.
@@ -34,7 +35,7 @@ pub enum ResponseError {
 
 impl Introspection {
     /// Parses a response body.
-    pub fn parse(body: &[u8]) -> Result<Introspection, ResponseError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Introspection, ResponseError> {
         let value: Value = serde_json::from_slice(body).map_err(ResponseError::NotJson)?;
         let Value::Object(mut members) = value else {
             return Err(ResponseError::NotAnObject);
@@ -117,4 +118,110 @@ pub(super) fn validate(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn responses_parse_strictly() {
+        assert!(matches!(
+            Introspection::parse(br#"{"active":false}"#),
+            Ok(Introspection::Inactive)
+        ));
+        let Ok(Introspection::Active(claims)) =
+            Introspection::parse(br#"{"active":true,"scope":"read","ext":{"tenant":"a"}}"#)
+        else {
+            panic!("active answer not parsed");
+        };
+        assert_eq!(claims.get("active"), None, "`active` is not a claim");
+        assert_eq!(claims["ext"]["tenant"], "a", "other members are kept");
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            br#"{"active":1}"#,
+            br#"{"active":null}"#,
+        ] {
+            assert!(Introspection::parse(body).is_err(), "{body:?}");
+        }
+    }
+
+    fn expect(issuer: Option<&str>, audiences: &[&str]) -> Expectations {
+        Expectations {
+            issuer: issuer.map(str::to_owned),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            leeway: Duration::from_secs(30),
+        }
+    }
+
+    fn claims(json: serde_json::Value) -> Map<String, Value> {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn active_answers_are_held_to_the_provider() {
+        use serde_json::json;
+        let now = 1_000_000;
+        let check = |c: Value, e: &Expectations| validate(&claims(c), e, now);
+        let open = expect(None, &[]);
+        assert_eq!(check(json!({"scope": "read"}), &open), Ok(()));
+        assert_eq!(
+            check(json!({"exp": now - 31}), &open),
+            Err(TokenProblem::Expired)
+        );
+        assert_eq!(check(json!({"exp": now - 10}), &open), Ok(()), "leeway");
+        assert_eq!(
+            check(json!({"nbf": now + 60}), &open),
+            Err(TokenProblem::NotYetValid)
+        );
+        assert_eq!(
+            check(json!({"iat": now + 60}), &open),
+            Err(TokenProblem::NotYetValid)
+        );
+        assert_eq!(
+            check(json!({"exp": "tomorrow"}), &open),
+            Err(TokenProblem::InvalidClaims)
+        );
+
+        let issuer = expect(Some("https://idp.example"), &[]);
+        assert_eq!(check(json!({}), &issuer), Ok(()), "iss is optional");
+        assert_eq!(
+            check(json!({"iss": "https://idp.example/"}), &issuer),
+            Ok(())
+        );
+        assert_eq!(
+            check(json!({"iss": "https://other.example"}), &issuer),
+            Err(TokenProblem::UnknownIssuer)
+        );
+
+        let audience = expect(None, &["api"]);
+        assert_eq!(check(json!({"aud": "api"}), &audience), Ok(()));
+        assert_eq!(check(json!({"aud": ["x", "api"]}), &audience), Ok(()));
+        assert_eq!(
+            check(json!({"aud": "other"}), &audience),
+            Err(TokenProblem::WrongAudience)
+        );
+        assert_eq!(
+            check(json!({}), &audience),
+            Err(TokenProblem::WrongAudience)
+        );
+
+        for not_access in [
+            json!({"token_type": "refresh_token"}),
+            json!({"token_use": "refresh_token"}),
+            json!({"typ": "ID"}),
+            json!({"typ": "Refresh"}),
+        ] {
+            assert_eq!(
+                check(not_access.clone(), &open),
+                Err(TokenProblem::NotAccessToken),
+                "{not_access}"
+            );
+        }
+        assert_eq!(check(json!({"token_type": "Bearer"}), &open), Ok(()));
+    }
 }

@@ -1,28 +1,50 @@
-//! The `tracing:` section: where OpenTelemetry spans are exported, if anywhere.
+//! The `log:` and `tracing:` sections: how log lines are written, and where
+//! OpenTelemetry spans are exported, if anywhere.
 
 use reqwest::Url;
 
-use super::raw::RawTracing;
-use super::{ConfigError, invalid};
+use super::error::{ConfigError, invalid};
+use super::raw::{RawLog, RawLogFormat, RawTracing};
+use crate::telemetry::{
+    LogFormat, LogSettings, OTLP_ENDPOINT_ENV, TelemetrySettings, TracingSettings,
+};
 
-/// The standard variable naming the OTLP collector when the file does not.
-pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-/// Span export over OTLP/gRPC; tracing is off when there is no endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TracingSettings {
-    /// The collector's OTLP/gRPC endpoint, such as `http://collector:4317`.
-    pub otlp_endpoint: Url,
-    /// `service.name` of the exported spans.
-    pub service_name: String,
-    /// Share of new traces sampled; an incoming `traceparent`'s sampled flag
-    /// wins over it.
-    pub sample_ratio: f64,
+/// Both sections, with `OTEL_EXPORTER_OTLP_ENDPOINT` as the collector when
+/// the file names none.
+pub(super) fn settings(log: RawLog, tracing: RawTracing) -> Result<TelemetrySettings, ConfigError> {
+    let log = LogSettings {
+        format: match log.format {
+            RawLogFormat::Human => LogFormat::Human,
+            RawLogFormat::Json => LogFormat::Json,
+        },
+        level: log.level.unwrap_or_else(|| "info".to_owned()),
+    };
+    check_log_level(&log.level).map_err(|m| invalid("log.level", m))?;
+    let tracing = tracing_settings(tracing, std::env::var(OTLP_ENDPOINT_ENV).ok())?;
+    Ok(TelemetrySettings { log, tracing })
 }
 
-/// The settings from the file, with `OTEL_EXPORTER_OTLP_ENDPOINT` (`env`) as
-/// the endpoint when the file names none; `None` when neither does.
-pub(super) fn settings(
+/// `info`, or a filter such as `tollgate=debug,info`. A bare word that is not
+/// a level would be read as a target name and silence every log line, so a
+/// typo like `infoo` is refused rather than obeyed.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+    for directive in level.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive)) {
+            return Err(format!(
+                "`{directive}` is not a level ({}) nor a `target=level` directive",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("`{level}`: {e}"))
+}
+
+/// The span export from the file, with `env` as the endpoint when the file
+/// names none; `None` when neither does.
+fn tracing_settings(
     raw: RawTracing,
     env: Option<String>,
 ) -> Result<Option<TracingSettings>, ConfigError> {
@@ -74,16 +96,16 @@ mod tests {
 
     #[test]
     fn off_without_an_endpoint() {
-        assert_eq!(settings(RawTracing::default(), None).unwrap(), None);
+        assert_eq!(tracing_settings(RawTracing::default(), None).unwrap(), None);
         assert_eq!(
-            settings(RawTracing::default(), Some(" ".into())).unwrap(),
+            tracing_settings(RawTracing::default(), Some(" ".into())).unwrap(),
             None
         );
     }
 
     #[test]
     fn the_file_wins_over_the_environment() {
-        let settings = settings(
+        let settings = tracing_settings(
             raw(Some("http://collector:4317")),
             Some("http://other:4317".into()),
         )
@@ -96,11 +118,11 @@ mod tests {
 
     #[test]
     fn the_environment_names_the_endpoint_when_the_file_does_not() {
-        let settings = settings(RawTracing::default(), Some("http://env:4317".into()))
+        let settings = tracing_settings(RawTracing::default(), Some("http://env:4317".into()))
             .unwrap()
             .unwrap();
         assert_eq!(settings.otlp_endpoint.host_str(), Some("env"));
-        let error = super::settings(RawTracing::default(), Some("collector:4317".into()))
+        let error = tracing_settings(RawTracing::default(), Some("collector:4317".into()))
             .unwrap_err()
             .to_string();
         assert!(error.starts_with(OTLP_ENDPOINT_ENV), "{error}");
@@ -108,7 +130,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_values_by_field() {
-        let error = |raw: RawTracing| settings(raw, None).unwrap_err().to_string();
+        let error = |raw: RawTracing| tracing_settings(raw, None).unwrap_err().to_string();
         assert!(error(raw(Some("https://c:4317"))).starts_with("tracing.otlp_endpoint: https"));
         assert!(error(raw(Some("nonsense"))).starts_with("tracing.otlp_endpoint:"));
         let ratio = RawTracing {

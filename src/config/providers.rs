@@ -1,19 +1,23 @@
-//! Providers in config: key sources, algorithm allow-lists, leeway and the
-//! JWKS cache settings, validated into [`ProviderSettings`].
+//! `providers:`: key sources, algorithm allow-lists, audiences, leeway and
+//! the JWKS schedule, validated into each provider's [`ProviderSettings`].
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 
-use super::introspection::{self, load_secret};
+use super::error::{ConfigError, invalid};
+use super::introspection;
 use super::raw::{self, RawProvider};
-use super::values::{Secret, parse_duration};
-use super::{ConfigError, invalid};
-use crate::token::introspection::{Expectations, IntrospectionSettings};
+use super::values::{duration, load_secret};
+use crate::fetch::check_key_url;
+use crate::secret::Secret;
+use crate::token::expectations::Expectations;
 use crate::token::jwk::{KeySet, RSA_ALGORITHMS};
-use crate::token::jwks::{JwksSettings, KeySource, check_key_url};
+use crate::token::jwks::{JwksSettings, KeySource};
+use crate::token::jwt::JwtSettings;
+use crate::token::provider::ProviderSettings;
 
 /// Algorithms accepted when a provider lists none: every asymmetric one a
 /// JWKS key can carry.
@@ -25,73 +29,38 @@ fn default_algorithms() -> Vec<Algorithm> {
 
 const HMAC_ALGORITHMS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
-/// One token issuer: how its JWTs are verified, how its opaque tokens are
-/// introspected, or both.
-pub struct ProviderSettings {
-    /// Name used by routes and in logs.
-    pub name: Arc<str>,
-    /// The exact `iss` its tokens carry; required for JWTs.
-    pub issuer: Option<String>,
-    /// Local verification of JWTs, when configured.
-    pub jwt: Option<JwtSettings>,
-    /// RFC 7662 introspection, when configured.
-    pub introspection: Option<IntrospectionSettings>,
-    /// Accepted `aud` values; empty means `aud` is not checked.
-    pub audiences: Vec<String>,
-    /// Clock skew allowed on `exp`, `nbf` and `iat`.
-    pub leeway: Duration,
-    /// Claims scopes are read from, in order.
-    pub scope_claims: Arc<[String]>,
-    /// CA certificates trusted for this IdP besides the system's
-    /// (`server.idp_ca_file`).
-    pub idp_ca_certificates: Vec<reqwest::Certificate>,
-}
-
-/// How a provider's JWTs are verified.
-pub struct JwtSettings {
-    /// Where its verification keys come from.
-    pub keys: KeySource,
-    /// Secret for HMAC algorithms, if configured.
-    pub hmac_secret: Option<Secret>,
-    /// The allow-list; the token header only selects among these.
-    pub algorithms: Vec<Algorithm>,
-    /// JWKS fetching and caching.
-    pub jwks: JwksSettings,
-}
-
-impl ProviderSettings {
-    /// The validation rules for tokens signed with `algorithm`, built
-    /// explicitly: jsonwebtoken's defaults skip `nbf` and `iss`.
-    pub fn validation(&self, algorithm: Algorithm) -> Validation {
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        // Config refuses JWT settings without an issuer; an empty one
-        // would match no token.
-        validation.set_issuer(&[self.issuer.as_deref().unwrap_or_default()]);
-        let mut required = vec!["exp", "iss"];
-        if self.audiences.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&self.audiences);
-            required.push("aud");
+/// Every provider, in order (a route's [`ProviderId`](crate::token::provider::ProviderId)
+/// is its place here); names and issuers are unique.
+pub(super) fn providers(
+    raw: Vec<RawProvider>,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ProviderSettings>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut issuers = HashSet::new();
+    let mut providers = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let field = format!("providers[{i}]");
+        if !names.insert(p.name.clone()) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("`{}` is used by two providers", p.name),
+            ));
         }
-        validation.set_required_spec_claims(&required);
-        validation
-    }
-
-    /// What an introspection answer is held to.
-    pub fn expectations(&self) -> Expectations {
-        Expectations {
-            issuer: self.issuer.clone(),
-            audiences: self.audiences.clone(),
-            leeway: self.leeway,
+        if let Some(issuer) = &p.issuer
+            && !issuers.insert(issuer.clone())
+        {
+            return Err(invalid(
+                format!("{field}.issuer"),
+                format!("`{issuer}` is used by two providers"),
+            ));
         }
+        providers.push(provider(p, &field, base, warnings)?);
     }
+    Ok(providers)
 }
 
-pub(super) fn provider(
+fn provider(
     mut raw: RawProvider,
     field: &str,
     base: &Path,
@@ -103,19 +72,6 @@ pub(super) fn provider(
     if raw.issuer.as_deref().is_some_and(str::is_empty) {
         return Err(invalid(format!("{field}.issuer"), "must not be empty"));
     }
-    let hmac_secret = raw
-        .hmac_secret
-        .as_ref()
-        .map(|s| load_secret(s, base))
-        .transpose()
-        .map_err(|m| invalid(format!("{field}.hmac_secret"), m))?;
-
-    let sources = [
-        raw.discovery,
-        raw.jwks_uri.is_some(),
-        raw.jwks.is_some(),
-        raw.jwks_file.is_some(),
-    ];
     let introspection = raw
         .introspection
         .take()
@@ -129,35 +85,7 @@ pub(super) fn provider(
             )
         })
         .transpose()?;
-    let keys = match sources.iter().filter(|s| **s).count() {
-        0 if hmac_secret.is_some() => Some(KeySource::Static(KeySet::default())),
-        0 if introspection.is_some() => None,
-        1 => Some(key_source(&raw, field, base, warnings)?),
-        0 => {
-            return Err(invalid(
-                field,
-                "needs a key source (`discovery: true`, `jwks_uri`, `jwks`, `jwks_file` or `hmac_secret`) or `introspection`",
-            ));
-        }
-        _ => {
-            return Err(invalid(
-                field,
-                "set only one of `discovery`, `jwks_uri`, `jwks` and `jwks_file`",
-            ));
-        }
-    };
-    let jwt = match keys {
-        Some(keys) => Some(jwt_settings(&mut raw, keys, hmac_secret, field, warnings)?),
-        None => {
-            if raw.algorithms.is_some() {
-                return Err(invalid(
-                    format!("{field}.algorithms"),
-                    "applies to JWTs, and this provider verifies none: add a key source or drop it",
-                ));
-            }
-            None
-        }
-    };
+    let jwt = jwt(&mut raw, introspection.is_some(), field, base, warnings)?;
     if jwt.is_some() && raw.issuer.is_none() {
         return Err(invalid(
             format!("{field}.issuer"),
@@ -173,13 +101,11 @@ pub(super) fn provider(
             "needs a key source: without one, every token of this provider is introspected already",
         ));
     }
-    let leeway = raw
-        .leeway
-        .as_ref()
-        .map(|d| parse_duration(&d.text()))
-        .transpose()
-        .map_err(|m| invalid(format!("{field}.leeway"), m))?
-        .unwrap_or(Duration::from_secs(30));
+    let leeway = duration(
+        &raw.leeway,
+        &format!("{field}.leeway"),
+        Duration::from_secs(30),
+    )?;
     if leeway > Duration::from_secs(300) {
         return Err(invalid(
             format!("{field}.leeway"),
@@ -197,14 +123,64 @@ pub(super) fn provider(
     }
     Ok(ProviderSettings {
         name: raw.name.into(),
-        issuer: raw.issuer,
+        expectations: Expectations {
+            issuer: raw.issuer,
+            audiences: raw.audiences,
+            leeway,
+        },
         jwt,
         introspection,
-        audiences: raw.audiences,
-        leeway,
         scope_claims: scope_claims.into(),
-        idp_ca_certificates: Vec::new(),
     })
+}
+
+/// How the provider's JWTs are verified; `None` for a provider that only
+/// introspects (`introspects`), and an error for one that can do neither.
+fn jwt(
+    raw: &mut RawProvider,
+    introspects: bool,
+    field: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Option<JwtSettings>, ConfigError> {
+    let hmac_secret = raw
+        .hmac_secret
+        .as_ref()
+        .map(|s| load_secret(s, base))
+        .transpose()
+        .map_err(|m| invalid(format!("{field}.hmac_secret"), m))?;
+    let sources = [
+        raw.discovery,
+        raw.jwks_uri.is_some(),
+        raw.jwks.is_some(),
+        raw.jwks_file.is_some(),
+    ];
+    let keys = match sources.iter().filter(|s| **s).count() {
+        0 if hmac_secret.is_some() => KeySource::Static(KeySet::default()),
+        0 if introspects => {
+            if raw.algorithms.is_some() {
+                return Err(invalid(
+                    format!("{field}.algorithms"),
+                    "applies to JWTs, and this provider verifies none: add a key source or drop it",
+                ));
+            }
+            return Ok(None);
+        }
+        1 => key_source(raw, field, base, warnings)?,
+        0 => {
+            return Err(invalid(
+                field,
+                "needs a key source (`discovery: true`, `jwks_uri`, `jwks`, `jwks_file` or `hmac_secret`) or `introspection`",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                field,
+                "set only one of `discovery`, `jwks_uri`, `jwks` and `jwks_file`",
+            ));
+        }
+    };
+    jwt_settings(raw, keys, hmac_secret, field, warnings).map(Some)
 }
 
 fn jwt_settings(
@@ -357,12 +333,7 @@ fn algorithm(name: &str, has_secret: bool) -> Result<Algorithm, String> {
 fn jwks_settings(raw: &raw::RawJwksCache, field: &str) -> Result<JwksSettings, ConfigError> {
     let defaults = JwksSettings::default();
     let get = |value: &Option<raw::RawDuration>, name: &str, default: Duration| {
-        value
-            .as_ref()
-            .map(|d| parse_duration(&d.text()))
-            .transpose()
-            .map_err(|m| invalid(format!("{field}.jwks_cache.{name}"), m))
-            .map(|v| v.unwrap_or(default))
+        duration(value, &format!("{field}.jwks_cache.{name}"), default)
     };
     let settings = JwksSettings {
         refresh_interval: get(

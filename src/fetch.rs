@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by everything that talks to identity providers:
-//! the client, bounded body reads, and URLs made safe to log.
+//! The policy for every call to an identity provider (discovery, JWKS,
+//! introspection): the client, which URLs may be called and redirected to,
+//! bounded body reads, and URLs made safe to log.
 
 use std::time::Duration;
 
@@ -7,20 +8,66 @@ use reqwest::{Response, Url};
 
 /// A client builder with tollgate's user agent and the redirect rules for
 /// IdP URLs; callers set their own timeouts.
-pub fn client_builder() -> reqwest::ClientBuilder {
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        .redirect(super::jwks::redirect_policy())
+        .redirect(redirect_policy())
         // A redirect must not tell the next host where it came from.
         .referer(false)
 }
 
 /// [`client_builder`], also trusting `roots` (a private CA) besides the
 /// system's roots.
-pub fn client_builder_trusting(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+pub(crate) fn client_builder_trusting(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
     roots.iter().fold(client_builder(), |builder, root| {
         builder.add_root_certificate(root.clone())
+    })
+}
+
+/// Keys fetched over plain HTTP can be swapped by anyone on the path, so a
+/// key URL must be https, or http on a loopback host. `from`, when given, is
+/// where the URL came from (the issuer, or the previous redirect hop): https
+/// may never lead to http.
+pub(crate) fn check_key_url(url: &Url, from: Option<&Url>) -> Result<(), String> {
+    let loopback = url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if from.is_some_and(|from| from.scheme() == "https") => Err(format!(
+            "`{}` would downgrade from https to plain http",
+            display_url(url)
+        )),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{}` uses plain http; keys must be fetched over https (http is allowed only for localhost)",
+            display_url(url)
+        )),
+        other => Err(format!(
+            "`{}` has scheme `{other}`; use https",
+            display_url(url)
+        )),
+    }
+}
+
+/// Redirects for key fetches: at most three hops, each of which must pass
+/// [`check_key_url`]. IdPs publish final URLs; a redirect is followed only
+/// where it cannot lower the transport's security.
+pub(crate) fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > 3 {
+            return attempt.error("more than 3 redirects");
+        }
+        match check_key_url(attempt.url(), attempt.previous().last()) {
+            Ok(()) => attempt.follow(),
+            Err(reason) => attempt.error(reason),
+        }
     })
 }
 
@@ -150,5 +197,52 @@ mod tests {
         let mut response = get(url, Duration::from_secs(10)).await;
         let read = read_capped(&mut response, 1024).await;
         assert!(matches!(read, Err(ReadError::TooLarge)), "{read:?}");
+    }
+
+    #[test]
+    fn key_urls_must_be_https_or_loopback_http() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        for ok in [
+            "https://idp.example.com/jwks",
+            "http://localhost:8080/jwks",
+            "http://127.0.0.1/jwks",
+            "http://127.0.0.2/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            assert_eq!(check_key_url(&url(ok), None), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://idp.example.com/jwks",
+            "file:///etc/jwks.json",
+        ] {
+            assert!(check_key_url(&url(bad), None).is_err(), "{bad}");
+        }
+        // https never leads to http, not even to loopback.
+        let from = url("https://idp.example.com/");
+        assert!(check_key_url(&url("http://localhost/jwks"), Some(&from)).is_err());
+        assert!(check_key_url(&url("https://cdn.example.com/jwks"), Some(&from)).is_ok());
+    }
+
+    #[test]
+    fn issuer_comparison_tolerates_only_a_trailing_slash() {
+        assert!(same_issuer("https://idp.example", "https://idp.example"));
+        assert!(same_issuer("https://idp.example/", "https://idp.example"));
+        assert!(same_issuer("https://idp.example", "https://idp.example/"));
+        assert!(!same_issuer("https://idp.example//", "https://idp.example"));
+        assert!(!same_issuer("https://IDP.example", "https://idp.example"));
+        assert!(!same_issuer(
+            "https://idp.example/tenant",
+            "https://idp.example"
+        ));
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        let url = Url::parse("https://user:secret@idp.example/keys?api_key=s3cret").unwrap();
+        assert_eq!(display_url(&url), "https://idp.example/keys?redacted");
+        let plain = Url::parse("https://idp.example/keys").unwrap();
+        assert_eq!(display_url(&plain), "https://idp.example/keys");
     }
 }

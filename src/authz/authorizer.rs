@@ -1,0 +1,261 @@
+//! The [`Authorizer`]: one immutable configuration, and the check of one
+//! request against it, top to bottom.
+
+use serde_json::Map;
+
+use super::grant::{self, HeaderTables};
+use super::providers::Providers;
+use super::record;
+use super::request::{AuthzRequest, Target};
+use super::settings::{AuthzSettings, RequestLimits, RoutePolicy, Unmatched};
+use super::verify;
+use crate::claims::{Unmet, scopes};
+use crate::digest::TokenKey;
+use crate::headers::render_claims;
+use crate::identity::{IdentityMinter, IdentitySettings, Subject};
+use crate::outcome::{Decision, Denial, DenyReason, Fault, TokenProblem};
+use crate::routes::{PathParameters, RouteTable};
+use crate::token::extract::{self, ExtractError, TokenSource};
+use crate::token::provider::Provider;
+use crate::token::verified::{VerifiedCache, VerifiedCacheSettings};
+
+/// Decides requests against one immutable configuration.
+pub struct Authorizer {
+    routes: RouteTable<RoutePolicy>,
+    providers: Providers,
+    /// JWTs that verified, so repeat callers pay no signature check.
+    verified: VerifiedCache,
+    token_cache: VerifiedCacheSettings,
+    token_sources: Vec<TokenSource>,
+    tables: HeaderTables,
+    unmatched: Unmatched,
+    limits: RequestLimits,
+    path_parameters: PathParameters,
+    /// Mints signed identity tokens, when `identity:` is configured.
+    identity: Option<(IdentitySettings, IdentityMinter)>,
+}
+
+impl Authorizer {
+    /// Builds the authorizer, starting a JWKS refresh task per remote key
+    /// source (so it must run inside a Tokio runtime). The tasks stop when
+    /// the authorizer is dropped. `client` fetches keys; `roots` are the
+    /// CAs it trusts besides the system's, for the clients built here.
+    pub(crate) fn new(
+        settings: AuthzSettings,
+        client: &reqwest::Client,
+        roots: &[reqwest::Certificate],
+    ) -> Authorizer {
+        Authorizer::build(settings, client, roots, None)
+    }
+
+    /// Builds the authorizer for a reloaded config, keeping what still
+    /// holds: every provider whose settings did not change (its keys, its
+    /// introspection answers), the keys of one that fetches them the same
+    /// way, the verified-JWT cache and the minted identity tokens when
+    /// their settings are the same. A reload then causes no refetch, no
+    /// burst of introspection calls and no gap.
+    pub(crate) fn renew(
+        &self,
+        settings: AuthzSettings,
+        client: &reqwest::Client,
+        roots: &[reqwest::Certificate],
+    ) -> Authorizer {
+        Authorizer::build(settings, client, roots, Some(self))
+    }
+
+    fn build(
+        settings: AuthzSettings,
+        client: &reqwest::Client,
+        roots: &[reqwest::Certificate],
+        previous: Option<&Authorizer>,
+    ) -> Authorizer {
+        let tables = HeaderTables::new(&settings);
+        let AuthzSettings {
+            providers,
+            token_sources,
+            routes,
+            unmatched,
+            default_identity_headers: _,
+            identity,
+            token_cache,
+            limits,
+            path_parameters,
+        } = settings;
+        let providers = Providers::start(providers, client, roots, previous.map(|p| &p.providers));
+        // The cache's entries name the provider and verifier that vouched,
+        // so they stay right whatever else changed.
+        let verified = match previous {
+            Some(previous) if previous.token_cache == token_cache => previous.verified.clone(),
+            _ => VerifiedCache::new(&token_cache),
+        };
+        let identity = identity.map(|settings| {
+            let kept = previous
+                .and_then(|p| p.identity.as_ref())
+                .filter(|(old, _)| *old == settings);
+            let minter = match kept {
+                Some((_, minter)) => minter.clone(),
+                None => IdentityMinter::new(settings.clone()),
+            };
+            (settings, minter)
+        });
+        let routes = routes
+            .into_iter()
+            .map(|route| (route.matcher, route.policy))
+            .collect();
+        Authorizer {
+            routes: RouteTable::new(routes),
+            providers,
+            verified,
+            token_cache,
+            token_sources,
+            tables,
+            unmatched,
+            limits,
+            path_parameters,
+            identity,
+        }
+    }
+
+    /// The identity token minter, for the JWKS it publishes.
+    pub(crate) fn identity(&self) -> Option<&IdentityMinter> {
+        self.identity.as_ref().map(|(_, minter)| minter)
+    }
+
+    /// The providers, for readiness reporting.
+    pub(crate) fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.iter()
+    }
+
+    /// Decides one request and logs the decision (never the token). Its
+    /// host, route, decision and reason go on the current span too: the
+    /// [`Checkpoint`](super::Checkpoint) runs this inside the check's span.
+    pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        let started = tokio::time::Instant::now();
+        let target = request.target(self.path_parameters);
+        if let Some(host) = &target.host {
+            crate::telemetry::record_host(host);
+        }
+        let outcome = self.decide(&target).await;
+        record::log_outcome(&target, &outcome);
+        record::record_outcome(&outcome, started.elapsed());
+        outcome
+    }
+
+    async fn decide(&self, target: &Target<'_>) -> Result<Decision, Fault> {
+        if target.headers.len() > self.limits.max_headers {
+            return Ok(self.refuse(DenyReason::TooManyHeaders, None));
+        }
+        if let Err(error) = &target.path {
+            return Ok(self.refuse(DenyReason::BadPath, Some(error.to_string())));
+        }
+        let Some(route_target) = target.route_target() else {
+            return Ok(self.refuse(DenyReason::BadHost, None));
+        };
+        let Some((_, route)) = self.routes.find(&route_target) else {
+            return Ok(if self.unmatched.allow {
+                let grant = self
+                    .tables
+                    .grant(target, None, None, Vec::new(), Map::new());
+                Decision::Allow(grant)
+            } else {
+                self.refuse(DenyReason::NoRoute, None)
+            });
+        };
+        Ok(match self.decide_route(target, route).await? {
+            Decision::Deny(denial) if route.output.dry_run => {
+                record::log_dry_run(target, &denial);
+                // Let through, but vouched for by nothing: nothing is set, so
+                // every identity header (static ones included) is removed.
+                let grant = self
+                    .tables
+                    .grant(target, Some(route), None, Vec::new(), Map::new());
+                Decision::Allow(grant)
+            }
+            decision => decision,
+        })
+    }
+
+    /// A refusal before any route is known, in the defaults' deny shape.
+    fn refuse(&self, reason: DenyReason, detail: Option<String>) -> Decision {
+        Decision::Deny(Denial {
+            detail,
+            ..Denial::new(reason, None, self.unmatched.deny.clone())
+        })
+    }
+
+    /// The decision for a request that matched `route`.
+    async fn decide_route(
+        &self,
+        target: &Target<'_>,
+        route: &RoutePolicy,
+    ) -> Result<Decision, Fault> {
+        if route.anonymous {
+            let mut set = Vec::new();
+            grant::add_static(&mut set, &route.output.static_headers);
+            let grant = self
+                .tables
+                .grant(target, Some(route), None, set, Map::new());
+            return Ok(Decision::Allow(grant));
+        }
+        let token = match extract::extract(&self.token_sources, target) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(Decision::Deny(route.deny(DenyReason::MissingToken))),
+            Err(ExtractError::Conflict) => {
+                return Ok(Decision::Deny(route.deny(DenyReason::ConflictingTokens)));
+            }
+            Err(ExtractError::Malformed) => {
+                let reason = DenyReason::InvalidToken(TokenProblem::Malformed);
+                return Ok(Decision::Deny(route.deny(reason)));
+            }
+        };
+        if token.len() > self.limits.max_token_bytes {
+            let reason = DenyReason::InvalidToken(TokenProblem::TooLong);
+            return Ok(Decision::Deny(route.deny(reason)));
+        }
+        // Hashed once: the verified-JWT, introspection and identity caches
+        // all look it up by this.
+        let key = TokenKey::of(&token);
+        let verdict = verify::verify(&self.providers, &self.verified, route, &token, key).await?;
+        let (provider, claims) = match verdict {
+            Ok(verified) => verified,
+            Err(problem) => {
+                return Ok(Decision::Deny(
+                    route.deny(DenyReason::InvalidToken(problem)),
+                ));
+            }
+        };
+        let caller = grant::caller(provider.name(), &claims);
+        let granted = scopes(&claims, provider.scope_claims());
+        if let Err(unmet) = route.require.check(&granted, &claims) {
+            let scope_hint = route.require.scope_hint(&unmet);
+            let (reason, detail) = match unmet {
+                Unmet::AllScopes | Unmet::AnyScopes => (DenyReason::InsufficientScope, None),
+                Unmet::Claim(path) => (DenyReason::ClaimMismatch, Some(format!("claim {path}"))),
+            };
+            return Ok(Decision::Deny(Denial {
+                caller: Some(caller),
+                scope_hint,
+                detail,
+                ..route.deny(reason)
+            }));
+        }
+        let mut set = render_claims(&route.upstream_headers, &claims, &route.claim_separator);
+        let subject = Subject {
+            key,
+            route: &route.name,
+            caller: &caller,
+            claims: &claims,
+            scopes: &granted,
+        };
+        grant::caller_headers(self.identity(), route, &mut set, &token, subject).await?;
+        grant::add_static(&mut set, &route.output.static_headers);
+        let metadata = grant::metadata(route, &claims);
+        let grant = self
+            .tables
+            .grant(target, Some(route), Some(caller), set, metadata);
+        Ok(Decision::Allow(grant))
+    }
+}
+
+#[cfg(test)]
+mod tests;

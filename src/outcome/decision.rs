@@ -1,0 +1,108 @@
+//! The decision for one request. A deny is a normal answer, not an error:
+//! it carries its reason and the deny shape of the route that refused it,
+//! so an edge answers from the decision alone.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::reason::DenyReason;
+use super::reply::{DenyReply, DenyShape};
+use crate::headers::UpstreamHeaders;
+
+/// What to do with the request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Let it through, with these changes.
+    Allow(Grant),
+    /// Refuse it.
+    Deny(Denial),
+}
+
+/// An allowed request.
+#[derive(Debug)]
+pub struct Grant {
+    /// The matched route, `None` when an unmatched request was allowed by config.
+    pub route: Option<Arc<str>>,
+    /// Who called, when a token was verified.
+    pub caller: Option<Caller>,
+    /// Header changes for the upstream request.
+    pub upstream: UpstreamHeaders,
+    /// Headers added to the client's response (`response_headers_to_add`).
+    pub response_headers: Vec<(String, String)>,
+    /// Route name and selected claims, for Envoy's dynamic metadata.
+    pub metadata: Map<String, Value>,
+}
+
+/// The verified identity behind a token, for logs and upstream identity.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The provider that verified it.
+    pub provider: Arc<str>,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// `client_id`, else `azp` (Keycloak, Auth0), else `cid` (Okta).
+    pub client_id: Option<String>,
+}
+
+/// A refused request.
+#[derive(Debug)]
+pub struct Denial {
+    /// Why.
+    pub reason: DenyReason,
+    /// The matched route, if any.
+    pub route: Option<Arc<str>>,
+    /// How the refusing route's denies look (the defaults' without a route).
+    pub shape: Arc<DenyShape>,
+    /// Who called, when the token verified but fell short of the route.
+    pub caller: Option<Caller>,
+    /// Scopes to name in `WWW-Authenticate` for `insufficient_scope`.
+    pub scope_hint: Option<String>,
+    /// For the log line only, never the client: which claim failed, why the
+    /// path was refused.
+    pub detail: Option<String>,
+}
+
+impl Denial {
+    /// A denial for `reason` and nothing else known.
+    pub fn new(reason: DenyReason, route: Option<Arc<str>>, shape: Arc<DenyShape>) -> Denial {
+        Denial {
+            reason,
+            route,
+            shape,
+            caller: None,
+            scope_hint: None,
+            detail: None,
+        }
+    }
+
+    /// What the client gets: shaped by the route, never the detail.
+    pub fn reply(&self) -> DenyReply {
+        self.shape.reply(self.reason, self.scope_hint.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denial_answers_in_its_routes_shape_without_the_detail() {
+        let shape = DenyShape {
+            realm: Some("orders".into()),
+            ..DenyShape::default()
+        };
+        let denial = Denial {
+            scope_hint: Some("write".into()),
+            detail: Some("claim groups".into()),
+            ..Denial::new(DenyReason::InsufficientScope, None, Arc::new(shape))
+        };
+        let reply = denial.reply();
+        assert_eq!(reply.status, 403);
+        assert!(reply.headers.contains(&(
+            "www-authenticate".into(),
+            r#"Bearer realm="orders", error="insufficient_scope", scope="write""#.into()
+        )));
+        assert!(!reply.body.contains("groups"), "no detail: {}", reply.body);
+    }
+}
