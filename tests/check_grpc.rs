@@ -1,7 +1,7 @@
 //! `envoy.service.auth.v3.Authorization/Check` end to end over gRPC: the real
 //! server on 127.0.0.1:0, in-process, with tokens signed by the committed
 //! test keys. (Remote keys are in `check_remote_keys.rs`, scope and claim
-//! requirements in `check_requirements.rs`.)
+//! requirements in `check_requirements.rs`, routing in `check_routes.rs`.)
 //!
 //! Every deny is checked for its exact HTTP status, gRPC code,
 //! `WWW-Authenticate` and JSON body; every allow for the headers it sets
@@ -59,10 +59,6 @@ fn rsa_key() -> SigningKey {
 
 fn ec1_key() -> SigningKey {
     signing_key("ec-p256-1.pem", Algorithm::ES256, "ec-1")
-}
-
-fn ec2_key() -> SigningKey {
-    signing_key("ec-p256-2.pem", Algorithm::ES256, "ec-2")
 }
 
 fn ed_key() -> SigningKey {
@@ -190,7 +186,7 @@ routes:
     )
 }
 
-/// Default token sources only (Authorization: Bearer), unmatched allowed.
+/// Default token sources only (Authorization: Bearer), and `unmatched`.
 fn minimal_config(unmatched: &str) -> String {
     format!(
         r#"
@@ -550,164 +546,6 @@ async fn hs256_signed_with_the_rsa_public_key_is_401() {
         let token = mint(&key, ISSUER_A, &["read", "admin"], Value::Null);
         assert_invalid_token(&tollgate.check_bearer("/admin", &token).await, &token);
     }
-}
-
-// ---------------------------------------------------------------------------
-// Routing
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn anonymous_route_allows_without_a_token_and_strips_identity_headers() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let response = tollgate
-        .check(get("/public/info", &[("x-auth-subject", "admin")]))
-        .await;
-    let ok = allowed(&response);
-    assert!(
-        ok.headers.is_empty(),
-        "nothing is set for an anonymous request: {ok:?}"
-    );
-    let mut removed = ok.headers_to_remove.clone();
-    removed.sort();
-    // Every header any route sets from claims, not only this route's.
-    assert_eq!(
-        removed,
-        [
-            "x-auth-client-id",
-            "x-auth-roles",
-            "x-auth-scopes",
-            "x-auth-subject",
-            "x-tenant-subject"
-        ]
-    );
-}
-
-#[tokio::test]
-async fn no_route_is_403_without_a_challenge() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let token = token_a();
-    let auth = bearer(&token);
-    for path in ["/nowhere", "/administrator", "/apis"] {
-        let response = tollgate.check_bearer(path, &token).await;
-        let deny = assert_denied(&response, 403, None, "access_denied", Some(&auth));
-        assert!(!deny.headers.contains_key("www-authenticate"), "{path}");
-    }
-    // The write route is POST only.
-    let response = tollgate.check_bearer("/orders/1", &token).await;
-    assert_denied(&response, 403, None, "access_denied", None);
-}
-
-#[tokio::test]
-async fn unmatched_allow_lets_unrouted_requests_through_without_identity() {
-    let tollgate = Tollgate::start(&minimal_config("allow")).await;
-    let response = tollgate
-        .check(get("/elsewhere", &[("x-auth-subject", "admin")]))
-        .await;
-    let ok = allowed(&response);
-    assert!(ok.headers.is_empty(), "{ok:?}");
-    // The config names no upstream headers, so the default identity headers
-    // apply, and an unrouted request must not carry a client-sent one.
-    assert_eq!(
-        ok.headers_to_remove,
-        ["x-auth-client-id", "x-auth-scopes", "x-auth-subject"],
-        "{ok:?}"
-    );
-    // Routed requests still need a token.
-    let response = tollgate.check(get("/api/x", &[])).await;
-    assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
-}
-
-#[tokio::test]
-async fn path_tricks_are_normalised_or_refused() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    // Dot-segments resolve before matching: this is the admin route.
-    for path in [
-        "/public/../admin",
-        "/public/./../admin/",
-        "//public/..//admin",
-    ] {
-        let response = tollgate.check(get(path, &[])).await;
-        assert_denied(&response, 401, Some(CHALLENGE), "unauthorized", None);
-    }
-    let admin = mint(&ec1_key(), ISSUER_A, &["admin"], Value::Null);
-    allowed(&tollgate.check_bearer("/public/../admin?x=1", &admin).await);
-
-    // Encoded slashes and backslashes are refused outright.
-    for path in [
-        "/public%2F..%2Fadmin",
-        "/public%2f..%2fadmin",
-        "/public%5C..%5Cadmin",
-        "/public/%zz",
-    ] {
-        let response = tollgate.check(get(path, &[])).await;
-        assert_denied(
-            &response,
-            400,
-            Some(INVALID_REQUEST),
-            "invalid_request",
-            None,
-        );
-    }
-    // The anonymous route itself is still anonymous.
-    allowed(&tollgate.check(get("/public/a/../b", &[])).await);
-}
-
-#[tokio::test]
-async fn host_wildcards_route_by_host() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let auth = bearer(&token_a());
-    for host in [
-        "acme.tenants.example",
-        "ACME.Tenants.Example:8443",
-        "a.b.tenants.example",
-    ] {
-        let response = tollgate
-            .check(request(
-                "GET",
-                host,
-                "/tenant/1",
-                &[("authorization", &auth)],
-            ))
-            .await;
-        let headers = upstream_headers(allowed(&response));
-        assert_eq!(
-            header(&headers, "x-tenant-subject"),
-            Some("alice"),
-            "{host}"
-        );
-    }
-    for host in [
-        "tenants.example",
-        "eviltenants.example",
-        "acme.tenants.example.evil",
-    ] {
-        let response = tollgate
-            .check(request(
-                "GET",
-                host,
-                "/tenant/1",
-                &[("authorization", &auth)],
-            ))
-            .await;
-        assert_denied(&response, 403, None, "access_denied", None);
-    }
-}
-
-#[tokio::test]
-async fn a_route_for_provider_b_refuses_provider_a() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let token_b = mint(&ec2_key(), ISSUER_B, &["read"], Value::Null);
-    let token_a = token_a();
-    assert_invalid_token(
-        &tollgate.check_bearer("/b-only/x", &token_a).await,
-        &token_a,
-    );
-    allowed(&tollgate.check_bearer("/b-only/x", &token_b).await);
-    // And the other way round.
-    assert_invalid_token(&tollgate.check_bearer("/api/x", &token_b).await, &token_b);
-    // B's key under A's issuer is a bad signature, not a pass.
-    let forged = mint(&ec2_key(), ISSUER_A, &["read"], Value::Null);
-    assert_invalid_token(&tollgate.check_bearer("/api/x", &forged).await, &forged);
 }
 
 // ---------------------------------------------------------------------------
