@@ -1,7 +1,8 @@
 //! `envoy.service.auth.v3.Authorization/Check` end to end over gRPC: the real
 //! server on 127.0.0.1:0, in-process, with tokens signed by the committed
 //! test keys. (Remote keys are in `check_remote_keys.rs`, scope and claim
-//! requirements in `check_requirements.rs`, routing in `check_routes.rs`.)
+//! requirements in `check_requirements.rs`, routing in `check_routes.rs`,
+//! what an allow sets and removes upstream in `check_upstream_headers.rs`.)
 //!
 //! Every deny is checked for its exact HTTP status, gRPC code,
 //! `WWW-Authenticate` and JSON body; every allow for the headers it sets
@@ -241,44 +242,6 @@ async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() 
             "{ok:?}"
         );
     }
-}
-
-#[tokio::test]
-async fn token_headers_are_removed_when_the_route_says_so() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let response = tollgate.check_bearer("/strip/x", &token_a()).await;
-    let ok = allowed(&response);
-    for header in ["authorization", "x-octelium-auth", "x-api-key"] {
-        assert!(
-            ok.headers_to_remove.iter().any(|h| h == header),
-            "{header} not removed: {:?}",
-            ok.headers_to_remove
-        );
-    }
-    assert_eq!(
-        header(&upstream_headers(ok), "x-auth-subject"),
-        Some("alice")
-    );
-}
-
-#[tokio::test]
-async fn a_token_without_a_mapped_claim_removes_that_header() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    // No scopes: `scope` is absent, so a client-sent x-auth-scopes must go.
-    let token = mint(&ec1_key(), ISSUER_A, &[], Value::Null);
-    let auth = bearer(&token);
-    let response = tollgate
-        .check(get(
-            "/api/x",
-            &[("authorization", &auth), ("x-auth-scopes", "admin")],
-        ))
-        .await;
-    let ok = allowed(&response);
-    assert!(!upstream_headers(ok).contains_key("x-auth-scopes"));
-    assert!(
-        ok.headers_to_remove.iter().any(|h| h == "x-auth-scopes"),
-        "{ok:?}"
-    );
 }
 
 #[tokio::test]
