@@ -2,7 +2,8 @@
 //! server on 127.0.0.1:0, in-process, with tokens signed by the committed
 //! test keys. (Remote keys are in `check_remote_keys.rs`, scope and claim
 //! requirements in `check_requirements.rs`, routing in `check_routes.rs`,
-//! what an allow sets and removes upstream in `check_upstream_headers.rs`.)
+//! what an allow sets and removes upstream in `check_upstream_headers.rs`,
+//! where tokens are read from in `check_token_sources.rs`.)
 //!
 //! Every deny is checked for its exact HTTP status, gRPC code,
 //! `WWW-Authenticate` and JSON body; every allow for the headers it sets
@@ -14,9 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 use tollgate::devtoken::{DevToken, SigningKey};
@@ -30,7 +29,6 @@ const REALM: &str = "tollgate-test";
 /// What a missing token gets: a challenge with no `error` (RFC 6750 §3.1).
 const CHALLENGE: &str = r#"Bearer realm="tollgate-test""#;
 const INVALID_TOKEN: &str = r#"Bearer realm="tollgate-test", error="invalid_token""#;
-const INVALID_REQUEST: &str = r#"Bearer realm="tollgate-test", error="invalid_request""#;
 
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
 
@@ -187,26 +185,6 @@ routes:
     )
 }
 
-/// Default token sources only (Authorization: Bearer), and `unmatched`.
-fn minimal_config(unmatched: &str) -> String {
-    format!(
-        r#"
-server:
-  grpc_listen: 127.0.0.1:0
-  realm: {REALM}
-providers:
-  - name: a
-    issuer: {ISSUER_A}
-    audiences: [{AUDIENCE}]
-    jwks_file: jwks.json
-routes:
-  - name: api
-    match: {{ path: {{ prefix: /api }} }}
-unmatched: {unmatched}
-"#
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Valid tokens
 // ---------------------------------------------------------------------------
@@ -242,40 +220,6 @@ async fn valid_rs256_es256_and_eddsa_tokens_are_allowed_with_identity_headers() 
             "{ok:?}"
         );
     }
-}
-
-#[tokio::test]
-async fn header_map_with_raw_values_is_read() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let token = token_a();
-    // `GET /api/raw` with `headers` in `header_map` only.
-    let raw_request = |headers: Vec<HeaderValue>| {
-        with_http(HttpRequest {
-            host: "api.example.com".to_owned(),
-            method: "GET".to_owned(),
-            path: "/api/raw".to_owned(),
-            header_map: Some(HeaderMap { headers }),
-            ..Default::default()
-        })
-    };
-    let request = raw_request(vec![HeaderValue {
-        key: "authorization".to_owned(),
-        raw_value: bearer(&token).into_bytes(),
-        ..Default::default()
-    }]);
-    let response = tollgate.check(request).await;
-    let headers = upstream_headers(allowed(&response));
-    assert_eq!(header(&headers, "x-auth-subject"), Some("alice"));
-
-    // The same request without the header is a missing token: the map was read.
-    let empty = raw_request(vec![]);
-    assert_denied(
-        &tollgate.check(empty).await,
-        401,
-        Some(CHALLENGE),
-        "unauthorized",
-        None,
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -509,137 +453,6 @@ async fn hs256_signed_with_the_rsa_public_key_is_401() {
         let token = mint(&key, ISSUER_A, &["read", "admin"], Value::Null);
         assert_invalid_token(&tollgate.check_bearer("/admin", &token).await, &token);
     }
-}
-
-// ---------------------------------------------------------------------------
-// Where tokens come from
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn two_different_tokens_are_400_invalid_request() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let one = token_a();
-    let two = mint(&rsa_key(), ISSUER_A, &["read"], Value::Null);
-    let auth_one = bearer(&one);
-    let auth_two = bearer(&two);
-    let cookie = format!("session={two}");
-    let query = format!("/api/x?access_token={two}");
-    let cases = [
-        get(
-            "/api/x",
-            &[("authorization", &auth_one), ("x-octelium-auth", &two)],
-        ),
-        // Envoy's `headers` map joins a repeated header with a comma.
-        get(
-            "/api/x",
-            &[("authorization", &auth_one), ("authorization", &auth_two)],
-        ),
-        get(
-            "/api/x",
-            &[("authorization", &auth_one), ("cookie", &cookie)],
-        ),
-        get(&query, &[("authorization", &auth_one)]),
-    ];
-    for case in cases {
-        let response = tollgate.check(case).await;
-        let deny = assert_denied(
-            &response,
-            400,
-            Some(INVALID_REQUEST),
-            "invalid_request",
-            Some(&one),
-        );
-        assert!(!deny.raw_body.contains(&two));
-    }
-}
-
-#[tokio::test]
-async fn the_same_token_twice_is_one_token() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let token = token_a();
-    let auth = bearer(&token);
-    let cookie = format!("theme=dark; session={token}");
-    let prefixed = format!("Token {token}");
-    let response = tollgate
-        .check(get(
-            "/api/x",
-            &[
-                ("authorization", &auth),
-                ("authorization", &auth),
-                ("x-octelium-auth", &token),
-                ("x-api-key", &prefixed),
-                ("cookie", &cookie),
-            ],
-        ))
-        .await;
-    allowed(&response);
-}
-
-#[tokio::test]
-async fn tokens_are_read_from_every_configured_source() {
-    let tollgate = Tollgate::start(&static_config()).await;
-    let token = token_a();
-    let prefixed = format!("Token {token}");
-    let cookie = format!("theme=dark; session={token}; lang=en");
-    let query = format!("/api/x?page=2&access_token={token}");
-    let cases = [
-        ("raw header", get("/api/x", &[("x-octelium-auth", &token)])),
-        ("prefix", get("/api/x", &[("x-api-key", &prefixed)])),
-        ("query", get(&query, &[])),
-        ("cookie", get("/api/x", &[("cookie", &cookie)])),
-        (
-            "lower-case bearer",
-            get("/api/x", &[("authorization", &format!("bearer {token}"))]),
-        ),
-        (
-            "upper-case bearer",
-            get("/api/x", &[("authorization", &format!("BEARER {token}"))]),
-        ),
-    ];
-    for (source, case) in cases {
-        let response = tollgate.check(case).await;
-        let ok = allowed(&response);
-        assert_eq!(
-            header(&upstream_headers(ok), "x-auth-subject"),
-            Some("alice"),
-            "{source}"
-        );
-    }
-    // A prefix is matched exactly.
-    let lower = format!("token {token}");
-    let response = tollgate
-        .check(get("/api/x", &[("x-api-key", &lower)]))
-        .await;
-    assert_denied(
-        &response,
-        401,
-        Some(CHALLENGE),
-        "unauthorized",
-        Some(&token),
-    );
-}
-
-#[tokio::test]
-async fn query_and_cookie_tokens_count_only_when_configured() {
-    let tollgate = Tollgate::start(&minimal_config("deny")).await;
-    let token = token_a();
-    let query = format!("/api/x?access_token={token}");
-    let cookie = format!("session={token}");
-    for case in [
-        get(&query, &[]),
-        get("/api/x", &[("cookie", &cookie)]),
-        get("/api/x", &[("x-octelium-auth", &token)]),
-    ] {
-        let response = tollgate.check(case).await;
-        assert_denied(
-            &response,
-            401,
-            Some(CHALLENGE),
-            "unauthorized",
-            Some(&token),
-        );
-    }
-    allowed(&tollgate.check_bearer("/api/x", &token).await);
 }
 
 // ---------------------------------------------------------------------------
