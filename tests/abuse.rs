@@ -27,15 +27,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tokio::sync::Mutex;
-use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
+use support::TollgateProcess;
 use support::check::{GRPC_OK, bearer, get};
 use support::idp::{INTROSPECTION_PATH, Idp, JWKS_PATH, jwks_of};
-use support::{TollgateProcess, repo_path};
+use support::tokens::Token;
 
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
 /// Checks in flight at once during a flood.
@@ -74,35 +73,17 @@ fn random_hex(bytes: usize) -> String {
     out
 }
 
-fn ec1_key(kid: &str) -> SigningKey {
-    let pem = std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).unwrap();
-    SigningKey::from_pem(&pem, Algorithm::ES256, Some(kid.to_owned())).unwrap()
-}
-
 /// A token from `issuer` with scope `read`, signed by the fixture key
 /// `ec-1` under header `kid` (which the IdP may not publish).
-fn jwt(issuer: &str, kid: &str, subject: &str) -> String {
-    jwt_with(issuer, kid, subject, serde_json::Map::new())
-}
-
-/// [`jwt`] with extra `claims`.
-fn jwt_with(
-    issuer: &str,
-    kid: &str,
-    subject: &str,
-    claims: serde_json::Map<String, serde_json::Value>,
-) -> String {
-    DevToken {
-        issuer: issuer.to_owned(),
-        audience: vec!["orders".to_owned()],
-        subject: subject.to_owned(),
-        client_id: "svc".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(600),
-        claims,
-    }
-    .sign(&ec1_key(kid))
-    .unwrap()
+fn jwt(issuer: &str, kid: &str, subject: &str) -> Token {
+    Token::es256()
+        .kid(kid)
+        .issuer(issuer)
+        .audience("orders")
+        .subject(subject)
+        .client_id("svc")
+        .scopes(["read"])
+        .lifetime(Duration::from_secs(600))
 }
 
 /// An active introspection answer with scope `read`.
@@ -319,7 +300,7 @@ async fn unknown_kid_floods_make_rate_limited_fetches_and_are_refused() {
     let admin = tollgate.admin_addr().await;
     let client = client(&tollgate).await;
 
-    let valid = jwt(idp.base_url(), "ec-1", "valid-caller");
+    let valid = jwt(idp.base_url(), "ec-1", "valid-caller").sign();
     assert_eq!(check(&client, &valid).await, Answer::Allow);
     let fetches_before = idp.hits(JWKS_PATH);
     let cache_hits_before = Metrics::scrape(admin).await.hits(VERIFIED_CACHE);
@@ -352,6 +333,7 @@ async fn unknown_kid_floods_make_rate_limited_fetches_and_are_refused() {
                 &format!("forged-{}", random_hex(8)),
                 &format!("s{i}"),
             )
+            .sign()
         })
         .await;
         for (answer, n) in batch {
@@ -408,7 +390,7 @@ async fn garbage_floods_stay_bounded_and_keep_valid_callers_cached() {
     let admin = tollgate.admin_addr().await;
     let client = client(&tollgate).await;
 
-    let valid_jwt = jwt(idp.base_url(), "ec-1", "jwt-caller");
+    let valid_jwt = jwt(idp.base_url(), "ec-1", "jwt-caller").sign();
     assert_eq!(check(&client, &valid_jwt).await, Answer::Allow);
     assert_eq!(check(&client, "valid-opaque-token").await, Answer::Allow);
     // Warm up every path (introspection client, metrics) before measuring.
@@ -501,11 +483,6 @@ async fn distinct_valid_tokens_keep_the_caches_at_their_bound() {
     /// Growth allowed: both caches full (2 x 1,000 entries at ~4 KiB) plus
     /// buffers and allocator slack.
     const RSS_GROWTH_LIMIT: u64 = 16 * MIB;
-    let padding = || {
-        let mut claims = serde_json::Map::new();
-        claims.insert("padding".to_owned(), json!(random_hex(PADDING / 2)));
-        claims
-    };
     let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
     for i in 0..EACH {
         let mut answer = active(&format!("opaque-{i}"));
@@ -518,7 +495,11 @@ async fn distinct_valid_tokens_keep_the_caches_at_their_bound() {
     let issuer = idp.base_url().to_owned();
     let jwts: Arc<Vec<String>> = Arc::new(
         (0..EACH)
-            .map(|i| jwt_with(&issuer, "ec-1", &format!("jwt-{i}"), padding()))
+            .map(|i| {
+                jwt(&issuer, "ec-1", &format!("jwt-{i}"))
+                    .claim("padding", random_hex(PADDING / 2))
+                    .sign()
+            })
             .collect(),
     );
     // Warm up both paths (introspection client, verification) first.

@@ -9,9 +9,9 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use support::tokens::Token;
 use support::{EchoUpstream, Envoy, EnvoyOptions, Response, TollgateProcess, repo_path};
-use tollgate::{DevToken, SigningKey};
 
 const ISSUER: &str = "https://issuer.e2e.tollgate.test";
 const AUDIENCE: &str = "httpbin";
@@ -60,40 +60,19 @@ fn fixture(name: &str) -> PathBuf {
     repo_path("tests/fixtures/keys").join(name)
 }
 
-/// A fixture key: `(file, algorithm, kid)` as listed in tests/fixtures/keys/README.md.
-fn key(file: &str, algorithm: jsonwebtoken::Algorithm, kid: &str) -> SigningKey {
-    let pem = std::fs::read(fixture(file)).unwrap_or_else(|e| panic!("reading {file}: {e}"));
-    SigningKey::from_pem(&pem, algorithm, Some(kid.to_owned()))
-        .unwrap_or_else(|e| panic!("loading {file}: {e}"))
-}
-
-fn ec_key() -> SigningKey {
-    key("ec-p256-1.pem", jsonwebtoken::Algorithm::ES256, "ec-1")
-}
-
-/// A token the fixture provider accepts, with `scopes` and `extra` claims
-/// (set last, so they may override or null out the standard ones).
-fn token_with(scopes: &[&str], extra: Value, signing: &SigningKey) -> String {
-    let claims: Map<String, Value> = match extra {
-        Value::Object(map) => map,
-        Value::Null => Map::new(),
-        other => panic!("extra claims must be an object, not {other}"),
-    };
-    DevToken {
-        issuer: ISSUER.to_owned(),
-        audience: vec![AUDIENCE.to_owned()],
-        subject: "alice".to_owned(),
-        client_id: "httpbin-cli".to_owned(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        lifetime: Duration::from_secs(600),
-        claims,
-    }
-    .sign(signing)
-    .unwrap_or_else(|e| panic!("signing a test token: {e}"))
+/// `key`'s token as the fixture provider accepts it: from [`ISSUER`] for
+/// [`AUDIENCE`], `alice` through client `httpbin-cli`, with `scopes`.
+fn token_with(key: Token, scopes: &[&str]) -> Token {
+    key.issuer(ISSUER)
+        .audience(AUDIENCE)
+        .subject("alice")
+        .client_id("httpbin-cli")
+        .scopes(scopes)
+        .lifetime(Duration::from_secs(600))
 }
 
 fn token(scopes: &[&str]) -> String {
-    token_with(scopes, Value::Null, &ec_key())
+    token_with(Token::es256(), scopes).sign()
 }
 
 fn bearer(token: &str) -> String {
@@ -267,7 +246,9 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 
     // The token has no client_id, so the client's x-auth-client-id is
     // removed rather than passed through.
-    let without_client_id = token_with(&["read"], json!({ "client_id": null }), &ec_key());
+    let without_client_id = token_with(Token::es256(), &["read"])
+        .claim("client_id", Value::Null)
+        .sign();
     let response = stack
         .get(
             "/get",
@@ -319,33 +300,31 @@ async fn bad_tokens_are_401_invalid_token() {
     let cases = [
         (
             "expired",
-            token_with(
-                &["read"],
-                json!({ "exp": expired_at, "iat": expired_at - 60 }),
-                &ec_key(),
-            ),
+            token_with(Token::es256(), &["read"])
+                .claims(json!({ "exp": expired_at, "iat": expired_at - 60 }))
+                .sign(),
         ),
         ("not a JWT", "not.a.jwt".to_owned()),
         ("not even token68", "%%%garbage%%%".to_owned()),
         (
             "signed by a key the JWKS does not hold, claiming its kid",
             token_with(
+                Token::with_key("ec-p256-2.pem", jsonwebtoken::Algorithm::ES256, "ec-1"),
                 &["read"],
-                Value::Null,
-                &key("ec-p256-2.pem", jsonwebtoken::Algorithm::ES256, "ec-1"),
-            ),
+            )
+            .sign(),
         ),
         (
             "wrong audience",
-            token_with(&["read"], json!({ "aud": "someone-else" }), &ec_key()),
+            token_with(Token::es256(), &["read"])
+                .claim("aud", "someone-else")
+                .sign(),
         ),
         (
             "wrong issuer",
-            token_with(
-                &["read"],
-                json!({ "iss": "https://evil.example" }),
-                &ec_key(),
-            ),
+            token_with(Token::es256(), &["read"])
+                .claim("iss", "https://evil.example")
+                .sign(),
         ),
     ];
     for (what, token) in &cases {

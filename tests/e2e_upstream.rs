@@ -13,11 +13,11 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
+use support::tokens::Token;
 use support::{
     EchoUpstream, Envoy, EnvoyOptions, Response, ScratchDir, TollgateProcess, repo_path,
     wait_for_file_containing,
 };
-use tollgate::{DevToken, SigningKey};
 
 const ISSUER: &str = "https://issuer.upstream.tollgate.test";
 const AUDIENCE: &str = "orders-api";
@@ -77,25 +77,18 @@ routes:
     )
 }
 
+/// `ec-1`'s token from [`ISSUER`] for [`AUDIENCE`] with `scopes`, for
+/// `alice` with an email and two groups.
 fn token(scopes: &[&str]) -> String {
-    let pem = std::fs::read(fixture("ec-p256-1.pem")).expect("reading the EC fixture key");
-    let key = SigningKey::from_pem(&pem, Algorithm::ES256, Some("ec-1".into()))
-        .expect("loading the EC fixture key");
-    let Value::Object(claims) = json!({"email": "alice@example.com", "groups": ["staff", "ops"]})
-    else {
-        unreachable!()
-    };
-    DevToken {
-        issuer: ISSUER.into(),
-        audience: vec![AUDIENCE.into()],
-        subject: "alice".into(),
-        client_id: "orders-cli".into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        lifetime: Duration::from_secs(600),
-        claims,
-    }
-    .sign(&key)
-    .expect("signing a test token")
+    Token::es256()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .subject("alice")
+        .client_id("orders-cli")
+        .scopes(scopes)
+        .lifetime(Duration::from_secs(600))
+        .claims(json!({"email": "alice@example.com", "groups": ["staff", "ops"]}))
+        .sign()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,18 +7,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use figment::Figment;
 use figment::providers::{Format as _, Yaml};
-use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value, json};
-use tollgate::{DevToken, SigningKey};
+use serde_json::{Value, json};
 
 use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcProvider, POST_CLIENT};
 use support::stack::{Stack, upstream_header};
+use support::tokens::Token;
 use support::{repo_path, tollgate_command};
 
 /// Every example, with the environment its secrets come from.
@@ -93,12 +91,6 @@ fn fixture(name: &str) -> PathBuf {
     repo_path("tests/fixtures/keys").join(name)
 }
 
-fn signing_key(file: &str, algorithm: Algorithm, kid: &str) -> SigningKey {
-    let pem = std::fs::read(fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    SigningKey::from_pem(&pem, algorithm, Some(kid.to_owned()))
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
 /// Replaces a provider's key source with a committed JWKS file.
 fn with_fixture_keys(provider: &mut Value, jwks: &Path) {
     let provider = provider.as_object_mut().expect("a provider is a mapping");
@@ -108,21 +100,15 @@ fn with_fixture_keys(provider: &mut Value, jwks: &Path) {
     provider.insert("jwks_file".into(), json!(jwks.display().to_string()));
 }
 
-fn mint(key: &SigningKey, issuer: &str, audience: &str, claims: Value) -> String {
-    let Value::Object(claims) = claims else {
-        panic!("claims must be an object")
-    };
-    DevToken {
-        issuer: issuer.to_owned(),
-        audience: vec![audience.to_owned()],
-        subject: "service-account".to_owned(),
-        client_id: String::new(),
-        scopes: Vec::new(),
-        lifetime: Duration::from_secs(300),
-        claims,
-    }
-    .sign(key)
-    .unwrap_or_else(|e| panic!("signing: {e}"))
+/// `key`'s token from `issuer` for `audience`, for a service account with
+/// an empty `client_id` and no scope: `claims` add what a route needs.
+fn mint(key: Token, issuer: &str, audience: &str, claims: Value) -> String {
+    key.issuer(issuer)
+        .audience(audience)
+        .subject("service-account")
+        .client_id("")
+        .claims(claims)
+        .sign()
 }
 
 fn bearer(token: &str) -> String {
@@ -183,9 +169,9 @@ async fn keycloak_realms_scopes_and_roles() {
         with_fixture_keys(provider, &fixture("jwks.json"));
     }
     let stack = Stack::start(&serve_locally(config), &[]).await;
-    let key = signing_key("rsa-2048.pem", Algorithm::RS256, "rsa-1");
-    let token =
-        |issuer: &str, audience: &str, claims: Value| bearer(&mint(&key, issuer, audience, claims));
+    let token = |issuer: &str, audience: &str, claims: Value| {
+        bearer(&mint(Token::rs256(), issuer, audience, claims))
+    };
     let (prod, test) = (&issuers[0], &issuers[1]);
 
     let reader = token(
@@ -253,9 +239,13 @@ async fn octelium_tokens_in_either_header() {
     let audience = text(&config, "/providers/0/audiences/0");
     with_fixture_keys(&mut config["providers"][0], &fixture("jwks.json"));
     let stack = Stack::start(&serve_locally(config), &[]).await;
-    let key = signing_key("ec-p256-1.pem", Algorithm::ES256, "ec-1");
-    let token = mint(&key, &issuer, &audience, Value::Object(Map::new()));
-    let other = mint(&key, &issuer, &audience, json!({"jti": "another"}));
+    let token = mint(Token::es256(), &issuer, &audience, json!({}));
+    let other = mint(
+        Token::es256(),
+        &issuer,
+        &audience,
+        json!({"jti": "another"}),
+    );
     let host = ("host", "my-api.example.com");
 
     for header in [
@@ -350,9 +340,10 @@ async fn oracle_idcs_static_keys_and_the_model_deployment_header() {
     // The same shape as IDCS publishes (key_ops, x5c), with a key we hold.
     with_fixture_keys(&mut config["providers"][0], &fixture("idcs-style.json"));
     let stack = Stack::start(&serve_locally(config), &[]).await;
-    let key = signing_key("rsa-2048.pem", Algorithm::RS256, "SIGNING_KEY");
+    // The RSA fixture key under the kid the IDCS-shaped JWKS gives it.
+    let key = || Token::rs256().kid("SIGNING_KEY");
     let token = bearer(&mint(
-        &key,
+        key(),
         &issuer,
         &audience,
         json!({"client_id": "odsc-client"}),
@@ -373,7 +364,7 @@ async fn oracle_idcs_static_keys_and_the_model_deployment_header() {
         upstream_header(&ok, "model_deployment"),
         [deployment.as_str()]
     );
-    let wrong_audience = bearer(&mint(&key, &issuer, "another-gateway", json!({})));
+    let wrong_audience = bearer(&mint(key(), &issuer, "another-gateway", json!({})));
     stack
         .expect(
             "POST",
@@ -383,7 +374,7 @@ async fn oracle_idcs_static_keys_and_the_model_deployment_header() {
         )
         .await;
     let wrong_issuer = bearer(&mint(
-        &key,
+        key(),
         "https://identity.oraclecloud.com",
         &audience,
         json!({}),

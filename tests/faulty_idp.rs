@@ -27,16 +27,15 @@ use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use jsonwebtoken::{Algorithm, EncodingKey};
 use tokio::task::JoinSet;
-use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use support::check::{allowed, assert_denied, bearer, fixture, get};
+use support::check::{allowed, assert_denied, bearer, get};
 use support::idp::{
     DISCOVERY_PATH, Endpoint, Fault, INTROSPECTION_PATH, Idp, JWKS_PATH, OCT_SECRET, jwks_of,
 };
+use support::tokens::Token;
 use support::{ScratchDir, TollgateProcess};
 
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
@@ -370,56 +369,34 @@ async fn assert_health(tollgate: &TollgateProcess, expected: ServingStatus, case
 
 /// A token for the IdP's issuer with scope `read`, signed by `key`; each
 /// has its own `jti`, so none is answered from the verified-token cache.
-fn mint(issuer: &str, key: &SigningKey) -> String {
+fn mint(issuer: &str, key: Token) -> String {
     static MINTED: AtomicU64 = AtomicU64::new(0);
     let jti = MINTED.fetch_add(1, Ordering::Relaxed);
-    DevToken {
-        issuer: issuer.to_owned(),
-        audience: vec!["orders".to_owned()],
-        subject: "svc".to_owned(),
-        client_id: "svc".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(300),
-        claims: serde_json::json!({ "jti": format!("faulty-idp-{jti}") })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    }
-    .sign(key)
-    .unwrap_or_else(|e| panic!("signing a test token: {e}"))
-}
-
-fn pem_key(file: &str, algorithm: Algorithm, kid: &str) -> SigningKey {
-    SigningKey::from_pem(&fixture(file), algorithm, Some(kid.to_owned()))
-        .unwrap_or_else(|e| panic!("loading {file}: {e}"))
+    key.issuer(issuer)
+        .audience("orders")
+        .subject("svc")
+        .client_id("svc")
+        .scopes(["read"])
+        .claim("jti", format!("faulty-idp-{jti}"))
+        .sign()
 }
 
 /// The key tollgate has from the start (`ec-1`).
 fn known_token(issuer: &str) -> String {
-    mint(issuer, &pem_key("ec-p256-1.pem", Algorithm::ES256, "ec-1"))
+    mint(issuer, Token::es256())
 }
 
 /// A key the IdP rotates in (`ec-2`): the key faults publish its material
 /// wrongly, a healthy IdP publishes it properly.
 fn rotated_token(issuer: &str) -> String {
-    mint(issuer, &pem_key("ec-p256-2.pem", Algorithm::ES256, "ec-2"))
+    mint(issuer, Token::es256_second())
 }
 
 /// A token signed with the key `fault` publishes, where it is not `ec-2`.
 fn wrong_key_token(issuer: &str, fault: Fault) -> Option<String> {
     match fault {
-        Fault::RsaKeyWithEs256 => Some(mint(
-            issuer,
-            &pem_key("rsa-2048.pem", Algorithm::RS256, "rsa-1"),
-        )),
-        Fault::OnlyOctKeys => Some(mint(
-            issuer,
-            &SigningKey {
-                algorithm: Algorithm::HS256,
-                kid: Some("hs-1".to_owned()),
-                key: EncodingKey::from_secret(OCT_SECRET),
-            },
-        )),
+        Fault::RsaKeyWithEs256 => Some(mint(issuer, Token::rs256())),
+        Fault::OnlyOctKeys => Some(mint(issuer, Token::hs256(OCT_SECRET).kid("hs-1"))),
         _ => None,
     }
 }

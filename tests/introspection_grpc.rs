@@ -6,17 +6,15 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::Algorithm;
 use serde_json::json;
-use tollgate::{DevToken, SigningKey};
 
 use support::check::*;
 use support::idp::{INTROSPECTION_PATH, Idp, IdpMode, form_value, jwks_of};
-use support::repo_path;
+use support::tokens::Token;
 
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
 const INVALID_TOKEN: &str = r#"Bearer error="invalid_token""#;
@@ -90,23 +88,13 @@ fn post(path: &str, token: &str) -> envoy_types::pb::envoy::service::auth::v3::C
 
 /// A JWT from the test IdP's issuer, signed with its key `ec-1`.
 fn mint(idp: &Idp, subject: &str) -> String {
-    let key = SigningKey::from_pem(
-        &std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).unwrap(),
-        Algorithm::ES256,
-        Some("ec-1".to_owned()),
-    )
-    .unwrap();
-    DevToken {
-        issuer: idp.base_url().to_owned(),
-        audience: vec!["orders".to_owned()],
-        subject: subject.to_owned(),
-        client_id: "svc".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(300),
-        claims: Default::default(),
-    }
-    .sign(&key)
-    .unwrap()
+    Token::es256()
+        .issuer(idp.base_url())
+        .audience("orders")
+        .subject(subject)
+        .client_id("svc")
+        .scopes(["read"])
+        .sign()
 }
 
 #[tokio::test]

@@ -15,14 +15,14 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::Value;
 use tokio::task::JoinHandle;
-use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
 use support::check::{
     GRPC_INVALID_ARGUMENT, GRPC_OK, GRPC_PERMISSION_DENIED, GRPC_UNAUTHENTICATED,
 };
 use support::idp::{Idp, JWKS_PATH, jwks_of};
-use support::{InProcess, ScratchDir, TollgateProcess, repo_path};
+use support::tokens::Token;
+use support::{InProcess, ScratchDir, TollgateProcess};
 
 const ISSUER: &str = "https://issuer.ops.test";
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
@@ -31,32 +31,20 @@ const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
 /// polled every second.
 const RELOAD_LIMIT: Duration = Duration::from_secs(10);
 
-fn signing_key(file: &str, kid: &str) -> SigningKey {
-    let pem = std::fs::read(repo_path("tests/fixtures/keys").join(file))
-        .unwrap_or_else(|e| panic!("reading {file}: {e}"));
-    SigningKey::from_pem(&pem, jsonwebtoken::Algorithm::ES256, Some(kid.to_owned()))
-        .unwrap_or_else(|e| panic!("loading {file}: {e}"))
-}
-
 /// A token from [`ISSUER`] with scope `read`, signed by fixture key `ec-1`
 /// or `ec-2`.
 fn token(kid: &str) -> String {
-    let file = match kid {
-        "ec-1" => "ec-p256-1.pem",
-        "ec-2" => "ec-p256-2.pem",
+    let key = match kid {
+        "ec-1" => Token::es256(),
+        "ec-2" => Token::es256_second(),
         other => panic!("no fixture key {other}"),
     };
-    DevToken {
-        issuer: ISSUER.to_owned(),
-        audience: Vec::new(),
-        subject: "ops".to_owned(),
-        client_id: "ops-client".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(600),
-        claims: serde_json::Map::new(),
-    }
-    .sign(&signing_key(file, kid))
-    .unwrap_or_else(|e| panic!("signing a test token: {e}"))
+    key.issuer(ISSUER)
+        .subject("ops")
+        .client_id("ops-client")
+        .scopes(["read"])
+        .lifetime(Duration::from_secs(600))
+        .sign()
 }
 
 /// `provider_keys` is the provider's key source line; `routes` YAML list

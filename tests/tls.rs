@@ -10,19 +10,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use tollgate::{DevToken, SigningKey};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use support::idp::{Idp, JWKS_PATH, jwks_of};
+use support::tokens::Token;
 use support::{
     AuthzTls, EchoUpstream, Envoy, EnvoyOptions, ScratchDir, TollgateProcess, repo_path,
 };
@@ -69,21 +68,15 @@ routes:
     )
 }
 
+/// `ec-1`'s token from [`ISSUER`] with scope `read`.
 fn token() -> String {
-    let pem = std::fs::read(repo_path("tests/fixtures/keys/ec-p256-1.pem")).expect("fixture key");
-    let key = SigningKey::from_pem(&pem, Algorithm::ES256, Some("ec-1".to_owned()))
-        .expect("loading the fixture key");
-    DevToken {
-        issuer: ISSUER.to_owned(),
-        audience: Vec::new(),
-        subject: "tls".to_owned(),
-        client_id: "tls-client".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(600),
-        claims: serde_json::Map::new(),
-    }
-    .sign(&key)
-    .expect("signing a test token")
+    Token::es256()
+        .issuer(ISSUER)
+        .subject("tls")
+        .client_id("tls-client")
+        .scopes(["read"])
+        .lifetime(Duration::from_secs(600))
+        .sign()
 }
 
 async fn start_tollgate() -> TollgateProcess {

@@ -18,12 +18,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use tollgate::{DevToken, SigningKey};
 use tonic::transport::Channel;
 
 use support::check::{GRPC_OK, GRPC_UNAUTHENTICATED};
 use support::idp::{INTROSPECTION_PATH, Idp, jwks_of};
-use support::{ScratchDir, TollgateProcess, repo_path};
+use support::tokens::Token;
+use support::{ScratchDir, TollgateProcess};
 
 const CLIENT_SECRET: &str = "tracing-client-secret";
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
@@ -128,21 +128,14 @@ fn attribute_values(spans: &[Span]) -> Vec<String> {
         .collect()
 }
 
-fn token(issuer: &str, file: &str, kid: &str) -> String {
-    let pem = std::fs::read(repo_path("tests/fixtures/keys").join(file)).unwrap();
-    let key =
-        SigningKey::from_pem(&pem, jsonwebtoken::Algorithm::ES256, Some(kid.to_owned())).unwrap();
-    DevToken {
-        issuer: issuer.to_owned(),
-        audience: Vec::new(),
-        subject: "tracer".to_owned(),
-        client_id: "tracer-client".to_owned(),
-        scopes: vec!["read".to_owned()],
-        lifetime: Duration::from_secs(600),
-        claims: serde_json::Map::new(),
-    }
-    .sign(&key)
-    .unwrap()
+/// `key`'s token from `issuer` with scope `read`.
+fn token(issuer: &str, key: Token) -> String {
+    key.issuer(issuer)
+        .subject("tracer")
+        .client_id("tracer-client")
+        .scopes(["read"])
+        .lifetime(Duration::from_secs(600))
+        .sign()
 }
 
 /// Provider `traced` (keys from the IdP's `jwks_uri`, plus `provider`
@@ -213,7 +206,7 @@ async fn check_spans_continue_the_callers_trace_and_parent_the_jwks_fetch() {
 
     // Not sampled by the caller: no span, although the ratio is 1.0.
     let unsampled = "0af7651916cd43dd8448eb211c80319a";
-    let allow_token = token(idp.base_url(), "ec-p256-1.pem", "ec-1");
+    let allow_token = token(idp.base_url(), Token::es256());
     let bearer = format!("Bearer {allow_token}");
     let parent = traceparent(unsampled, "b7ad6b7169203331", "00");
     let code = check(
@@ -269,7 +262,7 @@ async fn check_spans_continue_the_callers_trace_and_parent_the_jwks_fetch() {
 
     // An unknown kid: the refetch (in a task of its own) is the check's child.
     idp.set_jwks(jwks_of(&[EC1_JWK, EC2_JWK]));
-    let rotated = format!("Bearer {}", token(idp.base_url(), "ec-p256-2.pem", "ec-2"));
+    let rotated = format!("Bearer {}", token(idp.base_url(), Token::es256_second()));
     let fetch_trace = "6bf92f3577b34da6a3ce929d0e0e4738";
     let parent = traceparent(fetch_trace, "20f067aa0ba902b9", "01");
     let code = check(

@@ -30,6 +30,16 @@ pub const GRPC_INVALID_ARGUMENT: i32 = 3;
 pub const GRPC_PERMISSION_DENIED: i32 = 7;
 pub const GRPC_UNAUTHENTICATED: i32 = 16;
 
+/// The realm [`Tollgate::start_in_realm`] serves, named in every challenge.
+pub const REALM: &str = "tollgate-test";
+/// What a missing token gets: a challenge with no `error` (RFC 6750 §3.1).
+pub const MISSING_TOKEN_CHALLENGE: &str = r#"Bearer realm="tollgate-test""#;
+pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tollgate-test", error="invalid_token""#;
+pub const INVALID_REQUEST_CHALLENGE: &str =
+    r#"Bearer realm="tollgate-test", error="invalid_request""#;
+pub const INSUFFICIENT_SCOPE_CHALLENGE: &str =
+    r#"Bearer realm="tollgate-test", error="insufficient_scope""#;
+
 pub fn keys_dir() -> PathBuf {
     repo_path("tests/fixtures/keys")
 }
@@ -76,10 +86,20 @@ pub struct Tollgate {
 }
 
 impl Tollgate {
+    /// Serves the config `yaml`; relative key files are read from
+    /// `tests/fixtures/keys/`.
     pub async fn start(yaml: &str) -> Tollgate {
         let server = InProcess::start(yaml, &keys_dir()).await;
         let client = AuthorizationClient::new(server.channel().clone());
         Tollgate { server, client }
+    }
+
+    /// [`Tollgate::start`] with `yaml` (providers, token sources, routes:
+    /// anything but `server`) under a `server` section that listens on
+    /// 127.0.0.1:0 in realm [`REALM`].
+    pub async fn start_in_realm(yaml: &str) -> Tollgate {
+        let server = format!("server:\n  grpc_listen: 127.0.0.1:0\n  realm: {REALM}\n");
+        Tollgate::start(&(server + yaml.trim_start_matches('\n'))).await
     }
 
     /// The raw gRPC answer, for tests that expect a gRPC error.
@@ -216,6 +236,18 @@ pub fn denied(response: &CheckResponse) -> Denied {
         body: parsed,
         raw_body: body.clone(),
     }
+}
+
+/// [`assert_denied`] for a token that is present but not acceptable in
+/// realm [`REALM`]: 401 `invalid_token`, and `token` not repeated.
+pub fn assert_invalid_token(response: &CheckResponse, token: &str) -> Denied {
+    assert_denied(
+        response,
+        401,
+        Some(INVALID_TOKEN_CHALLENGE),
+        "invalid_token",
+        Some(token),
+    )
 }
 
 /// Asserts a deny: HTTP `status`, the matching gRPC code, exactly this

@@ -18,6 +18,7 @@
 //! - `inprocess`: runs `tollgate::serve` in the test's runtime.
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
+//! - `tokens`: signs test JWTs with the committed fixture keys.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
 //! tokio's time (`start_paused`).
@@ -40,6 +41,7 @@ mod inprocess;
 pub mod oidc;
 mod scratch;
 pub mod stack;
+pub mod tokens;
 pub mod tollgate;
 mod tools;
 
