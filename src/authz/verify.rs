@@ -39,7 +39,11 @@ pub(crate) async fn verify<'a>(
                 .and_then(Provider::jwt)
                 .is_some_and(|jwt| hit.verified_by(jwt) && jwt.keys_unchanged(hit.keys.as_ref()))
     };
-    if let Some(hit) = verified.get(&key, usable)
+    // Only a JWS (three dot-separated parts) can have been remembered: an
+    // opaque token skips the lookup, and is not counted as a miss of it.
+    let jws = token.bytes().filter(|&byte| byte == b'.').count() == 2;
+    if jws
+        && let Some(hit) = verified.get(&key, usable)
         && let Some(provider) = providers.get(hit.provider)
     {
         return Ok(Ok((provider, Arc::clone(&hit.claims))));
