@@ -15,8 +15,9 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use tollgate::internals::{
-    Authorizer, AuthzRequest, Caller, Decision, Grant, KeySet, MatchSpec, PathSpec, RequestTarget,
-    RouteMatcher, RouteTable, UpstreamHeaders, check_response,
+    Authorizer, AuthzRequest, Caller, Decision, Grant, KeySet, MatchSpec, PathParameters, PathSpec,
+    RequestTarget, RouteMatcher, RouteTable, UpstreamHeaders, check_response, normalize_host,
+    normalize_request_path,
 };
 use tollgate::{Config, DevToken, SigningKey};
 
@@ -168,6 +169,21 @@ fn allow_response(c: &mut Criterion) {
     });
 }
 
+/// What the authorizer does to a request before matching it (it was the
+/// edges' work before the authorizer took it over): the host and path
+/// normalised, as `check` does for every request.
+fn normalize(c: &mut Criterion) {
+    c.bench_function("routes/normalize_request", |b| {
+        b.iter(|| {
+            let host = normalize_host(std::hint::black_box("api.example.com")).expect("host");
+            let path =
+                normalize_request_path(std::hint::black_box("/get"), PathParameters::default())
+                    .expect("path");
+            (host, path)
+        })
+    });
+}
+
 fn route_lookup(c: &mut Criterion) {
     for count in [10, 1_000] {
         let routes = (0..count)
@@ -194,5 +210,5 @@ fn route_lookup(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, checks, allow_response, route_lookup);
+criterion_group!(benches, checks, allow_response, normalize, route_lookup);
 criterion_main!(benches);

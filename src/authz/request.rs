@@ -3,6 +3,8 @@
 //! and path normalised once, the query split off), so that both edges get
 //! the same normalisation by construction.
 
+use std::borrow::Cow;
+
 use crate::routes::{
     PathError, PathParameters, RequestTarget, normalize_host, normalize_request_path,
 };
@@ -28,8 +30,8 @@ pub struct AuthzRequest {
 pub(crate) struct Target<'r> {
     /// Host, lower-case, without port; `None` when the authority is malformed.
     pub(crate) host: Option<String>,
-    /// Method, upper-case.
-    pub(crate) method: String,
+    /// Method, upper-case (borrowed when it came so, as Envoy sends it).
+    pub(crate) method: Cow<'r, str>,
     /// The normalised path without query, or why it could not be normalised.
     pub(crate) path: Result<String, PathError>,
     /// The raw query string, without `?` or a fragment.
@@ -47,11 +49,20 @@ impl AuthzRequest {
             .map(|(_, q)| q.split_once('#').map_or(q, |(q, _)| q));
         Target {
             host: normalize_host(&self.authority),
-            method: self.method.to_ascii_uppercase(),
+            method: upper_case(&self.method),
             path: normalize_request_path(&self.path, parameters),
             query,
             headers: &self.headers,
         }
+    }
+}
+
+/// `text` in upper case, copied only when it is not already.
+fn upper_case(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|byte| byte.is_ascii_lowercase()) {
+        Cow::Owned(text.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(text)
     }
 }
 

@@ -39,11 +39,7 @@ pub(crate) async fn verify<'a>(
                 .and_then(Provider::jwt)
                 .is_some_and(|jwt| hit.verified_by(jwt) && jwt.keys_unchanged(hit.keys.as_ref()))
     };
-    // Only a JWS (three dot-separated parts) can have been remembered: an
-    // opaque token skips the lookup, and is not counted as a miss of it.
-    let jws = token.bytes().filter(|&byte| byte == b'.').count() == 2;
-    if jws
-        && let Some(hit) = verified.get(&key, usable)
+    if let Some(hit) = verified.get(&key, usable)
         && let Some(provider) = providers.get(hit.provider)
     {
         return Ok(Ok((provider, Arc::clone(&hit.claims))));
@@ -79,6 +75,7 @@ pub(crate) async fn verify<'a>(
     let Some(provider) = providers.get(id).filter(|_| route.accepts(id)) else {
         return Ok(Err(TokenProblem::IssuerNotAllowed));
     };
+    verified.missed();
     let jwt = match verifier.verify(token, &unverified).await? {
         Ok(verified) => verified,
         Err(problem) => return Ok(Err(problem)),

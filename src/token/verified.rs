@@ -112,17 +112,26 @@ impl VerifiedCache {
     }
 
     /// The remembered verification for the token with this key, if
-    /// `usable` says it still stands. Only such an answer counts as a hit:
-    /// an entry that is stale (the keys changed) or refused here costs the
-    /// caller a verification like a miss.
+    /// `usable` says it still stands; counted as a hit. An entry that is
+    /// stale (the keys changed) or refused here costs the caller a
+    /// verification, which the caller counts with [`VerifiedCache::missed`].
     pub(crate) fn get(
         &self,
         key: &TokenKey,
         usable: impl FnOnce(&VerifiedJwt) -> bool,
     ) -> Option<Arc<VerifiedJwt>> {
-        let found = self.cache.as_ref()?.get(key).filter(|hit| usable(hit));
-        crate::metrics::record_cache_lookup(METRICS_NAME, found.is_some());
-        found
+        let found = self.cache.as_ref()?.get(key).filter(|hit| usable(hit))?;
+        crate::metrics::record_cache_lookup(METRICS_NAME, true);
+        Some(found)
+    }
+
+    /// Counts a miss: a JWT verified with its provider's keys because no
+    /// usable verification was remembered. Opaque tokens, and JWTs refused
+    /// before verification, are no misses of this cache.
+    pub(crate) fn missed(&self) {
+        if self.cache.is_some() {
+            crate::metrics::record_cache_lookup(METRICS_NAME, false);
+        }
     }
 
     /// Remembers a verification until the token's `exp` or the TTL,
