@@ -14,22 +14,10 @@ use support::check::*;
 use support::idp::{DISCOVERY_PATH, Idp, IdpMode, JWKS_PATH, jwks_of};
 use support::tokens::Token;
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const AUDIENCE: &str = "orders-api";
 const EC1_JWK: &str = include_str!("fixtures/keys/ec-p256-1.jwk.json");
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
 /// How long a test waits for tollgate to pick up rotated remote keys.
 const READY_LIMIT: Duration = Duration::from_secs(10);
-
-/// `key`'s token from `issuer` for [`AUDIENCE`]: `alice` through client
-/// `orders-ui`, with scope `read`.
-fn issued_by(issuer: &str, key: Token) -> Token {
-    key.issuer(issuer)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(["read"])
-}
 
 /// One provider whose keys come from `source` (YAML lines under the
 /// provider), its subject sent upstream, on `/api`.

@@ -11,18 +11,10 @@ use serde_json::{Value, json};
 use support::check::*;
 use support::tokens::Token;
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const AUDIENCE: &str = "orders-api";
-
 /// `ec-1`'s token from issuer A for [`AUDIENCE`]: `alice` through client
 /// `orders-ui`, with `scopes`.
 fn token_a<'a>(scopes: impl AsRef<[&'a str]>) -> Token {
-    Token::es256()
-        .issuer(ISSUER_A)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(scopes)
+    issued_by(ISSUER_A, Token::es256()).scopes(scopes)
 }
 
 #[tokio::test]

@@ -9,20 +9,7 @@ mod support;
 use support::check::*;
 use support::tokens::Token;
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const ISSUER_B: &str = "https://issuer-b.test";
-const AUDIENCE: &str = "orders-api";
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
-
-/// `key`'s token from `issuer` for [`AUDIENCE`]: `alice` through client
-/// `orders-ui`, with scope `read`.
-fn issued_by(issuer: &str, key: Token) -> Token {
-    key.issuer(issuer)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(["read"])
-}
 
 #[tokio::test]
 async fn anonymous_route_allows_without_a_token_and_strips_identity_headers() {

@@ -13,17 +13,9 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use support::check::*;
 use support::tokens::Token;
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const AUDIENCE: &str = "orders-api";
-
-/// `key`'s token from issuer A for [`AUDIENCE`]: `alice` through client
-/// `orders-ui`, with scope `read`.
+/// `key`'s token from issuer A (see [`issued_by`]).
 fn issued_by_a(key: Token) -> Token {
-    key.issuer(ISSUER_A)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(["read"])
+    issued_by(ISSUER_A, key)
 }
 
 /// Provider `a` (static keys `rsa-1`, `ec-1`, `ed-1`) on `/api`, the subject

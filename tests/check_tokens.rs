@@ -17,20 +17,7 @@ use serde_json::{Value, json};
 use support::check::*;
 use support::tokens::{Token, unix_now};
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const ISSUER_B: &str = "https://issuer-b.test";
-const AUDIENCE: &str = "orders-api";
 const EC2_JWK: &str = include_str!("fixtures/keys/ec-p256-2.jwk.json");
-
-/// `key`'s token from `issuer` for [`AUDIENCE`]: `alice` through client
-/// `orders-ui`, with scope `read`.
-fn issued_by(issuer: &str, key: Token) -> Token {
-    key.issuer(issuer)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(["read"])
-}
 
 fn b64(json: &Value) -> String {
     URL_SAFE_NO_PAD.encode(json.to_string())

@@ -10,18 +10,10 @@ mod support;
 use support::check::*;
 use support::tokens::Token;
 
-const ISSUER_A: &str = "https://issuer-a.test";
-const AUDIENCE: &str = "orders-api";
-
 /// `ec-1`'s token from issuer A for [`AUDIENCE`]: `alice` through client
 /// `orders-ui`, with scope `read`.
 fn token_a() -> Token {
-    Token::es256()
-        .issuer(ISSUER_A)
-        .audience(AUDIENCE)
-        .subject("alice")
-        .client_id("orders-ui")
-        .scopes(["read"])
+    issued_by(ISSUER_A, Token::es256())
 }
 
 #[tokio::test]

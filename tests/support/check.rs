@@ -22,7 +22,23 @@ use tollgate::CHECK_SERVICE_NAME;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use super::tokens::Token;
 use super::{InProcess, repo_path, watch_until};
+
+/// The issuers and audience the check tests configure.
+pub const ISSUER_A: &str = "https://issuer-a.test";
+pub const ISSUER_B: &str = "https://issuer-b.test";
+pub const AUDIENCE: &str = "orders-api";
+
+/// `key`'s token from `issuer` for [`AUDIENCE`]: `alice` through client
+/// `orders-ui`, with scope `read` (a test sets others with `.scopes`).
+pub fn issued_by(issuer: &str, key: Token) -> Token {
+    key.issuer(issuer)
+        .audience(AUDIENCE)
+        .subject("alice")
+        .client_id("orders-ui")
+        .scopes(["read"])
+}
 
 /// gRPC codes tollgate puts in `CheckResponse.status`.
 pub const GRPC_OK: i32 = 0;
