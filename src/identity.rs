@@ -44,16 +44,6 @@ pub(crate) struct IdentityKey {
     public_jwk: Value,
 }
 
-/// Keys are equal when their algorithm, kid and public key are: the public
-/// key follows from the private one, which is never compared byte by byte.
-impl PartialEq for IdentityKey {
-    fn eq(&self, other: &IdentityKey) -> bool {
-        self.algorithm == other.algorithm
-            && self.kid == other.kid
-            && self.public_jwk == other.public_jwk
-    }
-}
-
 impl std::fmt::Debug for IdentityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityKey")
@@ -125,7 +115,7 @@ impl IdentityKey {
 }
 
 /// The `identity:` section: who signs and how long tokens live.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct IdentitySettings {
     /// `iss` of minted tokens.
     pub issuer: String,
@@ -138,7 +128,7 @@ pub(crate) struct IdentitySettings {
 }
 
 /// A route's signed identity: where it goes and for whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct RouteIdentity {
     /// Lower-case header the token is set in.
     pub header: String,
@@ -164,9 +154,7 @@ pub(crate) struct Subject<'a> {
 
 type CacheKey = (TokenKey, Arc<str>);
 
-/// Mints and caches identity tokens; cheap to clone (the clones share the
-/// cache).
-#[derive(Clone)]
+/// Mints and caches identity tokens.
 pub(crate) struct IdentityMinter {
     settings: IdentitySettings,
     header: Header,

@@ -12,7 +12,7 @@ use super::verify;
 use crate::claims::{Unmet, scopes};
 use crate::digest::TokenKey;
 use crate::headers::render_claims;
-use crate::identity::{IdentityMinter, IdentitySettings, Subject};
+use crate::identity::{IdentityMinter, Subject};
 use crate::outcome::{Decision, Denial, DenyReason, Fault, TokenProblem};
 use crate::routes::{PathParameters, RouteTable};
 use crate::token::extract::{self, ExtractError, TokenSource};
@@ -32,7 +32,7 @@ pub struct Authorizer {
     limits: RequestLimits,
     path_parameters: PathParameters,
     /// Mints signed identity tokens, when `identity:` is configured.
-    identity: Option<(IdentitySettings, IdentityMinter)>,
+    identity: Option<IdentityMinter>,
 }
 
 impl Authorizer {
@@ -51,9 +51,10 @@ impl Authorizer {
     /// Builds the authorizer for a reloaded config, keeping what still
     /// holds: every provider whose settings did not change (its keys, its
     /// introspection answers), the keys of one that fetches them the same
-    /// way, the verified-JWT cache and the minted identity tokens when
-    /// their settings are the same. A reload then causes no refetch, no
-    /// burst of introspection calls and no gap.
+    /// way, and the verified-JWT cache when its settings are the same. A
+    /// reload then causes no refetch, no burst of introspection calls and
+    /// no gap. Minted identity tokens start anew: a route's identity
+    /// settings may have changed under the same name.
     pub(crate) fn renew(
         &self,
         settings: AuthzSettings,
@@ -88,16 +89,7 @@ impl Authorizer {
             Some(previous) if previous.token_cache == token_cache => previous.verified.clone(),
             _ => VerifiedCache::new(&token_cache),
         };
-        let identity = identity.map(|settings| {
-            let kept = previous
-                .and_then(|p| p.identity.as_ref())
-                .filter(|(old, _)| *old == settings);
-            let minter = match kept {
-                Some((_, minter)) => minter.clone(),
-                None => IdentityMinter::new(settings.clone()),
-            };
-            (settings, minter)
-        });
+        let identity = identity.map(IdentityMinter::new);
         let routes = routes
             .into_iter()
             .map(|route| (route.matcher, route.policy))
@@ -118,7 +110,7 @@ impl Authorizer {
 
     /// The identity token minter, for the JWKS it publishes.
     pub(crate) fn identity(&self) -> Option<&IdentityMinter> {
-        self.identity.as_ref().map(|(_, minter)| minter)
+        self.identity.as_ref()
     }
 
     /// The providers, for readiness reporting.
