@@ -68,7 +68,7 @@ impl CheckGate {
             }
             Refused::TimedOut => {
                 record_check("error", "timeout", UNMATCHED_ROUTE, self.timeout);
-                crate::telemetry::record_decision("error", "timeout", UNMATCHED_ROUTE);
+                crate::telemetry::record_decision("error", "timeout", UNMATCHED_ROUTE, None);
                 tracing::error!(timeout = ?self.timeout, "check timed out (server.check_timeout)");
             }
         }

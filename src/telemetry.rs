@@ -173,10 +173,9 @@ fn exporter(settings: &TracingSettings) -> Result<SdkTracerProvider, String> {
         .build())
 }
 
-/// The span of one check. The authorizer fills in the host with
-/// [`record_host`] once it has normalised it, and `route`, `decision` and
-/// `reason` with [`record_decision`]. Method and host only: never the
-/// path's query, a token or a credential header.
+/// The span of one check. The authorizer fills in the host it normalised,
+/// `route`, `decision` and `reason` with [`record_decision`]. Method and
+/// host only: never the path's query, a token or a credential header.
 pub(crate) fn check_span(method: &str) -> Span {
     tracing::info_span!(
         target: SPAN_TARGET,
@@ -191,21 +190,16 @@ pub(crate) fn check_span(method: &str) -> Span {
     )
 }
 
-/// Records the checked request's normalised host on the current span (the
-/// [`check_span`]).
-pub(crate) fn record_host(host: &str) {
-    let span = Span::current();
-    if !span.is_disabled() {
-        span.record("server.address", host);
-    }
-}
-
-/// Records a check's outcome on the current span (the [`check_span`]).
-/// `reason` is the deny or fault label, empty on allow.
-pub(crate) fn record_decision(decision: &str, reason: &str, route: &str) {
+/// Records a check's outcome on the current span (the [`check_span`]), and
+/// the checked request's normalised host when it has one. `reason` is the
+/// deny or fault label, empty on allow.
+pub(crate) fn record_decision(decision: &str, reason: &str, route: &str, host: Option<&str>) {
     let span = Span::current();
     if span.is_disabled() {
         return;
+    }
+    if let Some(host) = host {
+        span.record("server.address", host);
     }
     span.record("decision", decision);
     span.record("route", route);

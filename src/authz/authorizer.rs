@@ -124,12 +124,9 @@ impl Authorizer {
     pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
         let started = tokio::time::Instant::now();
         let target = request.target(self.path_parameters);
-        if let Some(host) = &target.host {
-            crate::telemetry::record_host(host);
-        }
         let outcome = self.decide(&target).await;
         record::log_outcome(&target, &outcome);
-        record::record_outcome(&outcome, started.elapsed());
+        record::record_outcome(&target, &outcome, started.elapsed());
         outcome
     }
 

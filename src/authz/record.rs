@@ -5,8 +5,12 @@ use super::request::Target;
 use crate::error_chain::ErrorChain;
 use crate::outcome::{Decision, Denial, Fault};
 
-/// Counts the outcome and records it on the current span.
-pub(crate) fn record_outcome(outcome: &Result<Decision, Fault>, duration: std::time::Duration) {
+/// Counts the outcome and records it, with the host, on the current span.
+pub(crate) fn record_outcome(
+    target: &Target<'_>,
+    outcome: &Result<Decision, Fault>,
+    duration: std::time::Duration,
+) {
     let (decision, reason, route) = match outcome {
         Ok(Decision::Allow(grant)) => ("allow", "", &grant.route),
         Ok(Decision::Deny(denial)) => ("deny", denial.reason.label(), &denial.route),
@@ -14,7 +18,7 @@ pub(crate) fn record_outcome(outcome: &Result<Decision, Fault>, duration: std::t
     };
     let route = route.as_deref().unwrap_or(crate::metrics::UNMATCHED_ROUTE);
     crate::metrics::record_check(decision, reason, route, duration);
-    crate::telemetry::record_decision(decision, reason, route);
+    crate::telemetry::record_decision(decision, reason, route, target.host.as_deref());
 }
 
 /// The check's log line: at `info` for a decision, at `error` with the

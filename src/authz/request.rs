@@ -29,11 +29,11 @@ pub struct AuthzRequest {
 #[derive(Debug)]
 pub(crate) struct Target<'r> {
     /// Host, lower-case, without port; `None` when the authority is malformed.
-    pub(crate) host: Option<String>,
+    pub(crate) host: Option<Cow<'r, str>>,
     /// Method, upper-case (borrowed when it came so, as Envoy sends it).
     pub(crate) method: Cow<'r, str>,
     /// The normalised path without query, or why it could not be normalised.
-    pub(crate) path: Result<String, PathError>,
+    pub(crate) path: Result<Cow<'r, str>, PathError>,
     /// The raw query string, without `?` or a fragment.
     pub(crate) query: Option<&'r str>,
     /// Header lines, names lower-case.

@@ -3,6 +3,8 @@
 //! another host (a malformed port, empty labels, a bracketed part that is
 //! not an IPv6 address) is refused instead of guessed at.
 
+use std::borrow::Cow;
+
 /// Canonical host of an HTTP authority, as [`RequestTarget::host`] expects.
 ///
 /// Strips a numeric port (`Example.COM:8443` -> `example.com`), the brackets
@@ -16,20 +18,23 @@
 /// refused rather than matched as some other host.
 ///
 /// [`RequestTarget::host`]: super::RequestTarget::host
-pub fn normalize_host(authority: &str) -> Option<String> {
+///
+/// The host is borrowed from `authority` when it needs no change, as for
+/// most requests (`api.example.com`, or with a port).
+pub fn normalize_host(authority: &str) -> Option<Cow<'_, str>> {
     if authority.is_empty() {
-        return Some(String::new());
+        return Some(Cow::Borrowed(""));
     }
     if let Some(bracketed) = authority.strip_prefix('[') {
         let (address, rest) = bracketed.split_once(']')?;
         if !(rest.is_empty() || is_port_suffix(rest)) {
             return None;
         }
-        return canonical_ipv6(address);
+        return canonical_ipv6(address).map(Cow::Owned);
     }
     // Two or more colons: an unbracketed IPv6 address, which has no port.
     if authority.matches(':').count() >= 2 {
-        return canonical_ipv6(authority);
+        return canonical_ipv6(authority).map(Cow::Owned);
     }
     let name = match authority.split_once(':') {
         Some((name, port)) if is_digits(port) => name,
@@ -45,7 +50,14 @@ pub fn normalize_host(authority: &str) -> Option<String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_~!$&'()*+,;=".contains(&b))
     });
-    valid.then(|| name.to_ascii_lowercase())
+    if !valid {
+        return None;
+    }
+    Some(if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    })
 }
 
 /// An IPv6 address in its RFC 5952 text form, so that `0:0::1` and `::1`
@@ -86,7 +98,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn host(authority: &str) -> Option<String> {
-        normalize_host(authority)
+        normalize_host(authority).map(Cow::into_owned)
     }
 
     #[test]

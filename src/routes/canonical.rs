@@ -12,11 +12,11 @@ pub(crate) fn canonical(path: &str) -> Result<String, RouteError> {
         reason,
     })?;
     if normalized == path {
-        Ok(normalized)
+        Ok(normalized.into_owned())
     } else {
         Err(RouteError::NotCanonical {
             path: path.to_owned(),
-            canonical: normalized,
+            canonical: normalized.into_owned(),
         })
     }
 }

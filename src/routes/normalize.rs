@@ -7,6 +7,8 @@
 //! parameters are handled as `server.path_parameters` says, since servlet
 //! containers drop them before dispatching and other servers do not.
 
+use std::borrow::Cow;
+
 /// Why a request path was refused by [`normalize_path`].
 ///
 /// Variants carry no part of the path: the path is attacker input and the
@@ -78,13 +80,42 @@ pub enum PathParameters {
 /// Decoded `%`, `?` and `#` are written back as `%25`, `%3F` and `%23` so
 /// that the output keeps its meaning and is a fixed point:
 /// `normalize_path(&normalize_path(p)?) == normalize_path(p)`.
-pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+///
+/// The path is borrowed from `raw` when it is canonical already, as most
+/// request paths are.
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     normalize_request_path(raw, PathParameters::Keep)
 }
 
 /// [`normalize_path`] for a request, with `;` treated as `parameters` says.
-pub fn normalize_request_path(raw: &str, parameters: PathParameters) -> Result<String, PathError> {
+pub fn normalize_request_path(
+    raw: &str,
+    parameters: PathParameters,
+) -> Result<Cow<'_, str>, PathError> {
     let path = raw.split(['?', '#']).next().unwrap_or_default();
+    if is_plain_canonical(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    normalize_slowly(path, parameters).map(Cow::Owned)
+}
+
+/// Whether `path` is what normalisation makes of it, in every mode,
+/// without looking further: it starts with `/`, holds only letters, digits,
+/// `-`, `_`, `~`, `.` and `/` (nothing to decode, escape or strip), no `//`,
+/// and no `.` or `..` segment.
+fn is_plain_canonical(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'~' | b'.'))
+        && !path.contains("//")
+        && path
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
+}
+
+/// Every step of [`normalize_path`] on `path` (cut at `?` and `#` already).
+fn normalize_slowly(path: &str, parameters: PathParameters) -> Result<String, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -218,7 +249,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn with(raw: &str, parameters: PathParameters) -> Result<String, PathError> {
-        normalize_request_path(raw, parameters)
+        normalize_request_path(raw, parameters).map(Cow::into_owned)
     }
 
     #[test]
@@ -396,6 +427,7 @@ mod tests {
         prop::sample::select(vec![
             "/", "/", "/", "a", "b", "admin", ".", "..", "%2e", "%2E", "%2e%2e", "%2f", "%5c",
             "%41", "%25", "%3f", "%23", "%", "%z", "?", "#", "\\", "%00", "é", ";", "..;", " ",
+            "a-b", "x_y~", ".a", "a.",
         ])
     }
 
@@ -408,6 +440,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_shortcut_for_plain_paths_changes_no_answer(raw in raw_path()) {
+            let path = raw.split(['?', '#']).next().unwrap_or_default();
+            for mode in [PathParameters::Reject, PathParameters::Keep, PathParameters::Strip] {
+                prop_assert_eq!(
+                    normalize_request_path(&raw, mode).map(Cow::into_owned),
+                    normalize_slowly(path, mode),
+                    "{:?} in {:?}", raw, mode
+                );
+                if is_plain_canonical(path) {
+                    prop_assert_eq!(normalize_slowly(path, mode), Ok(path.to_owned()));
+                }
+            }
+        }
+
         #[test]
         fn normalisation_is_idempotent(raw in raw_path()) {
             if let Ok(once) = normalize_path(&raw) {

@@ -281,7 +281,9 @@ pub(crate) mod tests {
     fn path() -> impl Strategy<Value = String> {
         let segment = prop::sample::select(vec!["a", "b", "ab", ""]);
         prop::collection::vec(segment, 0..5).prop_filter_map("not canonical", |segments| {
-            normalize_path(&format!("/{}", segments.join("/"))).ok()
+            normalize_path(&format!("/{}", segments.join("/")))
+                .ok()
+                .map(std::borrow::Cow::into_owned)
         })
     }
 

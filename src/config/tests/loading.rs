@@ -5,34 +5,39 @@ use super::*;
 
 #[test]
 fn loads_the_quickstart_and_defaults() {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let config = Config::load(&base.join("quickstart.yaml")).unwrap();
-    assert_eq!(config.server.grpc_listen.to_string(), "127.0.0.1:9191");
-    assert_eq!(
-        config.authz.token_sources,
-        [TokenSource::authorization_bearer()]
-    );
-    assert_eq!(config.authz.providers.len(), 1);
-    let dev = &config.authz.providers[0];
-    assert_eq!(dev.expectations.leeway, Duration::from_secs(30));
-    assert_eq!(&*dev.scope_claims, ["scope", "scp"]);
-    assert!(
-        !dev.jwt
-            .as_ref()
-            .unwrap()
-            .algorithms
-            .contains(&Algorithm::HS256)
-    );
-    assert!(
-        dev.jwt
-            .as_ref()
-            .unwrap()
-            .algorithms
-            .contains(&Algorithm::ES256)
-    );
-    assert_eq!(config.authz.routes.len(), 3);
-    assert!(config.authz.routes[1].policy.remove_token_header);
-    assert!(!config.authz.unmatched.allow);
+    // In a jail: `load` reads `TOLLGATE_*` variables, which jailed tests
+    // set for the whole process while they run.
+    Jail::expect_with(|_| {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let config = Config::load(&base.join("quickstart.yaml")).map_err(|e| e.to_string())?;
+        assert_eq!(config.server.grpc_listen.to_string(), "127.0.0.1:9191");
+        assert_eq!(
+            config.authz.token_sources,
+            [TokenSource::authorization_bearer()]
+        );
+        assert_eq!(config.authz.providers.len(), 1);
+        let dev = &config.authz.providers[0];
+        assert_eq!(dev.expectations.leeway, Duration::from_secs(30));
+        assert_eq!(&*dev.scope_claims, ["scope", "scp"]);
+        assert!(
+            !dev.jwt
+                .as_ref()
+                .unwrap()
+                .algorithms
+                .contains(&Algorithm::HS256)
+        );
+        assert!(
+            dev.jwt
+                .as_ref()
+                .unwrap()
+                .algorithms
+                .contains(&Algorithm::ES256)
+        );
+        assert_eq!(config.authz.routes.len(), 3);
+        assert!(config.authz.routes[1].policy.remove_token_header);
+        assert!(!config.authz.unmatched.allow);
+        Ok(())
+    });
 }
 
 #[test]
