@@ -1,6 +1,7 @@
 //! The authorizer: one request in, one decision out. It knows nothing of
 //! gRPC or Envoy; the edges translate to and from [`AuthzRequest`] and
-//! [`Decision`], through the one check sequence in [`checkpoint`].
+//! [`Decision`](crate::outcome::Decision), through the one check sequence
+//! in [`checkpoint`].
 //!
 //! A check, top to bottom ([`Authorizer::check`]): normalise host and path
 //! ([`request`]); refuse what cannot be matched safely; find the route;

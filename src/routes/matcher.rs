@@ -14,7 +14,7 @@ pub struct RequestTarget<'a> {
     pub host: &'a str,
     /// The method in upper case.
     pub method: &'a str,
-    /// Output of [`normalize_path`](super::normalize_path).
+    /// Output of [`normalize_path`](super::normalize::normalize_path).
     pub path: &'a str,
 }
 

@@ -3,7 +3,7 @@
 //! past the route meant for it.
 //!
 //! The authorizer canonicalises the request once ([`normalize_host`],
-//! [`normalize_path`]), builds a [`RequestTarget`], and asks the
+//! [`normalize_path`](normalize::normalize_path)), builds a [`RequestTarget`], and asks the
 //! [`RouteTable`] for the first route, in config order, whose
 //! [`RouteMatcher`] matches. A path that cannot be normalised matches no
 //! route; the caller decides what that means (it should deny).
@@ -25,7 +25,7 @@
 //!   compare upper-case (`get` in config matches `GET`).
 //!
 //! # Path normalisation
-//! [`normalize_path`] turns Envoy's `:path` into the canonical path every
+//! [`normalize_path`](normalize::normalize_path) turns Envoy's `:path` into the canonical path every
 //! matcher sees:
 //! - cut at the first `?` or `#`; the path must then start with `/`;
 //! - percent-decode once (`%61dmin` -> `admin`), refusing malformed escapes
@@ -46,7 +46,7 @@
 //!
 //! # Paths in config
 //! Exact paths, prefixes and templates must be written in canonical form
-//! (what [`normalize_path`] returns), otherwise config load fails and the
+//! (what [`normalize_path`](normalize::normalize_path) returns), otherwise config load fails and the
 //! error says what to write instead.
 //! - `Exact("/post")` matches `/post` only, not `/post/` (a request for
 //!   `/post?x=1` is `/post` once normalised, so it does match).
