@@ -97,8 +97,9 @@ pub(crate) struct ServerTls {
     // Read once per accepted connection to clone an Arc, written when the
     // files change; never held across an await.
     current: RwLock<Configs>,
-    /// SHA-256 of the files' contents as last loaded, to notice a change.
-    loaded: RwLock<[u8; 32]>,
+    /// SHA-256 of the files' contents when loaded, where [`ServerTls::watch`]
+    /// starts noticing changes from.
+    loaded: [u8; 32],
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -112,11 +113,11 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Reads and checks the files; an error here refuses the config.
     pub(crate) fn load(settings: TlsSettings) -> Result<ServerTls, TlsError> {
-        let (configs, fingerprint) = configs(&settings)?;
+        let files = Files::read(&settings)?;
         Ok(ServerTls {
+            current: RwLock::new(files.configs(&settings)?),
+            loaded: files.fingerprint(),
             settings,
-            current: RwLock::new(configs),
-            loaded: RwLock::new(fingerprint),
         })
     }
 
@@ -142,6 +143,7 @@ impl ServerTls {
     /// Reloads the files whenever their content changes, every `interval`,
     /// forever; a broken set is logged and the previous one keeps serving.
     pub(crate) async fn watch(self: Arc<Self>, interval: Duration) {
+        let mut seen = self.loaded;
         let mut poll = tokio::time::interval(interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -151,10 +153,10 @@ impl ServerTls {
                 continue;
             };
             let fingerprint = files.fingerprint();
-            if *self.loaded.read().unwrap_or_else(PoisonError::into_inner) == fingerprint {
+            if seen == fingerprint {
                 continue;
             }
-            *self.loaded.write().unwrap_or_else(PoisonError::into_inner) = fingerprint;
+            seen = fingerprint;
             match files.configs(&self.settings) {
                 Ok(configs) => {
                     *self.current.write().unwrap_or_else(PoisonError::into_inner) = configs;
@@ -229,12 +231,6 @@ impl Files {
             http1: config(b"http/1.1")?,
         })
     }
-}
-
-/// The configs and the files' fingerprint, from one reading.
-fn configs(settings: &TlsSettings) -> Result<(Configs, [u8; 32]), TlsError> {
-    let files = Files::read(settings)?;
-    Ok((files.configs(settings)?, files.fingerprint()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

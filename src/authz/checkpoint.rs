@@ -26,6 +26,17 @@ pub(crate) enum Unanswered {
     Fault,
 }
 
+impl Unanswered {
+    /// What the edges tell Envoy; the detail is in the log line.
+    pub(crate) fn description(&self) -> &'static str {
+        match self {
+            Unanswered::Overloaded => "too many authorization checks in flight",
+            Unanswered::TimedOut => "authorization timed out",
+            Unanswered::Fault => "authorization is temporarily unavailable",
+        }
+    }
+}
+
 /// The checks of one server, behind its limits.
 pub(crate) struct Checkpoint {
     live: Arc<LiveAuthorizer>,

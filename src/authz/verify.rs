@@ -13,7 +13,7 @@ use crate::outcome::{Fault, TokenProblem};
 use crate::token::introspection::Introspector;
 use crate::token::jwt;
 use crate::token::provider::Provider;
-use crate::token::verified::{Verification, VerifiedCache, VerifiedJwt};
+use crate::token::verified::{VerifiedCache, VerifiedJwt};
 
 /// A token's verdict: the provider that vouched for it and its claims, or
 /// why it is refused.
@@ -92,7 +92,7 @@ pub(crate) async fn verify<'a>(
         }
         _ => verified.insert(
             key,
-            Verification {
+            VerifiedJwt {
                 provider: id,
                 verifier: Arc::downgrade(verifier),
                 claims: Arc::clone(&claims),

@@ -50,9 +50,10 @@ pub(crate) struct HttpModeSettings {
     pub(crate) path_prefix: Option<Arc<str>>,
 }
 
-/// Equal when a restart would bind and serve the same: the TLS files and
-/// the IdP CA by where they are read from (new contents of the same files
-/// are picked up without one).
+/// Equal when a restart would bind and serve the same, comparing the TLS
+/// files and the IdP CA by where they are read from: the certificate watch
+/// picks up new TLS contents by itself; new contents of the same CA file,
+/// like a new path, wait for a restart.
 impl PartialEq for ServerSettings {
     fn eq(&self, other: &ServerSettings) -> bool {
         self.grpc_listen == other.grpc_listen

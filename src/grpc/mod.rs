@@ -59,12 +59,10 @@ impl Authorization for CheckService {
 /// A check without a decision, as a status Envoy's failure mode acts on.
 /// The detail is in the log line; Envoy does not pass it on anyway.
 fn unanswered(unanswered: Unanswered) -> Status {
+    let description = unanswered.description();
     match unanswered {
-        Unanswered::Overloaded => {
-            Status::resource_exhausted("too many authorization checks in flight")
-        }
-        Unanswered::TimedOut => Status::unavailable("authorization timed out"),
-        Unanswered::Fault => Status::unavailable("authorization is temporarily unavailable"),
+        Unanswered::Overloaded => Status::resource_exhausted(description),
+        Unanswered::TimedOut | Unanswered::Fault => Status::unavailable(description),
     }
 }
 

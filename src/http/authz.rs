@@ -67,18 +67,13 @@ pub(crate) async fn handle(
 /// A check without a decision: a 503 with a short plain-text reason, which
 /// Envoy's failure mode acts on. The detail is in the log line.
 fn unavailable(unanswered: Unanswered) -> Response<Body> {
-    let text = match unanswered {
-        Unanswered::Overloaded => "too many authorization checks in flight\n",
-        Unanswered::TimedOut => "authorization timed out\n",
-        Unanswered::Fault => "authorization is temporarily unavailable\n",
-    };
     response(
         503,
         [(
             "content-type".to_owned(),
             "text/plain; charset=utf-8".to_owned(),
         )],
-        text.to_owned(),
+        format!("{}\n", unanswered.description()),
     )
 }
 

@@ -50,7 +50,6 @@ pub(crate) struct VerifiedJwt {
     /// The key set it verified against (`None`: HMAC). Held, not compared
     /// by address alone, so a freed set's address cannot be mistaken.
     pub(crate) keys: Option<Arc<KeySet>>,
-    lifetime: Duration,
 }
 
 impl VerifiedJwt {
@@ -60,28 +59,19 @@ impl VerifiedJwt {
     }
 }
 
-/// What a fresh verification leaves to remember.
-pub(crate) struct Verification {
-    /// The provider that verified it.
-    pub(crate) provider: ProviderId,
-    /// The verifier that did.
-    pub(crate) verifier: Weak<JwtProvider>,
-    /// Its payload.
-    pub(crate) claims: Claims,
-    /// The key set it verified against (`None`: HMAC).
-    pub(crate) keys: Option<Arc<KeySet>>,
-}
+/// An entry: the verification, and how long it may be remembered.
+type Entry = (Arc<VerifiedJwt>, Duration);
 
 struct Lifetime;
 
-impl moka::Expiry<TokenKey, Arc<VerifiedJwt>> for Lifetime {
+impl moka::Expiry<TokenKey, Entry> for Lifetime {
     fn expire_after_create(
         &self,
         _key: &TokenKey,
-        value: &Arc<VerifiedJwt>,
+        (_, lifetime): &Entry,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.lifetime)
+        Some(*lifetime)
     }
 }
 
@@ -91,7 +81,7 @@ const METRICS_NAME: &str = "verified_jwt";
 /// The cache; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct VerifiedCache {
-    cache: Option<Cache<TokenKey, Arc<VerifiedJwt>>>,
+    cache: Option<Cache<TokenKey, Entry>>,
     ttl: Duration,
 }
 
@@ -120,7 +110,11 @@ impl VerifiedCache {
         key: &TokenKey,
         usable: impl FnOnce(&VerifiedJwt) -> bool,
     ) -> Option<Arc<VerifiedJwt>> {
-        let found = self.cache.as_ref()?.get(key).filter(|hit| usable(hit))?;
+        let (found, _) = self
+            .cache
+            .as_ref()?
+            .get(key)
+            .filter(|(hit, _)| usable(hit))?;
         crate::metrics::record_cache_lookup(METRICS_NAME, true);
         Some(found)
     }
@@ -136,29 +130,14 @@ impl VerifiedCache {
 
     /// Remembers a verification until the token's `exp` or the TTL,
     /// whichever is first. A token without a numeric `exp` is not kept.
-    pub(crate) fn insert(&self, key: TokenKey, verification: Verification) {
+    pub(crate) fn insert(&self, key: TokenKey, verified: VerifiedJwt) {
         let Some(cache) = &self.cache else {
             return;
         };
-        let Verification {
-            provider,
-            verifier,
-            claims,
-            keys,
-        } = verification;
-        let Some(lifetime) = lifetime(self.ttl, claims.get("exp"), unix_now()) else {
+        let Some(lifetime) = lifetime(self.ttl, verified.claims.get("exp"), unix_now()) else {
             return;
         };
-        cache.insert(
-            key,
-            Arc::new(VerifiedJwt {
-                provider,
-                verifier,
-                claims,
-                keys,
-                lifetime,
-            }),
-        );
+        cache.insert(key, (Arc::new(verified), lifetime));
         // Inserts follow a full signature check, so applying moka's pending
         // work here for an exact gauge costs little in comparison.
         crate::metrics::set_cache_entries(METRICS_NAME, self.entries());
@@ -184,10 +163,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn verification(provider: usize, exp: Value) -> Verification {
+    fn verification(provider: usize, exp: Value) -> VerifiedJwt {
         let mut claims = serde_json::Map::new();
         claims.insert("exp".into(), exp);
-        Verification {
+        VerifiedJwt {
             provider: ProviderId(provider),
             verifier: Weak::new(),
             claims: Arc::new(claims),
