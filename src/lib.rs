@@ -23,7 +23,7 @@
 //! | edges | `grpc`, `http` | authz, runtime, leaves (never config) |
 //! | config | `config` | authz, runtime, leaves |
 //! | authz | `authz` | runtime, leaves |
-//! | runtime | `token`, `identity`, `tls`, `telemetry`, `limits`, `metrics`, `devtoken` | leaves |
+//! | runtime | `token`, `identity`, `tls`, `telemetry`, `audit`, `limits`, `metrics`, `devtoken` | leaves |
 //! | leaves | `outcome`, `headers`, `routes`, `claims`, `secret`, `error_chain`, `fetch`, `digest` | leaves |
 //!
 //! A settings type lives in the module that uses it; `config` only reads
@@ -43,6 +43,7 @@
 //! - `identity`: signed identity tokens for the upstream, and their JWKS.
 //! - `tls`: TLS and mutual TLS on the listeners, reloaded when the files change.
 //! - `telemetry`: log output, and OpenTelemetry spans exported over OTLP.
+//! - `audit`: one record per decision, over OTLP logs or to a rotated file.
 //! - `limits`: the Check path's concurrency limit and timeout.
 //! - `metrics`: the Prometheus registry everything records into.
 //! - `devtoken`: tokens signed with the committed development key.
@@ -66,6 +67,7 @@
 // `unreachable_pub` is checked there.
 #![cfg_attr(not(any(test, fuzzing, feature = "test-util")), allow(unreachable_pub))]
 
+mod audit;
 mod authz;
 mod claims;
 mod cli;

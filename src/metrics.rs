@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod clients;
+
+pub(crate) use clients::{ClientLabels, NO_CLIENT, OTHER_CLIENT};
+
 /// The `route` label of a check that matched no configured route.
 pub(crate) const UNMATCHED_ROUTE: &str = "<unmatched>";
 
@@ -149,6 +153,10 @@ pub(crate) struct Registry {
     cache_misses: Family<Counter>,
     cache_entries: Family<Gauge>,
     config_reloads: Family<Counter>,
+    client_checks: Family<Counter>,
+    audit_exported: Family<Counter>,
+    audit_dropped: Family<Counter>,
+    audit_queue: Family<Gauge>,
 }
 
 impl Default for Registry {
@@ -215,6 +223,26 @@ impl Registry {
                 "tollgate_config_reloads_total",
                 "Configuration reloads, by outcome (success, error).",
                 &["outcome"],
+            ),
+            client_checks: Family::new(
+                "tollgate_client_checks_total",
+                "Authorization checks by caller (an allow-listed client, `other` or `none`), decision and configured route.",
+                &["client", "decision", "route"],
+            ),
+            audit_exported: Family::new(
+                "tollgate_audit_records_exported_total",
+                "Audit records the collector accepted or the file took.",
+                &[],
+            ),
+            audit_dropped: Family::new(
+                "tollgate_audit_records_dropped_total",
+                "Audit records dropped, by reason (queue_full, export_failed, rejected, shutdown).",
+                &["reason"],
+            ),
+            audit_queue: Family::new(
+                "tollgate_audit_queue_records",
+                "Audit records waiting for export, as the exporter last saw them.",
+                &[],
             ),
         }
     }
@@ -283,6 +311,33 @@ impl Registry {
         increment(&self.config_reloads, &[outcome]);
     }
 
+    /// Counts one check under its caller's bounded label (see
+    /// [`ClientLabels`]).
+    pub(crate) fn record_client_check(&self, client: &str, decision: &str, route: &str) {
+        increment(&self.client_checks, &[client, decision, route]);
+    }
+
+    /// Counts `count` audit records exported.
+    pub(crate) fn record_audit_exported(&self, count: u64) {
+        self.audit_exported
+            .get(&[])
+            .0
+            .fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Counts `count` audit records dropped for `reason`.
+    pub(crate) fn record_audit_dropped(&self, reason: &str, count: u64) {
+        self.audit_dropped
+            .get(&[reason])
+            .0
+            .fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Sets the number of audit records waiting for export.
+    pub(crate) fn set_audit_queue(&self, records: usize) {
+        self.audit_queue.get(&[]).set(records as f64);
+    }
+
     /// The text exposition of every metric, families in a fixed order and
     /// series sorted by label values.
     pub(crate) fn render(&self) -> String {
@@ -305,6 +360,10 @@ impl Registry {
         render_counters(&mut out, &self.cache_misses);
         render_gauges(&mut out, &self.cache_entries);
         render_counters(&mut out, &self.config_reloads);
+        render_counters(&mut out, &self.client_checks);
+        render_counters(&mut out, &self.audit_exported);
+        render_counters(&mut out, &self.audit_dropped);
+        render_gauges(&mut out, &self.audit_queue);
         out
     }
 }
@@ -406,6 +465,26 @@ pub(crate) fn set_cache_entries(cache: &str, entries: u64) {
 /// [`Registry::record_config_reload`] on the [`global`] registry.
 pub(crate) fn record_config_reload(success: bool) {
     global().record_config_reload(success);
+}
+
+/// [`Registry::record_client_check`] on the [`global`] registry.
+pub(crate) fn record_client_check(client: &str, decision: &str, route: &str) {
+    global().record_client_check(client, decision, route);
+}
+
+/// [`Registry::record_audit_exported`] on the [`global`] registry.
+pub(crate) fn record_audit_exported(count: u64) {
+    global().record_audit_exported(count);
+}
+
+/// [`Registry::record_audit_dropped`] on the [`global`] registry.
+pub(crate) fn record_audit_dropped(reason: &str, count: u64) {
+    global().record_audit_dropped(reason, count);
+}
+
+/// [`Registry::set_audit_queue`] on the [`global`] registry.
+pub(crate) fn set_audit_queue(records: usize) {
+    global().set_audit_queue(records);
 }
 
 /// The [`global`] registry in the Prometheus text format, for `/metrics`

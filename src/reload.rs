@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::AuditSettings;
 use crate::authz::LiveAuthorizer;
 use crate::config::{Config, ServerSettings};
 use crate::error_chain::ErrorChain;
@@ -34,6 +35,8 @@ pub(crate) struct Reloader {
     server: ServerSettings,
     /// The span exporter is built once, at start.
     tracing: Option<crate::telemetry::TracingSettings>,
+    /// So is the audit stream.
+    audit: Option<AuditSettings>,
 }
 
 impl Reloader {
@@ -53,7 +56,15 @@ impl Reloader {
             seen,
             server: server.clone(),
             tracing: telemetry.tracing.clone(),
+            audit: None,
         }
+    }
+
+    /// Notes the `audit` settings the server started with: a reload that
+    /// changes them says they need a restart.
+    pub(crate) fn auditing(mut self, audit: Option<&AuditSettings>) -> Reloader {
+        self.audit = audit.cloned();
+        self
     }
 
     /// Reloads on SIGHUP and on a change of the file's content, forever;
@@ -111,6 +122,9 @@ impl Reloader {
         }
         if config.telemetry.tracing != self.tracing {
             tracing::warn!(%path, "tracing applies at the next restart");
+        }
+        if config.audit != self.audit {
+            tracing::warn!(%path, "audit applies at the next restart");
         }
         let routes = config.authz.routes.len();
         // The CA roots a restart would read anew; a reload keeps the

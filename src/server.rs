@@ -15,10 +15,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::audit::Auditor;
 use crate::authz::{Authorizer, Checkpoint, LiveAuthorizer};
 use crate::config::Config;
 use crate::grpc::{CheckService, FILE_DESCRIPTOR_SET};
 use crate::reload::{POLL_INTERVAL, Reloader};
+
+/// How long queued audit records get to be exported at shutdown.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The fully qualified name health checks ask about.
 pub const CHECK_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -98,14 +102,24 @@ async fn run(
         server: settings,
         telemetry,
         authz,
+        audit,
         warnings: _,
     } = config;
     let client = idp_client(&settings.idp_roots).map_err(ServeError::Client)?;
-    let reloader = path.map(|path| Reloader::new(path, &settings, &telemetry, client.clone()));
+    let reloader = path.map(|path| {
+        Reloader::new(path, &settings, &telemetry, client.clone()).auditing(audit.as_ref())
+    });
+    let (auditor, audit_task) = match audit {
+        Some(audit) => {
+            let (auditor, task) = Auditor::start(audit);
+            (auditor, Some(task))
+        }
+        None => (Auditor::off(), None),
+    };
     let authorizer = Authorizer::new(authz, &client, &settings.idp_roots);
     let live = Arc::new(LiveAuthorizer::new(authorizer));
     let reloading = reloader.map(|reloader| tokio::spawn(reloader.run(Arc::clone(&live))));
-    let checkpoint = Arc::new(Checkpoint::new(Arc::clone(&live), settings.limits));
+    let checkpoint = Arc::new(Checkpoint::new(Arc::clone(&live), settings.limits, auditor));
     // One watch reloads the certificate for both listeners.
     let tls_watch = settings
         .tls
@@ -154,6 +168,9 @@ async fn run(
     stopping.send_replace(true);
     for server in http_servers {
         let _ = server.await;
+    }
+    if let Some(task) = audit_task {
+        task.finish(AUDIT_FLUSH).await;
     }
     result
 }

@@ -9,10 +9,12 @@ use super::record;
 use super::request::{AuthzRequest, Target};
 use super::settings::{AuthzSettings, RequestLimits, RoutePolicy, Unmatched};
 use super::verify;
+use crate::audit::{Auditor, Evidence};
 use crate::claims::{Unmet, scopes};
 use crate::digest::TokenKey;
 use crate::headers::render_claims;
 use crate::identity::{IdentityMinter, Subject};
+use crate::metrics::ClientLabels;
 use crate::outcome::{Decision, Denial, DenyReason, Fault, TokenProblem};
 use crate::routes::{PathParameters, RouteTable};
 use crate::token::extract::{self, ExtractError, TokenSource};
@@ -33,6 +35,8 @@ pub struct Authorizer {
     path_parameters: PathParameters,
     /// Mints signed identity tokens, when `identity:` is configured.
     identity: Option<IdentityMinter>,
+    /// Which callers get a `client` metrics label of their own.
+    client_labels: ClientLabels,
 }
 
 impl Authorizer {
@@ -81,6 +85,7 @@ impl Authorizer {
             token_cache,
             limits,
             path_parameters,
+            client_labels,
         } = settings;
         let providers = Providers::start(providers, client, roots, previous.map(|p| &p.providers));
         // The cache's entries name the provider and verifier that vouched,
@@ -105,6 +110,7 @@ impl Authorizer {
             limits,
             path_parameters,
             identity,
+            client_labels,
         }
     }
 
@@ -121,16 +127,40 @@ impl Authorizer {
     /// Decides one request and logs the decision (never the token). Its
     /// host, route, decision and reason go on the current span too: the
     /// [`Checkpoint`](super::Checkpoint) runs this inside the check's span.
+    /// (The server checks through [`Authorizer::check_audited`]; this is
+    /// for benches, fuzz targets and tests.)
+    #[cfg(any(test, fuzzing, feature = "test-util"))]
     pub async fn check(&self, request: &AuthzRequest) -> Result<Decision, Fault> {
+        self.check_audited(request, &Auditor::off()).await
+    }
+
+    /// As [`Authorizer::check`], and hands the decision to `audit`: a
+    /// recorded decision gets a decision id, returned to Envoy with it.
+    pub(crate) async fn check_audited(
+        &self,
+        request: &AuthzRequest,
+        audit: &Auditor,
+    ) -> Result<Decision, Fault> {
         let started = tokio::time::Instant::now();
         let target = request.target(self.path_parameters);
-        let outcome = self.decide(&target).await;
-        record::log_outcome(&target, &outcome);
-        record::record_outcome(&target, &outcome, started.elapsed());
+        let mut evidence = Evidence::default();
+        let mut outcome = self.decide(&target, &mut evidence).await;
+        let latency = started.elapsed();
+        let decision_id = record::stamp(audit, &mut outcome);
+        record::log_outcome(&target, &outcome, decision_id);
+        record::record_outcome(&target, &outcome, latency);
+        record::count_client(&self.client_labels, &outcome, &evidence);
+        if let Some(id) = decision_id {
+            record::audit(audit, id, &target, &outcome, &evidence, latency);
+        }
         outcome
     }
 
-    async fn decide(&self, target: &Target<'_>) -> Result<Decision, Fault> {
+    async fn decide(
+        &self,
+        target: &Target<'_>,
+        evidence: &mut Evidence,
+    ) -> Result<Decision, Fault> {
         if target.headers.len() > self.limits.max_headers {
             return Ok(self.refuse(DenyReason::TooManyHeaders, None));
         }
@@ -150,7 +180,7 @@ impl Authorizer {
                 self.refuse(DenyReason::NoRoute, None)
             });
         };
-        Ok(match self.decide_route(target, route).await? {
+        Ok(match self.decide_route(target, route, evidence).await? {
             Decision::Deny(denial) if route.output.dry_run => {
                 record::log_dry_run(target, &denial);
                 // Let through, but vouched for by nothing: nothing is set, so
@@ -177,6 +207,7 @@ impl Authorizer {
         &self,
         target: &Target<'_>,
         route: &RoutePolicy,
+        evidence: &mut Evidence,
     ) -> Result<Decision, Fault> {
         if route.anonymous {
             let mut set = Vec::new();
@@ -204,7 +235,15 @@ impl Authorizer {
         // Hashed once: the verified-JWT, introspection and identity caches
         // all look it up by this.
         let key = TokenKey::of(&token);
-        let verdict = verify::verify(&self.providers, &self.verified, route, &token, key).await?;
+        let verdict = verify::verify(
+            &self.providers,
+            &self.verified,
+            route,
+            &token,
+            key,
+            evidence,
+        )
+        .await?;
         let (provider, claims) = match verdict {
             Ok(verified) => verified,
             Err(problem) => {

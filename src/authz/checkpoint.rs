@@ -12,6 +12,7 @@ use tracing::Instrument as _;
 use super::authorizer::Authorizer;
 use super::live::LiveAuthorizer;
 use super::request::AuthzRequest;
+use crate::audit::Auditor;
 use crate::limits::{CheckGate, CheckLimits, Refused};
 use crate::outcome::Decision;
 
@@ -41,6 +42,8 @@ impl Unanswered {
 pub(crate) struct Checkpoint {
     live: Arc<LiveAuthorizer>,
     gate: CheckGate,
+    /// Where decided checks are recorded; kept across reloads.
+    audit: Auditor,
 }
 
 /// A check that got a place: it holds it, and the authorizer current when
@@ -48,15 +51,22 @@ pub(crate) struct Checkpoint {
 pub(crate) struct Admitted<'a> {
     _permit: SemaphorePermit<'a>,
     gate: &'a CheckGate,
+    audit: &'a Auditor,
     authorizer: Arc<Authorizer>,
 }
 
 impl Checkpoint {
-    /// Checks with whatever authorizer `live` holds, within `limits`.
-    pub(crate) fn new(live: Arc<LiveAuthorizer>, limits: CheckLimits) -> Checkpoint {
+    /// Checks with whatever authorizer `live` holds, within `limits`,
+    /// recording decisions to `audit`.
+    pub(crate) fn new(
+        live: Arc<LiveAuthorizer>,
+        limits: CheckLimits,
+        audit: Auditor,
+    ) -> Checkpoint {
         Checkpoint {
             live,
             gate: CheckGate::new(limits),
+            audit,
         }
     }
 
@@ -76,6 +86,7 @@ impl Checkpoint {
         Ok(Admitted {
             _permit: permit,
             gate: &self.gate,
+            audit: &self.audit,
             authorizer: self.live.current(),
         })
     }
@@ -98,8 +109,9 @@ impl Admitted<'_> {
         }
         let gate = self.gate;
         let authorizer = &self.authorizer;
+        let audit = self.audit;
         async move {
-            match gate.within(authorizer.check(request)).await {
+            match gate.within(authorizer.check_audited(request, audit)).await {
                 Ok(Ok(decision)) => Ok(decision),
                 // The cause is in the check's log line.
                 Ok(Err(_)) => Err(Unanswered::Fault),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::claims::{ClaimPath, Requirements};
 use crate::headers::HeaderMapping;
 use crate::identity::{IdentitySettings, RouteIdentity};
+use crate::metrics::ClientLabels;
 use crate::outcome::{Denial, DenyReason, DenyShape};
 use crate::routes::{PathParameters, RouteMatcher};
 use crate::token::extract::TokenSource;
@@ -36,6 +37,8 @@ pub(crate) struct AuthzSettings {
     pub(crate) limits: RequestLimits,
     /// What `;` in a request path means.
     pub(crate) path_parameters: PathParameters,
+    /// Which callers get a `client` metrics label of their own.
+    pub(crate) client_labels: ClientLabels,
 }
 
 /// Bounds on a checked request, refused before any parsing past them.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::providers::Providers;
 use super::settings::RoutePolicy;
+use crate::audit::Evidence;
 use crate::claims::Claims;
 use crate::digest::TokenKey;
 use crate::outcome::{Fault, TokenProblem};
@@ -22,13 +23,15 @@ pub(crate) type Verdict<'a> = Result<(&'a Provider, Claims), TokenProblem>;
 /// Finds who vouches for `token` (whose [`TokenKey`] is `key`) on `route`.
 /// A JWS goes to the provider with keys for its issuer; anything else (an
 /// opaque token, or a JWS no provider has keys for) to the route's
-/// introspection provider.
+/// introspection provider. What it learns on the way (the key id, a cache
+/// hit, the claims) goes into `evidence`, for the audit record.
 pub(crate) async fn verify<'a>(
     providers: &'a Providers,
     verified: &VerifiedCache,
     route: &RoutePolicy,
     token: &str,
     key: TokenKey,
+    evidence: &mut Evidence,
 ) -> Result<Verdict<'a>, Fault> {
     // A route that does not accept the provider takes the long way, which
     // names the reason.
@@ -42,6 +45,9 @@ pub(crate) async fn verify<'a>(
     if let Some(hit) = verified.get(&key, usable)
         && let Some(provider) = providers.get(hit.provider)
     {
+        evidence.cache_hit = Some(true);
+        evidence.key_id.clone_from(&hit.kid);
+        evidence.claims = Some(Arc::clone(&hit.claims));
         return Ok(Ok((provider, Arc::clone(&hit.claims))));
     }
     let unverified = match jwt::peek(token) {
@@ -76,6 +82,8 @@ pub(crate) async fn verify<'a>(
         return Ok(Err(TokenProblem::IssuerNotAllowed));
     };
     verified.missed();
+    evidence.cache_hit = Some(false);
+    evidence.key_id.clone_from(&unverified.kid);
     let jwt = match verifier.verify(token, &unverified).await? {
         Ok(verified) => verified,
         Err(problem) => return Ok(Err(problem)),
@@ -97,9 +105,11 @@ pub(crate) async fn verify<'a>(
                 verifier: Arc::downgrade(verifier),
                 claims: Arc::clone(&claims),
                 keys: jwt.keys,
+                kid: unverified.kid.clone(),
             },
         ),
     }
+    evidence.claims = Some(Arc::clone(&claims));
     Ok(Ok((provider, claims)))
 }
 

@@ -21,7 +21,9 @@
 //! - `routes`: `routes:`, their matchers, requirements and cross-checks;
 //!   `output` for what routes and `defaults:` send besides claim headers.
 //! - `identity`: the `identity:` section.
+//! - `audit`: the `audit:` and `metrics:` sections.
 
+mod audit;
 mod error;
 mod identity;
 mod introspection;
@@ -39,6 +41,7 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Yaml};
 
+use crate::audit::AuditSettings;
 use crate::authz::settings::AuthzSettings;
 use crate::telemetry::TelemetrySettings;
 pub use error::ConfigError;
@@ -49,7 +52,7 @@ pub use values::parse_duration;
 
 /// Top-level keys that `TOLLGATE_<KEY>__...` environment variables may set.
 /// Other `TOLLGATE_` variables (such as test settings) are not config.
-const ENV_SECTIONS: &[&str] = &["server", "log", "tracing", "defaults", "unmatched"];
+const ENV_SECTIONS: &[&str] = &["server", "log", "tracing", "defaults", "unmatched", "audit"];
 
 /// The validated configuration, as the parts that use it take it.
 pub struct Config {
@@ -59,6 +62,8 @@ pub struct Config {
     pub(crate) telemetry: TelemetrySettings,
     /// What the authorizer decides with.
     pub(crate) authz: AuthzSettings,
+    /// The decision audit stream, when configured.
+    pub(crate) audit: Option<AuditSettings>,
     /// Things worth telling the operator that do not stop the start.
     pub(crate) warnings: Vec<String>,
 }
@@ -95,6 +100,12 @@ impl Config {
         let mut warnings = Vec::new();
         let (server, checks) = server::settings(raw.server, base)?;
         let telemetry = telemetry::settings(raw.log, raw.tracing)?;
+        let audit = raw
+            .audit
+            .as_ref()
+            .map(|raw| audit::settings(raw, base))
+            .transpose()?;
+        let client_labels = audit::client_labels(raw.metrics.as_ref())?;
         let token_sources = sources::token_sources(raw.token_sources)?;
         let identity = raw
             .identity
@@ -121,11 +132,13 @@ impl Config {
             token_cache: checks.token_cache,
             limits: checks.limits,
             path_parameters: checks.path_parameters,
+            client_labels,
         };
         Ok(Config {
             server,
             telemetry,
             authz,
+            audit,
             warnings,
         })
     }

@@ -31,6 +31,11 @@ pub(crate) struct RawConfig {
     /// OpenTelemetry span export; off without an endpoint.
     #[serde(default)]
     pub(crate) tracing: RawTracing,
+    /// The decision audit stream, off without it; `config::audit` reads it
+    /// (its structs live there, beside what they become).
+    pub(crate) audit: Option<figment::value::Value>,
+    /// Per-client check metrics, off without it; read by `config::audit`.
+    pub(crate) metrics: Option<figment::value::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -155,6 +155,7 @@ pub fn check_response(decision: Decision) -> CheckResponse {
         Decision::Deny(denial) => {
             let reply = denial.reply();
             CheckResponse {
+                dynamic_metadata: dynamic_metadata(denial.metadata),
                 status: Some(rpc::Status {
                     code: deny_code(reply.status) as i32,
                     message: denial.reason.label().to_owned(),
@@ -173,14 +174,18 @@ pub fn check_response(decision: Decision) -> CheckResponse {
     }
 }
 
-fn allow_response(grant: Grant) -> CheckResponse {
-    let dynamic_metadata = (!grant.metadata.is_empty()).then(|| pbuf::Struct {
-        fields: grant
-            .metadata
+/// Dynamic metadata for Envoy, none when `metadata` is empty.
+fn dynamic_metadata(metadata: serde_json::Map<String, serde_json::Value>) -> Option<pbuf::Struct> {
+    (!metadata.is_empty()).then(|| pbuf::Struct {
+        fields: metadata
             .into_iter()
             .map(|(key, value)| (key, protobuf_value(value)))
             .collect(),
-    });
+    })
+}
+
+fn allow_response(grant: Grant) -> CheckResponse {
+    let dynamic_metadata = dynamic_metadata(grant.metadata);
     CheckResponse {
         status: Some(rpc::Status {
             code: 0,

@@ -61,6 +61,10 @@ pub struct Denial {
     /// For the log line only, never the client: which claim failed, why the
     /// path was refused.
     pub detail: Option<String>,
+    /// Headers added to the deny besides its shape's (the decision id).
+    pub extra_headers: Vec<(String, String)>,
+    /// Envoy dynamic metadata sent with the deny (the decision id).
+    pub metadata: Map<String, Value>,
 }
 
 impl Denial {
@@ -73,12 +77,16 @@ impl Denial {
             caller: None,
             scope_hint: None,
             detail: None,
+            extra_headers: Vec::new(),
+            metadata: Map::new(),
         }
     }
 
     /// What the client gets: shaped by the route, never the detail.
     pub fn reply(&self) -> DenyReply {
-        self.shape.reply(self.reason, self.scope_hint.as_deref())
+        let mut reply = self.shape.reply(self.reason, self.scope_hint.as_deref());
+        reply.headers.extend(self.extra_headers.iter().cloned());
+        reply
     }
 }
 

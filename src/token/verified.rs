@@ -50,6 +50,8 @@ pub(crate) struct VerifiedJwt {
     /// The key set it verified against (`None`: HMAC). Held, not compared
     /// by address alone, so a freed set's address cannot be mistaken.
     pub(crate) keys: Option<Arc<KeySet>>,
+    /// The `kid` of its header, for audit records of later hits.
+    pub(crate) kid: Option<String>,
 }
 
 impl VerifiedJwt {
@@ -171,6 +173,7 @@ mod tests {
             verifier: Weak::new(),
             claims: Arc::new(claims),
             keys: None,
+            kid: None,
         }
     }
 
