@@ -26,6 +26,10 @@ pub struct EnvoyOptions {
     upstream: SocketAddr,
     authz: Option<AuthzOptions>,
     access_log: Option<(PathBuf, String)>,
+    /// Route entries replacing the one catch-all route, as YAML.
+    routes: Option<String>,
+    /// HTTP filter entries between ext_authz and the router, as YAML.
+    filters_after_authz: String,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +76,8 @@ impl EnvoyOptions {
                 tls: None,
             }),
             access_log: None,
+            routes: None,
+            filters_after_authz: String::new(),
         }
     }
 
@@ -107,6 +113,8 @@ impl EnvoyOptions {
             upstream,
             authz: None,
             access_log: None,
+            routes: None,
+            filters_after_authz: String::new(),
         }
     }
 
@@ -142,6 +150,21 @@ impl EnvoyOptions {
     /// `wait_for_file_containing`.
     pub fn access_log(mut self, path: impl Into<PathBuf>, format: &str) -> Self {
         self.access_log = Some((path.into(), format.to_owned()));
+        self
+    }
+
+    /// Replaces the one catch-all route (`prefix: /` to the upstream, whose
+    /// cluster is `upstream`) with `yaml`: a list of route entries written
+    /// from column 0, such as `"- match: { prefix: / }\n  route: { cluster: upstream }\n"`.
+    pub fn routes_yaml(mut self, yaml: &str) -> Self {
+        self.routes = Some(indent(yaml, 14));
+        self
+    }
+
+    /// Adds HTTP filters after ext_authz (so they see its dynamic metadata)
+    /// and before the router: a list of filter entries written from column 0.
+    pub fn filters_after_authz_yaml(mut self, yaml: &str) -> Self {
+        self.filters_after_authz.push_str(&indent(yaml, 10));
         self
     }
 
@@ -371,6 +394,13 @@ fn tail(path: &Path) -> String {
     out
 }
 
+/// Every line of `yaml` indented by `spaces`, each ending in a newline.
+fn indent(yaml: &str, spaces: usize) -> String {
+    yaml.lines()
+        .map(|line| format!("{:spaces$}{line}\n", ""))
+        .collect()
+}
+
 /// A YAML double-quoted scalar; JSON's string escapes are valid YAML.
 fn quoted(text: &str) -> String {
     serde_json::Value::from(text).to_string()
@@ -512,6 +542,11 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
         }
     };
     let upstream_cluster = cluster("upstream", options.upstream, "");
+    let routes = options.routes.clone().unwrap_or_else(|| {
+        "              - match: { prefix: \"/\" }\n                route: { cluster: upstream }\n"
+            .to_owned()
+    });
+    let more_filters = &options.filters_after_authz;
     format!(
         r#"# Written by tests/support/envoy.rs for one test.
 admin:
@@ -534,10 +569,8 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
-          http_filters:
-{authz_filter}          - name: envoy.filters.http.router
+{routes}          http_filters:
+{authz_filter}{more_filters}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
