@@ -9,6 +9,9 @@ Scenarios (each Envoy route answers with a direct_response 200):
   (c) ext_authz over gRPC to tollgate
   (d) ext_authz over HTTP to tollgate's HTTP mode (server.http_listen);
       skipped, saying so, when this tollgate build does not accept it
+  (e) as (c), to a second tollgate with the decision audit stream on (every
+      decision as a JSON line to a rotated file), so e/c is audit on vs off
+      in the same run
 then:
   grpc_load: examples/grpc_load.rs, N checks in flight straight at tollgate
   memory:    tollgate's VmRSS idle, under load, after N distinct tokens
@@ -58,7 +61,13 @@ SCENARIOS = [
     ("b", "Envoy jwt_authn", "port_jwt_authn"),
     ("c", "ext_authz gRPC -> tollgate", "port_grpc"),
     ("d", "ext_authz HTTP -> tollgate", "port_http"),
+    ("e", "ext_authz gRPC -> tollgate, audit on", "port_grpc_audit"),
 ]
+# (e)'s tollgate: every decision recorded, as JSON lines to a rotated file.
+AUDIT_SECTION = """
+audit:
+  file: {{ path: "{path}", max_bytes: 104857600, max_files: 2 }}
+"""
 
 
 def parse_args():
@@ -79,7 +88,7 @@ def parse_args():
                         help="taskset: Envoy on CPU 0, tollgate on CPU 1, load generators on both "
                              "(default: all share every CPU)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries already built")
-    parser.add_argument("--scenarios", default="abcd", help="which of a, b, c, d to run (default abcd)")
+    parser.add_argument("--scenarios", default="abcde", help="which of a, b, c, d, e to run (default abcde)")
     return parser.parse_args()
 
 
@@ -271,6 +280,16 @@ def http_mode_available(tollgate, run_dir, values):
     return result.returncode == 0, (result.stderr or result.stdout).strip()
 
 
+def audit_dropped(admin_port):
+    """tollgate_audit_records_dropped_total by reason, from (e)'s /metrics."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).read().decode()
+    except OSError as error:
+        return f"unknown ({error})"
+    dropped = [line for line in text.splitlines() if line.startswith("tollgate_audit_records_dropped_total")]
+    return ", ".join(dropped) or "none"
+
+
 def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
 
@@ -307,8 +326,9 @@ def main():
     pem, kid = KEYS[args.algorithm]
     jwk = json.loads((ROOT / "tests/fixtures/keys" / JWK_FILES[kid]).read_text())
     ports = {name: free_port() for name in
-             ("admin_port", "port_none", "port_jwt_authn", "port_grpc", "port_http",
-              "tollgate_grpc_port", "tollgate_http_port", "tollgate_admin_port")}
+             ("admin_port", "port_none", "port_jwt_authn", "port_grpc", "port_http", "port_grpc_audit",
+              "tollgate_grpc_port", "tollgate_http_port", "tollgate_admin_port",
+              "tollgate_audit_grpc_port", "tollgate_audit_admin_port")}
     args.ports = ports
     values = dict(ports, issuer=ISSUER, audience=AUDIENCE, log_level=args.log_level,
                   jwks=json.dumps({"keys": [jwk]}), jwks_file=str(ROOT / "tests/fixtures/keys/jwks.json"))
@@ -323,6 +343,13 @@ def main():
     http_line = http_lines(values) if http_ok else ""
     tollgate_config = render("tollgate.yaml.tmpl", run_dir / "tollgate.yaml", **values, http_listen_line=http_line)
     envoy_config = render("envoy.yaml.tmpl", run_dir / "envoy.yaml", **values)
+    audit_values = dict(values, tollgate_grpc_port=ports["tollgate_audit_grpc_port"],
+                        tollgate_admin_port=ports["tollgate_audit_admin_port"])
+    audit_config = render("tollgate.yaml.tmpl", run_dir / "tollgate-audit.yaml", **audit_values,
+                          http_listen_line="")
+    audit_file = run_dir / "audit.jsonl"
+    with open(audit_config, "a") as config:
+        config.write(AUDIT_SECTION.format(path=audit_file))
 
     processes = []
     try:
@@ -334,6 +361,12 @@ def main():
         wait_for_port(ports["tollgate_grpc_port"], tg, "tollgate")
         if http_ok:
             wait_for_port(ports["tollgate_http_port"], tg, "tollgate (HTTP mode)")
+        audited = None
+        if any(s[0] == "e" for s in scenarios):
+            audited = subprocess.Popen(taskset("1", args.pin) + [tollgate, "serve", "--config", str(audit_config)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(audited)
+            wait_for_port(ports["tollgate_audit_grpc_port"], audited, "tollgate (audit on)")
         time.sleep(1)
         rss_idle = rss_kib(tg.pid)
 
@@ -358,6 +391,7 @@ def main():
 
         results = {letter: [] for letter, _, _ in scenarios if letter not in skipped}
         rss_load = 0
+        rss_audit = 0
         load_before = open("/proc/loadavg").read().split()[0]
         for round_number in range(args.rounds):
             for letter, name, port in scenarios:
@@ -366,16 +400,20 @@ def main():
                 print(f"round {round_number + 1}/{args.rounds} ({letter}) {name}: warmup {args.warmup}, "
                       f"then {args.duration}", flush=True)
                 wrk(args, ports[port], tokens, args.warmup)
-                before = (cpu_seconds(envoy_process.pid), cpu_seconds(tg.pid), children_cpu_seconds())
-                with RssSampler(tg.pid) as sampler:
+                # (e) runs on the second tollgate, the one with audit on.
+                pid = audited.pid if letter == "e" else tg.pid
+                before = (cpu_seconds(envoy_process.pid), cpu_seconds(pid), children_cpu_seconds())
+                with RssSampler(pid) as sampler:
                     result = wrk(args, ports[port], tokens, args.duration)
-                after = (cpu_seconds(envoy_process.pid), cpu_seconds(tg.pid), children_cpu_seconds())
+                after = (cpu_seconds(envoy_process.pid), cpu_seconds(pid), children_cpu_seconds())
                 # CPU µs per request: on a shared 2-core machine this, not
                 # wall time, says who a scenario's throughput is spent on.
                 for key, b, a in zip(("cpu_envoy", "cpu_tollgate", "cpu_wrk"), before, after):
                     result[key] = (a - b) * 1e6 / max(result["requests"], 1)
                 if letter in "cd":
                     rss_load = max(rss_load, sampler.peak)
+                if letter == "e":
+                    rss_audit = max(rss_audit, sampler.peak)
                 results[letter].append(result)
                 print(f"    {result['rps']:.0f} req/s, p50 {ms(result['p50_us'])}, p99 {ms(result['p99_us'])}, "
                       f"non-2xx {result['non2xx']}, CPU µs/request: Envoy {result['cpu_envoy']:.0f}, "
@@ -394,6 +432,7 @@ def main():
         filled = grpc_load(args, run_dir, distinct, ["--concurrency", str(args.grpc_concurrency), "--once"])
         rss_distinct = rss_kib(tg.pid)
         distinct.unlink()
+        drops = audit_dropped(ports["tollgate_audit_admin_port"]) if audited else None
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -430,7 +469,7 @@ def main():
                  f"{direct['denied'] + direct['errors']} | |")
     lines.append("")
     ratios = []
-    for top, bottom in (("c", "b"), ("c", "a"), ("d", "b")):
+    for top, bottom in (("c", "b"), ("c", "a"), ("d", "b"), ("e", "c")):
         if top in summary and bottom in summary:
             t, b = summary[top], summary[bottom]
             ratios.append(f"{top}/{bottom}: requests/s {t['rps'] / b['rps']:.2f}x, "
@@ -438,6 +477,11 @@ def main():
         elif top in skipped or bottom in skipped:
             ratios.append(f"{top}/{bottom}: not measured ({skipped.get(top) or skipped.get(bottom)})")
     lines += [f"- {r}" for r in ratios]
+    if "e" in summary:
+        records = sum(1 for path in run_dir.glob("audit.jsonl*") for _ in open(path, "rb"))
+        lines.append(f"- (e) audit: {records} records in {run_dir.name}/audit.jsonl* (two files of 100 MB kept); "
+                     f"dropped: {drops}; its tollgate's VmRSS "
+                     f"under load (peak) {rss_audit / 1024:.1f} MiB")
     lines += [
         f"- tollgate VmRSS: idle {rss_idle / 1024:.1f} MiB; under load (peak) {rss_load / 1024:.1f} MiB; "
         f"after {filled['checks']} distinct tokens checked ({filled['allowed']} allowed) {rss_distinct / 1024:.1f} MiB",
