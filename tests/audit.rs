@@ -505,3 +505,47 @@ async fn a_stopped_slow_or_flapping_collector_drops_and_counts_but_never_holds_a
     assert!(grown < 32 << 20, "resident memory grew {grown} bytes");
     serving.stop().await;
 }
+
+#[tokio::test]
+async fn through_envoy_the_client_and_the_access_log_get_the_records_decision_id() {
+    let idp = Idp::start(jwks_of(&[EC1_JWK])).await;
+    let dir = ScratchDir::new("audit-envoy");
+    let file = dir.join("audit.jsonl");
+    let sections = format!(
+        "audit:\n  file: {{ path: {} }}\n  decision_id_header: x-tollgate-decision-id\n",
+        file.display()
+    );
+    let (tollgate, _config) = start(&config(&idp, &sections)).await;
+    let echo = support::EchoUpstream::start().await;
+    let access_log = dir.join("access.log");
+    let options = support::EnvoyOptions::new(echo.addr, tollgate.addr()).access_log(
+        &access_log,
+        "%RESPONSE_CODE% %DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision_id)%\n",
+    );
+    let envoy = support::Envoy::start(options).await;
+
+    let bearer = format!("Bearer {}", token(&idp, "billing"));
+    for (headers, status) in [
+        (vec![("authorization", bearer.as_str())], 200),
+        (vec![], 401),
+    ] {
+        let response = support::get(&envoy.url("/api/orders"), &headers).await;
+        assert_eq!(response.status, status, "{}", envoy.logs());
+        let id = response
+            .headers
+            .get("x-tollgate-decision-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no decision id header on the {status}"))
+            .to_owned();
+        let logged = support::wait_for_file_containing(&access_log, &id).await;
+        assert!(logged.contains(&format!("{status} {id}")), "{logged}");
+        let recorded = support::wait_for_file_containing(&file, &id).await;
+        let record: serde_json::Value = recorded
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|record| record["decision_id"] == id.as_str())
+            .unwrap();
+        let decision = if status == 200 { "allow" } else { "deny" };
+        assert_eq!(record["decision"], decision, "{recorded}");
+    }
+}

@@ -103,7 +103,6 @@ pub(crate) fn log_record(record: &AuditRecord) -> LogRecord {
             .map(|(key, value)| KeyValue {
                 key,
                 value: Some(any_value(value)),
-                ..Default::default()
             })
             .collect(),
         _ => Vec::new(),
@@ -129,7 +128,6 @@ fn string_attribute(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(value.to_owned())),
         }),
-        ..Default::default()
     }
 }
 
@@ -153,7 +151,6 @@ fn any_value(value: Value) -> AnyValue {
                 .map(|(key, value)| KeyValue {
                     key,
                     value: Some(any_value(value)),
-                    ..Default::default()
                 })
                 .collect(),
         })),

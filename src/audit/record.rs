@@ -45,7 +45,8 @@ pub(crate) struct AuditRecord {
     /// The client id, masked when a rule names `client_id`.
     pub(crate) client_id: Option<String>,
     /// The `kid` of the key that verified the token.
-    pub(crate) key_id: Option<String>,
+    #[serde(serialize_with = "shared_text")]
+    pub(crate) key_id: Option<Arc<str>>,
     /// The sender constraint checked (`dpop`, `mtls`), if any.
     pub(crate) binding: Option<&'static str>,
     /// Whether the verified-JWT cache answered; none when no JWT was looked up.

@@ -2,6 +2,7 @@
 //! hands over for its record.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -79,7 +80,7 @@ pub(crate) enum Masking {
 #[derive(Debug, Default)]
 pub(crate) struct Evidence {
     /// The `kid` of the key that verified a JWT.
-    pub(crate) key_id: Option<String>,
+    pub(crate) key_id: Option<Arc<str>>,
     /// Whether the verified-JWT cache answered (`None`: no JWT looked up).
     pub(crate) cache_hit: Option<bool>,
     /// The sender constraint checked: `"dpop"`, `"mtls"`, or none.

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::record::{Rfc3339, mask_field, selected_claims};
 use super::*;
+use crate::claims::ClaimPath;
 
 fn settings(sink: SinkSettings) -> AuditSettings {
     AuditSettings {

@@ -83,7 +83,9 @@ pub(crate) async fn verify<'a>(
     };
     verified.missed();
     evidence.cache_hit = Some(false);
-    evidence.key_id.clone_from(&unverified.kid);
+    // Shared with the cache entry, so a later hit names it without a copy.
+    let kid: Option<Arc<str>> = unverified.kid.as_deref().map(Arc::from);
+    evidence.key_id.clone_from(&kid);
     let jwt = match verifier.verify(token, &unverified).await? {
         Ok(verified) => verified,
         Err(problem) => return Ok(Err(problem)),
@@ -105,7 +107,7 @@ pub(crate) async fn verify<'a>(
                 verifier: Arc::downgrade(verifier),
                 claims: Arc::clone(&claims),
                 keys: jwt.keys,
-                kid: unverified.kid.clone(),
+                kid,
             },
         ),
     }

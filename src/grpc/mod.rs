@@ -168,7 +168,6 @@ pub fn check_response(decision: Decision) -> CheckResponse {
                     headers: overwriting(reply.headers),
                     body: reply.body,
                 })),
-                ..Default::default()
             }
         }
     }

@@ -51,7 +51,7 @@ pub(crate) struct VerifiedJwt {
     /// by address alone, so a freed set's address cannot be mistaken.
     pub(crate) keys: Option<Arc<KeySet>>,
     /// The `kid` of its header, for audit records of later hits.
-    pub(crate) kid: Option<String>,
+    pub(crate) kid: Option<Arc<str>>,
 }
 
 impl VerifiedJwt {
