@@ -6,10 +6,12 @@
 //! - `server`: listeners, limits, TLS;
 //! - `providers`: key sources, HMAC, audiences, validation, JWKS timing;
 //! - `routes`: routes, defaults, output settings and identity headers.
+//! - `audit`: the audit stream and per-client metric labels.
 
 // figment::Jail closures return figment::Error by value, as its API requires.
 #![allow(clippy::result_large_err)]
 
+mod audit;
 mod loading;
 mod providers;
 mod routes;
