@@ -1,6 +1,8 @@
 //! The bounded queue between checks and the sink, and the one task that
-//! drains it: it takes up to a batch of records, hands them to the sink,
-//! and counts them exported or dropped. Checks only ever `try_send`.
+//! drains it: it takes up to a batch of records (waiting up to the flush
+//! interval for a batch to fill, so a busy server exports few large batches
+//! rather than a write per record), hands them to the sink, and counts them
+//! exported or dropped. Checks only ever `try_send`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +64,11 @@ pub(super) fn start(settings: AuditSettings) -> (Arc<Shared>, AuditTask) {
     let (sender, receiver) = mpsc::channel(settings.queue_capacity.max(1));
     let sink = Sink::new(&settings.sink);
     let (stop, stopped) = oneshot::channel();
-    let handle = tokio::spawn(drain(receiver, sink, settings.batch_size.max(1), stopped));
+    let batching = Batching {
+        size: settings.batch_size.max(1),
+        interval: settings.flush_interval,
+    };
+    let handle = tokio::spawn(drain(receiver, sink, batching, stopped));
     describe(&settings);
     let shared = Arc::new(Shared { settings, sender });
     (shared, AuditTask { handle, stop })
@@ -114,14 +120,23 @@ impl Sink {
     }
 }
 
+/// How records are grouped for export.
+struct Batching {
+    /// Records per export at most.
+    size: usize,
+    /// Longest a record waits for its batch to fill.
+    interval: Duration,
+}
+
 /// Takes batches until the queue is closed and empty: on `stop`, or when
 /// every sender is gone.
 async fn drain(
     mut receiver: mpsc::Receiver<AuditRecord>,
     mut sink: Sink,
-    batch_size: usize,
+    batching: Batching,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let batch_size = batching.size;
     let mut batch = Vec::with_capacity(batch_size);
     let mut stopping = false;
     let mut failing = false;
@@ -136,6 +151,22 @@ async fn drain(
         };
         if taken == 0 {
             break;
+        }
+        let deadline = tokio::time::Instant::now() + batching.interval;
+        while batch.len() < batch_size && !stopping {
+            let room = batch_size - batch.len();
+            tokio::select! {
+                taken = receiver.recv_many(&mut batch, room) => {
+                    if taken == 0 {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => break,
+                _ = &mut stop => {
+                    stopping = true;
+                    receiver.close();
+                }
+            }
         }
         crate::metrics::set_audit_queue(receiver.len());
         let count = batch.len() as u64;

@@ -3,6 +3,7 @@
 //! claims; and its JSON form, which the file sink writes as one line and
 //! the OTLP sink turns into log attributes.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,9 +78,39 @@ impl AuditRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DecisionId([u8; 16]);
 
-/// Mixed into ids if the system random source ever fails, so they stay
-/// distinct.
-static FALLBACK: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// A SplitMix64 state per thread, seeded once from the system's random
+    /// source: ids need to be unique and unguessable enough to sample by,
+    /// not secret, and a check should not pay a DRBG call for one.
+    static RANDOM: Cell<u64> = Cell::new(seed());
+}
+
+/// Distinguishes threads' seeds should the system random source fail.
+static SEEDS: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        return SEEDS.fetch_add(u64::from(nanos) | 1, Ordering::Relaxed);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// The next 64 random bits of this thread's SplitMix64.
+fn next_random() -> u64 {
+    RANDOM.with(|state| {
+        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
 
 impl DecisionId {
     /// A new id for now.
@@ -91,10 +122,8 @@ impl DecisionId {
         let mut bytes = [0u8; 16];
         let millis = u64::try_from(millis).unwrap_or(u64::MAX).to_be_bytes();
         bytes[..6].copy_from_slice(&millis[2..]);
-        if aws_lc_rs::rand::fill(&mut bytes[6..]).is_err() {
-            let count = FALLBACK.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-            bytes[8..].copy_from_slice(&count);
-        }
+        bytes[6..8].copy_from_slice(&next_random().to_be_bytes()[..2]);
+        bytes[8..].copy_from_slice(&next_random().to_be_bytes());
         bytes[6] = (bytes[6] & 0x0f) | 0x70;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         DecisionId(bytes)
@@ -112,17 +141,29 @@ impl DecisionId {
         let bits = (u64::from_be_bytes(random) << 2) >> 11;
         (bits as f64) / ((1u64 << 53) as f64) < ratio
     }
+
+    /// The canonical text, `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx`.
+    fn text(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [b'-'; 36];
+        let mut at = 0;
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0x0f)];
+            at += 2;
+        }
+        text
+    }
 }
 
 impl std::fmt::Display for DecisionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, byte) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let text = self.text();
+        // Hex digits and dashes only.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }
 }
 

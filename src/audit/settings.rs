@@ -27,6 +27,8 @@ pub(crate) struct AuditSettings {
     pub(crate) queue_capacity: usize,
     /// Records sent (or written) together at most.
     pub(crate) batch_size: usize,
+    /// Longest a record waits for its batch to fill before it is exported.
+    pub(crate) flush_interval: Duration,
     /// Response header naming the decision id, besides dynamic metadata.
     pub(crate) decision_id_header: Option<String>,
 }

@@ -27,6 +27,7 @@ fn settings(sink: SinkSettings) -> AuditSettings {
         ],
         queue_capacity: 4,
         batch_size: 2,
+        flush_interval: Duration::from_millis(200),
         decision_id_header: Some("x-decision-id".into()),
     }
 }

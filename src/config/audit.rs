@@ -40,6 +40,8 @@ pub(crate) struct RawAudit {
     pub(crate) mask: Vec<RawMask>,
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) batch_size: Option<usize>,
+    /// Longest a record waits for its batch to fill.
+    pub(crate) flush_interval: Option<RawDuration>,
     /// Response header that names the decision id.
     pub(crate) decision_id_header: Option<String>,
 }
@@ -142,6 +144,11 @@ pub(super) fn settings(
         .collect::<Result<Vec<_>, ConfigError>>()?;
     let queue_capacity = bounded(raw.queue_capacity, 4096, "audit.queue_capacity", 1_000_000)?;
     let batch_size = bounded(raw.batch_size, 512, "audit.batch_size", 10_000)?;
+    let flush_interval = positive_duration(
+        &raw.flush_interval,
+        "audit.flush_interval",
+        Duration::from_millis(200),
+    )?;
     let decision_id_header = raw
         .decision_id_header
         .map(|name| header_name(&name, "audit.decision_id_header"))
@@ -154,6 +161,7 @@ pub(super) fn settings(
         masks,
         queue_capacity,
         batch_size,
+        flush_interval,
         decision_id_header,
     })
 }
