@@ -494,10 +494,21 @@ async fn a_stopped_slow_or_flapping_collector_drops_and_counts_but_never_holds_a
     // What the collector acknowledged is what arrived, nothing more or less.
     assert_eq!(receiver.count() as f64, exported, "{dropped:?}");
 
-    // Up again: records flow.
-    load(&tollgate, &token, 40, 4).await;
-    let (exported_after, _) = accounted(&tollgate, 4840.0).await;
-    assert!(exported_after > exported);
+    // Up again: records flow once the exporter tries again (it pauses a
+    // second after a failure).
+    let mut submitted = 4800.0;
+    let exported_after = loop {
+        load(&tollgate, &token, 20, 4).await;
+        submitted += 20.0;
+        let (now, _) = accounted(&tollgate, submitted).await;
+        if now > exported {
+            break now;
+        }
+        assert!(
+            submitted < 6000.0,
+            "no record exported after the collector came back"
+        );
+    };
     assert_eq!(receiver.count() as f64, exported_after);
     // The queue bounds memory: 4800 records through a queue of 64 leave no
     // growth beyond allocator noise.

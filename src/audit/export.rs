@@ -120,6 +120,11 @@ impl Sink {
     }
 }
 
+/// After a failed export, batches are dropped (and counted) without a try
+/// for this long: a collector that is down costs no connection attempt,
+/// and no request built, per batch.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// How records are grouped for export.
 struct Batching {
     /// Records per export at most.
@@ -140,6 +145,7 @@ async fn drain(
     let mut batch = Vec::with_capacity(batch_size);
     let mut stopping = false;
     let mut failing = false;
+    let mut retry_at = tokio::time::Instant::now();
     loop {
         let taken = tokio::select! {
             taken = receiver.recv_many(&mut batch, batch_size) => taken,
@@ -170,6 +176,11 @@ async fn drain(
         }
         crate::metrics::set_audit_queue(receiver.len());
         let count = batch.len() as u64;
+        if failing && tokio::time::Instant::now() < retry_at {
+            crate::metrics::record_audit_dropped("export_failed", count);
+            batch.clear();
+            continue;
+        }
         match sink.write(&batch).await {
             Ok(refused) => {
                 if failing {
@@ -187,6 +198,7 @@ async fn drain(
                     tracing::warn!(%error, "audit: export failed; records are dropped and counted until it works again");
                 }
                 crate::metrics::record_audit_dropped("export_failed", count);
+                retry_at = tokio::time::Instant::now() + RETRY_AFTER;
             }
         }
         batch.clear();

@@ -96,17 +96,7 @@ pub(crate) fn log_record(record: &AuditRecord) -> LogRecord {
         "deny" => (SeverityNumber::Warn, "WARN"),
         _ => (SeverityNumber::Error, "ERROR"),
     };
-    let attributes = match serde_json::to_value(record) {
-        Ok(Value::Object(fields)) => fields
-            .into_iter()
-            .filter(|(key, value)| key != "time" && !value.is_null())
-            .map(|(key, value)| KeyValue {
-                key,
-                value: Some(any_value(value)),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let attributes = attributes(record);
     LogRecord {
         time_unix_nano: time,
         observed_time_unix_nano: time,
@@ -119,6 +109,62 @@ pub(crate) fn log_record(record: &AuditRecord) -> LogRecord {
         attributes,
         trace_id: record.trace_id.as_deref().map(unhex).unwrap_or_default(),
         ..Default::default()
+    }
+}
+
+/// The record's fields as attributes, named as in its JSON form; `null`
+/// ones left out. Built field by field: a batch is converted even when the
+/// collector is down, so this stays cheap.
+fn attributes(record: &AuditRecord) -> Vec<KeyValue> {
+    use any_value::Value as Any;
+    let text = |key: &str, value: Option<&str>| {
+        value.map(|value| attribute(key, Any::StringValue(value.to_owned())))
+    };
+    let mut attributes: Vec<KeyValue> = [
+        Some(attribute(
+            "decision_id",
+            Any::StringValue(record.decision_id.to_string()),
+        )),
+        text("decision", Some(record.decision)),
+        text("reason", record.reason),
+        record
+            .status
+            .map(|status| attribute("status", Any::IntValue(i64::from(status)))),
+        text("route", record.route.as_deref()),
+        text("method", Some(&record.method)),
+        text("host", Some(&record.host)),
+        text("path", Some(&record.path)),
+        text("provider", record.provider.as_deref()),
+        text("subject", record.subject.as_deref()),
+        text("client_id", record.client_id.as_deref()),
+        text("key_id", record.key_id.as_deref()),
+        text("binding", record.binding),
+        record
+            .cache_hit
+            .map(|hit| attribute("cache_hit", Any::BoolValue(hit))),
+        Some(attribute(
+            "latency_us",
+            Any::IntValue(i64::try_from(record.latency.as_micros()).unwrap_or(i64::MAX)),
+        )),
+        text("trace_id", record.trace_id.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !record.claims.is_empty() {
+        let claims = Value::Object(record.claims.clone());
+        attributes.push(KeyValue {
+            key: "claims".to_owned(),
+            value: Some(any_value(claims)),
+        });
+    }
+    attributes
+}
+
+fn attribute(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
     }
 }
 
