@@ -167,11 +167,17 @@ impl Envoy {
     /// Writes the bootstrap, starts Envoy and returns once it reports ready
     /// with its listener bound. Panics with Envoy's own output on failure.
     pub async fn start(options: EnvoyOptions) -> Self {
+        Self::start_bootstrap(bootstrap_yaml(&options)).await
+    }
+
+    /// As [`Envoy::start`], with a bootstrap written by the caller: admin
+    /// and every listener on 127.0.0.1 port 0; [`Envoy::url`] is the first
+    /// listener, [`Envoy::listener_named`] finds the others.
+    pub async fn start_bootstrap(bootstrap: String) -> Self {
         let binary = tokio::task::spawn_blocking(envoy_binary)
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let dir = ScratchDir::new("envoy");
-        let bootstrap = bootstrap_yaml(&options);
         let config_path = dir.join("envoy.yaml");
         let admin_path = dir.join("admin-address");
         std::fs::write(&config_path, &bootstrap).expect("writing the Envoy bootstrap");
@@ -308,6 +314,37 @@ impl Envoy {
         if let Some(addr) = listener {
             self.listener = addr;
         }
+    }
+
+    /// The bound address of the listener called `name`, from the admin API.
+    pub async fn listener_named(&self, name: &str) -> SocketAddr {
+        let url = self.admin_url("/listeners?format=json");
+        let body: serde_json::Value = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("building the admin client")
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let statuses = body["listener_statuses"].as_array().cloned();
+        let socket = statuses
+            .unwrap_or_default()
+            .into_iter()
+            .find(|status| status["name"] == name)
+            .map(|status| status["local_address"]["socket_address"].clone())
+            .unwrap_or_else(|| panic!("{url}: no listener {name:?} in {body}"));
+        let (Some(address), Some(port)) =
+            (socket["address"].as_str(), socket["port_value"].as_u64())
+        else {
+            panic!("{url}: listener {name:?} has no address in {body}");
+        };
+        format!("{address}:{port}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{url}: bad address {address}:{port}: {e}"))
     }
 
     /// The bound address of the one listener, from `/listeners?format=json`.
