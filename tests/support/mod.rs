@@ -19,6 +19,10 @@
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //! - `tokens`: signs test JWTs with the committed fixture keys.
+//! - `dpop`: DPoP keys and proofs (RFC 9449), built field by field.
+//! - `binding`: client certificates, HTTPS clients presenting them, bound
+//!   tokens from the real OpenID provider, and an Envoy bootstrap with TLS
+//!   listeners passing the client certificate to tollgate.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
 //! tokio's time (`start_paused`).
@@ -30,8 +34,10 @@
 // libraries, so `pub` can never be reachable from outside them.
 #![allow(unreachable_pub)]
 
+pub mod binding;
 pub mod check;
 mod client;
+pub mod dpop;
 mod echo;
 mod envoy;
 mod envoy_bin;
