@@ -1,0 +1,902 @@
+//! Sender-constrained access tokens end to end: RFC 8705 certificate-bound
+//! tokens and RFC 9449 DPoP, issued by the real OpenID provider
+//! (`oidc-provider`, with its mutual-TLS listener) and presented through the
+//! real Envoy's HTTPS listeners (client certificates passed to tollgate
+//! with `include_peer_certificate`) to the real `tollgate` binary.
+//!
+//! One IdP, one tollgate and one Envoy serve every case: starting them is
+//! most of the cost. The cases run in one test and each is checked on its
+//! own, so a failure lists every case that went wrong, not just the first.
+//! Certificates: `tests/fixtures/binding/` (see its README); DPoP keys are
+//! generated per run.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use support::binding::{
+    ClientCert, HttpsClients, OPTIONAL_LISTENER, REQUIRED_LISTENER, dpop_token, envoy_bootstrap,
+    forged_xfcc, jwt_claims, mtls_token, oidc_mtls,
+};
+use support::dpop::{DpopKey, ath, unix_now};
+use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcOptions, OidcProvider};
+use support::{EchoUpstream, Envoy, Response, ScratchDir, TollgateProcess};
+
+/// The DPoP algorithms tollgate is configured with; its `algs` challenge
+/// parameter must list exactly these.
+const DPOP_ALGORITHMS: [&str; 5] = ["ES256", "ES384", "EdDSA", "PS256", "RS256"];
+
+/// The binding section and routes are the interface of issue 14, written
+/// as a user would.
+fn config(issuer: &str) -> String {
+    format!(
+        r#"server:
+  grpc_listen: 127.0.0.1:0
+providers:
+  - name: oidc
+    issuer: {issuer}
+    discovery: true
+    audiences: [{JWT_RESOURCE}, {OPAQUE_RESOURCE}]
+    introspection:
+      client_id: tollgate
+      client_secret: {{ env: TOLLGATE_TEST_INTROSPECTION_SECRET }}
+      timeout: 500ms
+binding:
+  client_certificate:
+    sources: [peer]
+  dpop:
+    algorithms: [ES256, ES384, EdDSA, PS256, RS256]
+    max_age: 60s
+    leeway: 5s
+    replay_cache_entries: 100000
+routes:
+  - name: dpop-only
+    match: {{ path: {{ prefix: /dpop }} }}
+    require: {{ binding: dpop }}
+  - name: mtls-only
+    match: {{ path: {{ prefix: /mtls }} }}
+    require: {{ binding: mtls }}
+  - name: either
+    match: {{ path: {{ prefix: /either }} }}
+    require: {{ binding: any_bound }}
+  - name: plain
+    match: {{ path: {{ prefix: /plain }} }}
+"#
+    )
+}
+
+/// The IdP (with its mutual-TLS listener), tollgate, the echo upstream and
+/// Envoy with its two HTTPS listeners. Fields drop in order: Envoy first.
+struct Fixture {
+    envoy: Envoy,
+    tollgate: TollgateProcess,
+    _echo: EchoUpstream,
+    idp: OidcProvider,
+    clients: HttpsClients,
+    /// The listener that requires a client certificate.
+    required: SocketAddr,
+    /// The listener where a client certificate is optional.
+    optional: SocketAddr,
+    _dir: ScratchDir,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let idp = OidcProvider::start_with(OidcOptions {
+            mtls: Some(oidc_mtls()),
+            ..OidcOptions::default()
+        })
+        .await;
+        let dir = ScratchDir::new("sender-binding");
+        let config_path = dir.join("tollgate.yaml");
+        std::fs::write(&config_path, config(idp.issuer()))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", config_path.display()));
+        let tollgate = TollgateProcess::serve_file(
+            &config_path,
+            &[("TOLLGATE_TEST_INTROSPECTION_SECRET", "tollgate-secret")],
+        )
+        .await;
+        tollgate.wait_until_serving().await;
+        let echo = EchoUpstream::start().await;
+        let envoy = Envoy::start_bootstrap(envoy_bootstrap(echo.addr, tollgate.addr())).await;
+        let required = envoy.listener_named(REQUIRED_LISTENER).await;
+        let optional = envoy.listener_named(OPTIONAL_LISTENER).await;
+        Fixture {
+            envoy,
+            tollgate,
+            _echo: echo,
+            idp,
+            clients: HttpsClients::new(),
+            required,
+            optional,
+            _dir: dir,
+        }
+    }
+
+    /// `https://<the required listener><path>`: what a client with a
+    /// certificate requests, and so the `htu` of its proofs.
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.required)
+    }
+
+    /// `https://<the optional listener><path>`.
+    fn optional_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.optional)
+    }
+
+    async fn send(&self, request: &Request) -> Result<Response, String> {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(authorization) = &request.authorization {
+            headers.push(("authorization", authorization));
+        }
+        for proof in &request.proofs {
+            headers.push(("dpop", proof));
+        }
+        for (name, value) in &request.extra {
+            headers.push((name, value));
+        }
+        self.clients
+            .send(
+                request.cert,
+                &request.method,
+                &request.url,
+                &headers,
+                Vec::new(),
+            )
+            .await
+    }
+}
+
+/// One request as a client sends it.
+#[derive(Debug, Clone)]
+struct Request {
+    cert: ClientCert,
+    method: String,
+    url: String,
+    authorization: Option<String>,
+    /// Each one is a `DPoP` header line.
+    proofs: Vec<String>,
+    extra: Vec<(String, String)>,
+}
+
+impl Request {
+    fn new(cert: ClientCert, method: &str, url: &str) -> Self {
+        Request {
+            cert,
+            method: method.to_owned(),
+            url: url.to_owned(),
+            authorization: None,
+            proofs: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn get(cert: ClientCert, url: &str) -> Self {
+        Request::new(cert, "GET", url)
+    }
+
+    fn bearer(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("Bearer {token}"));
+        self
+    }
+
+    /// `Authorization: DPoP <token>`, with no proof yet.
+    fn dpop_scheme(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("DPoP {token}"));
+        self
+    }
+
+    /// One more `DPoP` header.
+    fn proof(mut self, proof: String) -> Self {
+        self.proofs.push(proof);
+        self
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Headers as they would be logged: tokens and proofs cut short.
+    fn describe(&self) -> String {
+        let authorization = self.authorization.as_deref().map(|value| {
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            format!("{scheme} {}", short(token))
+        });
+        let proofs: Vec<String> = self.proofs.iter().map(|proof| short(proof)).collect();
+        format!(
+            "{} {} cert={:?} authorization={authorization:?} dpop={proofs:?} extra={:?}",
+            self.method, self.url, self.cert, self.extra
+        )
+    }
+}
+
+/// The first characters of a token or proof, enough to tell them apart in
+/// a failure without writing whole credentials to the log.
+fn short(text: &str) -> String {
+    let cut: String = text.chars().take(12).collect();
+    format!("{cut}...({} chars)", text.len())
+}
+
+/// The `error` parameter a challenge must carry.
+#[derive(Debug, Clone, Copy)]
+enum ErrorParam {
+    Exactly(&'static str),
+    /// No `error` (a request without credentials).
+    Absent,
+    /// Not asserted: the issue does not say.
+    Unchecked,
+}
+
+/// What a client must see.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// 200 from the echo upstream.
+    Allow,
+    /// 401 with a challenge of `scheme` (and, for `DPoP`, `algs` listing
+    /// exactly [`DPOP_ALGORITHMS`]).
+    Unauthorized(&'static str, ErrorParam),
+    /// 401; the challenge is not asserted.
+    UnauthorizedAnyChallenge,
+}
+
+/// One `WWW-Authenticate` challenge: its scheme and parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Challenge {
+    scheme: String,
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Splits `text` at commas outside quoted strings.
+fn split_outside_quotes(text: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = parts.last_mut() {
+            last.push(c);
+        }
+    }
+    parts
+        .into_iter()
+        .map(|part| part.trim().to_owned())
+        .filter(|part| !part.is_empty())
+        .collect()
+}
+
+/// Every challenge in every `WWW-Authenticate` header (RFC 9110 11.6.1:
+/// one header may hold several, as `Bearer realm="a", DPoP algs="ES256"`).
+fn challenges(response: &Response) -> Vec<Challenge> {
+    let mut found: Vec<Challenge> = Vec::new();
+    for value in response.headers.get_all("www-authenticate") {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for part in split_outside_quotes(&text) {
+            // A part starts a new challenge when it begins with a scheme: a
+            // token followed by a space or by nothing.
+            let (head, rest) = part.split_once(' ').unwrap_or((&part, ""));
+            let param = if head.contains('=') {
+                Some(part.as_str())
+            } else {
+                found.push(Challenge {
+                    scheme: head.to_owned(),
+                    params: Vec::new(),
+                });
+                Some(rest.trim()).filter(|rest| !rest.is_empty())
+            };
+            if let (Some(param), Some(challenge)) = (param, found.last_mut()) {
+                let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                let value = value.trim().trim_matches('"').replace("\\\"", "\"");
+                challenge.params.push((key.trim().to_owned(), value));
+            }
+        }
+    }
+    found
+}
+
+/// Why `response` is not what `expect` says, if it is not.
+fn mismatch(response: &Response, request: &Request, expect: Expect) -> Option<String> {
+    // The echo upstream's answer repeats the request's credentials: only
+    // its path is shown. tollgate's deny bodies carry none.
+    let echoed = serde_json::from_str::<serde_json::Value>(&response.body).ok();
+    let body = match echoed.as_ref().and_then(|echo| echo["path"].as_str()) {
+        Some(path) => format!("the upstream's echo of {path}"),
+        None => response.body.chars().take(200).collect::<String>(),
+    };
+    let got = format!(
+        "got {} www-authenticate={:?} body={body}",
+        response.status,
+        response
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>(),
+    );
+    match expect {
+        Expect::Allow => {
+            if response.status != 200 {
+                return Some(format!("expected 200 from the upstream, {got}"));
+            }
+            let path = request
+                .url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+                .unwrap_or("/");
+            match echoed {
+                Some(echo) if echo["path"] == path => None,
+                _ => Some(format!(
+                    "expected the echo upstream's answer for {path}, {got}"
+                )),
+            }
+        }
+        Expect::UnauthorizedAnyChallenge => {
+            (response.status != 401).then(|| format!("expected 401, {got}"))
+        }
+        Expect::Unauthorized(scheme, error) => {
+            if response.status != 401 {
+                return Some(format!("expected 401 with a {scheme} challenge, {got}"));
+            }
+            let all = challenges(response);
+            let Some(challenge) = all.iter().find(|c| c.scheme.eq_ignore_ascii_case(scheme)) else {
+                return Some(format!("expected a {scheme} challenge, {got}"));
+            };
+            let problem = match (error, challenge.param("error")) {
+                (ErrorParam::Exactly(want), Some(have)) if want == have => None,
+                (ErrorParam::Exactly(want), have) => {
+                    Some(format!("expected {scheme} error=\"{want}\", not {have:?}"))
+                }
+                (ErrorParam::Absent, Some(have)) => {
+                    Some(format!("expected {scheme} without an error, not {have:?}"))
+                }
+                (ErrorParam::Absent | ErrorParam::Unchecked, _) => None,
+            };
+            if let Some(problem) = problem {
+                return Some(format!("{problem}, {got}"));
+            }
+            if scheme.eq_ignore_ascii_case("DPoP") {
+                let algs: BTreeSet<&str> = challenge
+                    .param("algs")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|alg| !alg.is_empty())
+                    .collect();
+                let want: BTreeSet<&str> = DPOP_ALGORITHMS.into_iter().collect();
+                if algs != want {
+                    return Some(format!(
+                        "expected DPoP algs=\"{}\" (in any order), {got}",
+                        DPOP_ALGORITHMS.join(" ")
+                    ));
+                }
+            }
+            None
+        }
+    }
+}
+
+/// The cases' outcomes; [`Report::finish`] fails the test listing every
+/// failed case.
+#[derive(Default)]
+struct Report {
+    passed: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Report {
+    async fn check(&mut self, fixture: &Fixture, name: &str, request: Request, expect: Expect) {
+        let outcome = fixture.send(&request).await;
+        self.record(name, &request, expect, outcome);
+    }
+
+    fn record(
+        &mut self,
+        name: &str,
+        request: &Request,
+        expect: Expect,
+        outcome: Result<Response, String>,
+    ) {
+        let problem = match &outcome {
+            Err(e) => Some(format!("expected {expect:?}, the request failed: {e}")),
+            Ok(response) => mismatch(response, request, expect),
+        };
+        match problem {
+            None => self.passed.push(name.to_owned()),
+            Some(problem) => self.failed.push(format!(
+                "- {name}\n    request: {}\n    {problem}",
+                request.describe()
+            )),
+        }
+    }
+
+    fn finish(self, fixture: &Fixture) {
+        let mut summary = format!(
+            "sender binding: {} of {} cases passed\n",
+            self.passed.len(),
+            self.passed.len() + self.failed.len()
+        );
+        for line in &self.failed {
+            let _ = writeln!(summary, "{line}");
+        }
+        eprintln!("{summary}");
+        if !self.failed.is_empty() {
+            panic!(
+                "{summary}\n--- tollgate\n{}\n--- envoy\n{}",
+                fixture.tollgate.logs(),
+                fixture.envoy.logs()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bound_tokens_are_accepted_only_from_their_holder() {
+    let f = Fixture::start().await;
+    let clients = &f.clients;
+    let alice = DpopKey::generate();
+    let thief = DpopKey::generate();
+    let a = ClientCert::A;
+
+    // The IdP issues what the cases rely on: tokens bound as asked.
+    let dpop_answer = dpop_token(&f.idp, &alice, JWT_RESOURCE).await;
+    assert_eq!(dpop_answer["token_type"], "DPoP", "{dpop_answer}");
+    let dpop_jwt = dpop_answer["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        jwt_claims(&dpop_jwt)["cnf"]["jkt"],
+        alice.thumbprint(),
+        "the DPoP JWT is bound to alice's key"
+    );
+    let dpop_opaque = dpop_token(&f.idp, &alice, OPAQUE_RESOURCE).await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let introspected = f.idp.introspect(&dpop_opaque).await;
+    assert_eq!(
+        introspected["cnf"]["jkt"],
+        alice.thumbprint(),
+        "{introspected}"
+    );
+    assert_eq!(introspected["token_type"], "DPoP", "{introspected}");
+
+    let mtls_jwt = mtls_token(&f.idp, clients, a, JWT_RESOURCE).await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let a_thumbprint = a.thumbprint().expect("A has a certificate");
+    assert_eq!(jwt_claims(&mtls_jwt)["cnf"]["x5t#S256"], a_thumbprint);
+    let mtls_opaque = mtls_token(&f.idp, clients, a, OPAQUE_RESOURCE).await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let introspected = f.idp.introspect(&mtls_opaque).await;
+    assert_eq!(
+        introspected["cnf"]["x5t#S256"], a_thumbprint,
+        "{introspected}"
+    );
+    assert_ne!(
+        ClientCert::B.thumbprint(),
+        Some(a_thumbprint.clone()),
+        "A and B are different certificates"
+    );
+
+    let plain_jwt = f
+        .idp
+        .client_credentials_token(BASIC_CLIENT, "read", Some(JWT_RESOURCE))
+        .await;
+    assert!(jwt_claims(&plain_jwt).get("cnf").is_none());
+    let plain_opaque = f
+        .idp
+        .client_credentials_token(BASIC_CLIENT, "read", Some(OPAQUE_RESOURCE))
+        .await;
+    assert!(f.idp.introspect(&plain_opaque).await.get("cnf").is_none());
+
+    // Envoy's required listener refuses a handshake without a certificate.
+    let refused = f
+        .send(&Request::get(ClientCert::None, &f.url("/plain")).bearer(&plain_jwt))
+        .await;
+    assert!(
+        refused.is_err(),
+        "the required listener answered a client without a certificate: {refused:?}"
+    );
+
+    let mut report = Report::default();
+    let allow = Expect::Allow;
+    let dpop_error = |error| Expect::Unauthorized("DPoP", ErrorParam::Exactly(error));
+    let bearer_error = |error| Expect::Unauthorized("Bearer", ErrorParam::Exactly(error));
+    let invalid_proof = dpop_error("invalid_dpop_proof");
+
+    // A valid DPoP request for `token` at `path` on the required listener.
+    let dpop_request = |method: &str, path: &str, token: &str| {
+        let url = f.url(path);
+        let htu = url.split('?').next().unwrap_or_default().to_owned();
+        Request::new(a, method, &url)
+            .dpop_scheme(token)
+            .proof(alice.proof(method, &htu).access_token(token).sign())
+    };
+
+    // --- Unbound tokens: routes without a binding requirement take them.
+    let cases = [
+        (
+            "unbound JWT on plain",
+            Request::get(a, &f.url("/plain/x")).bearer(&plain_jwt),
+        ),
+        (
+            "unbound opaque on plain",
+            Request::get(a, &f.url("/plain/x")).bearer(&plain_opaque),
+        ),
+        (
+            "unbound JWT on plain, no client certificate",
+            Request::get(ClientCert::None, &f.optional_url("/plain/x")).bearer(&plain_jwt),
+        ),
+    ];
+    for (name, request) in cases {
+        report.check(&f, name, request, allow).await;
+    }
+
+    // --- DPoP-bound tokens with a valid proof pass on every route.
+    for (kind, token) in [("JWT", &dpop_jwt), ("opaque", &dpop_opaque)] {
+        for path in ["/dpop/items", "/either/items", "/plain/items"] {
+            let name = format!("DPoP {kind} with a valid proof on {path}");
+            report
+                .check(&f, &name, dpop_request("GET", path, token), allow)
+                .await;
+        }
+    }
+    report
+        .check(
+            &f,
+            "DPoP JWT, POST with an htm POST proof",
+            dpop_request("POST", "/dpop/items", &dpop_jwt),
+            allow,
+        )
+        .await;
+    report
+        .check(
+            &f,
+            "DPoP JWT, a query in the URL and none in htu",
+            dpop_request("GET", "/dpop/items?page=2&q=a%20b", &dpop_jwt),
+            allow,
+        )
+        .await;
+    {
+        // RFC 9449 4.3 (9): htu is compared ignoring query and fragment.
+        let url = f.url("/dpop/items?page=2");
+        let proof = alice.proof("GET", &url).access_token(&dpop_jwt).sign();
+        let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
+        report
+            .check(&f, "DPoP JWT, htu carrying the same query", request, allow)
+            .await;
+    }
+    {
+        let url = f.url("/dpop/items");
+        let proof = alice
+            .proof("GET", &url)
+            .access_token(&dpop_jwt)
+            .iat(unix_now() - 30)
+            .sign();
+        let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
+        report
+            .check(
+                &f,
+                "DPoP JWT, a proof 30s old (within max_age)",
+                request,
+                allow,
+            )
+            .await;
+    }
+    {
+        // DPoP needs no client certificate.
+        let url = f.optional_url("/dpop/items");
+        let proof = alice.proof("GET", &url).access_token(&dpop_jwt).sign();
+        let request = Request::get(ClientCert::None, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(proof);
+        report
+            .check(&f, "DPoP JWT without a client certificate", request, allow)
+            .await;
+    }
+
+    // --- Certificate-bound tokens from their own certificate pass everywhere.
+    for (kind, token) in [("JWT", &mtls_jwt), ("opaque", &mtls_opaque)] {
+        for path in ["/mtls/items", "/either/items", "/plain/items"] {
+            let name = format!("cert-bound {kind} from certificate A on {path}");
+            let request = Request::get(a, &f.url(path)).bearer(token);
+            report.check(&f, &name, request, allow).await;
+        }
+    }
+
+    // --- A DPoP-bound token is not a bearer token, on any route.
+    for (kind, token) in [("JWT", &dpop_jwt), ("opaque", &dpop_opaque)] {
+        for path in ["/plain/items", "/dpop/items", "/either/items"] {
+            let name = format!("DPoP {kind} sent as Bearer on {path}");
+            let request = Request::get(a, &f.url(path)).bearer(token);
+            report
+                .check(&f, &name, request, dpop_error("invalid_token"))
+                .await;
+        }
+    }
+    {
+        let url = f.url("/plain/items");
+        let proof = alice.proof("GET", &url).access_token(&dpop_jwt).sign();
+        let request = Request::get(a, &url).bearer(&dpop_jwt).proof(proof);
+        report
+            .check(
+                &f,
+                "DPoP JWT sent as Bearer with a valid proof beside it",
+                request,
+                dpop_error("invalid_token"),
+            )
+            .await;
+    }
+    report
+        .check(
+            &f,
+            "DPoP JWT under the DPoP scheme without a proof",
+            Request::get(a, &f.url("/dpop/items")).dpop_scheme(&dpop_jwt),
+            Expect::Unauthorized("DPoP", ErrorParam::Unchecked),
+        )
+        .await;
+
+    // --- A stolen DPoP token with the thief's own, otherwise valid, proof.
+    for (kind, token) in [("JWT", &dpop_jwt), ("opaque", &dpop_opaque)] {
+        for path in ["/dpop/items", "/plain/items"] {
+            let url = f.url(path);
+            let proof = thief.proof("GET", &url).access_token(token).sign();
+            let request = Request::get(a, &url).dpop_scheme(token).proof(proof);
+            let name = format!("stolen DPoP {kind} with the thief's proof on {path}");
+            report
+                .check(&f, &name, request, dpop_error("invalid_token"))
+                .await;
+        }
+    }
+
+    // --- Bad proofs: each breaks one thing about a valid one.
+    let url = f.url("/dpop/items");
+    let good = || alice.proof("GET", &url).access_token(&dpop_jwt);
+    let http_url = url.replacen("https://", "http://", 1);
+    let other_host = url.replacen("127.0.0.1", "localhost", 1);
+    let other_port = f.optional_url("/dpop/items");
+    let bad_proofs: Vec<(&str, String)> = vec![
+        (
+            "htm POST for a GET",
+            alice.proof("POST", &url).access_token(&dpop_jwt).sign(),
+        ),
+        (
+            "htu another path",
+            alice
+                .proof("GET", &f.url("/dpop/other"))
+                .access_token(&dpop_jwt)
+                .sign(),
+        ),
+        (
+            "htu another host",
+            alice
+                .proof("GET", &other_host)
+                .access_token(&dpop_jwt)
+                .sign(),
+        ),
+        (
+            "htu another scheme (http)",
+            alice.proof("GET", &http_url).access_token(&dpop_jwt).sign(),
+        ),
+        (
+            "htu another port",
+            alice
+                .proof("GET", &other_port)
+                .access_token(&dpop_jwt)
+                .sign(),
+        ),
+        (
+            "iat 120s old (max_age 60s + leeway 5s)",
+            good().iat(unix_now() - 120).sign(),
+        ),
+        (
+            "iat 60s ahead (leeway 5s)",
+            good().iat(unix_now() + 60).sign(),
+        ),
+        (
+            "ath of another token",
+            good().claim("ath", ath(&plain_jwt)).sign(),
+        ),
+        ("no ath", good().without_claim("ath").sign()),
+        ("no jti", good().without_claim("jti").sign()),
+        ("alg none, no signature", good().unsigned().sign()),
+        (
+            "HS256",
+            good()
+                .hs256(b"a-secret-of-at-least-thirty-two-bytes!")
+                .sign(),
+        ),
+        (
+            "jwk with the private key d",
+            good().header("jwk", alice.private_jwk()).sign(),
+        ),
+        ("no jwk", good().without_header("jwk").sign()),
+        ("no typ", good().without_header("typ").sign()),
+        ("typ JWT", good().header("typ", "JWT").sign()),
+        (
+            "signed by another key than jwk",
+            good().signed_by(&thief).sign(),
+        ),
+        ("not a JWS at all", "not-a-proof".to_owned()),
+    ];
+    for (what, proof) in bad_proofs {
+        let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
+        let name = format!("bad proof: {what}");
+        report.check(&f, &name, request, invalid_proof).await;
+    }
+    {
+        let request = Request::get(a, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(good().sign())
+            .proof(good().sign());
+        report
+            .check(&f, "bad proof: two DPoP headers", request, invalid_proof)
+            .await;
+    }
+    {
+        let proof = good().sign();
+        let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
+        report
+            .check(&f, "replay: the proof's first use", request.clone(), allow)
+            .await;
+        report
+            .check(&f, "replay: the same proof again", request, invalid_proof)
+            .await;
+    }
+    {
+        let url = f.url("/plain/items");
+        let proof = alice.proof("GET", &url).access_token(&dpop_opaque).sign();
+        let request = Request::get(a, &url).dpop_scheme(&dpop_opaque).proof(proof);
+        report
+            .check(
+                &f,
+                "replay (opaque, plain): first use",
+                request.clone(),
+                allow,
+            )
+            .await;
+        report
+            .check(&f, "replay (opaque, plain): again", request, invalid_proof)
+            .await;
+    }
+
+    // --- A stolen certificate-bound token.
+    for (kind, token) in [("JWT", &mtls_jwt), ("opaque", &mtls_opaque)] {
+        for path in ["/mtls/items", "/either/items", "/plain/items"] {
+            let name = format!("cert-bound {kind} from certificate B on {path}");
+            let request = Request::get(ClientCert::B, &f.url(path)).bearer(token);
+            report
+                .check(&f, &name, request, bearer_error("invalid_token"))
+                .await;
+            let name = format!("cert-bound {kind} without a certificate on {path}");
+            let request = Request::get(ClientCert::None, &f.optional_url(path)).bearer(token);
+            report
+                .check(&f, &name, request, bearer_error("invalid_token"))
+                .await;
+        }
+    }
+    {
+        // Only the handshake's certificate counts (`sources: [peer]`): a
+        // client's own x-forwarded-client-cert naming A changes nothing.
+        let request = Request::get(ClientCert::B, &f.url("/mtls/items"))
+            .bearer(&mtls_jwt)
+            .header("x-forwarded-client-cert", &forged_xfcc(a));
+        report
+            .check(
+                &f,
+                "cert-bound JWT from B with a forged x-forwarded-client-cert",
+                request,
+                bearer_error("invalid_token"),
+            )
+            .await;
+    }
+
+    // --- Routes that require a binding.
+    let cases = [
+        (
+            "no token on a dpop route",
+            Request::get(a, &f.url("/dpop/items")),
+            Expect::Unauthorized("DPoP", ErrorParam::Absent),
+        ),
+        (
+            "unbound JWT on a dpop route",
+            Request::get(a, &f.url("/dpop/items")).bearer(&plain_jwt),
+            Expect::Unauthorized("DPoP", ErrorParam::Unchecked),
+        ),
+        (
+            "unbound opaque on a dpop route",
+            Request::get(a, &f.url("/dpop/items")).bearer(&plain_opaque),
+            Expect::Unauthorized("DPoP", ErrorParam::Unchecked),
+        ),
+        (
+            "cert-bound JWT (from A) on a dpop route",
+            Request::get(a, &f.url("/dpop/items")).bearer(&mtls_jwt),
+            Expect::Unauthorized("DPoP", ErrorParam::Unchecked),
+        ),
+        (
+            "unbound JWT on an mtls route",
+            Request::get(a, &f.url("/mtls/items")).bearer(&plain_jwt),
+            bearer_error("invalid_token"),
+        ),
+        (
+            "unbound opaque on an mtls route",
+            Request::get(a, &f.url("/mtls/items")).bearer(&plain_opaque),
+            bearer_error("invalid_token"),
+        ),
+        (
+            "no token on an mtls route",
+            Request::get(a, &f.url("/mtls/items")),
+            Expect::Unauthorized("Bearer", ErrorParam::Absent),
+        ),
+        (
+            "DPoP JWT with a valid proof on an mtls route",
+            dpop_request("GET", "/mtls/items", &dpop_jwt),
+            Expect::UnauthorizedAnyChallenge,
+        ),
+        (
+            "unbound JWT on an any_bound route",
+            Request::get(a, &f.url("/either/items")).bearer(&plain_jwt),
+            Expect::UnauthorizedAnyChallenge,
+        ),
+        (
+            "unbound opaque on an any_bound route",
+            Request::get(a, &f.url("/either/items")).bearer(&plain_opaque),
+            Expect::UnauthorizedAnyChallenge,
+        ),
+        (
+            "no token on an any_bound route",
+            Request::get(a, &f.url("/either/items")),
+            Expect::UnauthorizedAnyChallenge,
+        ),
+    ];
+    for (name, request, expect) in cases {
+        report.check(&f, name, request, expect).await;
+    }
+
+    // No credential reaches tollgate's log.
+    let logs = f.tollgate.logs();
+    for (what, secret) in [
+        ("the DPoP JWT", &dpop_jwt),
+        ("the DPoP opaque token", &dpop_opaque),
+        ("the cert-bound JWT", &mtls_jwt),
+        ("the cert-bound opaque token", &mtls_opaque),
+    ] {
+        assert!(!logs.contains(secret.as_str()), "tollgate logged {what}");
+    }
+    report.finish(&f);
+}
+
+#[test]
+fn the_binding_envoy_bootstrap_passes_validation() {
+    let dir = ScratchDir::new("binding-validate");
+    let path = dir.join("envoy.yaml");
+    let addr: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+    std::fs::write(&path, envoy_bootstrap(addr, addr))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    if let Err(message) = support::validate_config(&path) {
+        panic!("{message}");
+    }
+}
