@@ -174,10 +174,22 @@ fn https_client(cert: ClientCert) -> reqwest::Client {
 /// panics unless it is 200. The whole answer: `access_token`,
 /// `token_type`, ...
 pub async fn dpop_token(idp: &OidcProvider, key: &DpopKey, resource: &str) -> Value {
-    let url = idp.token_endpoint();
-    let proof = key.proof("POST", url).sign();
-    let response = post_token_request(url, DPOP_CLIENT, resource, &[("dpop", &proof)], None).await;
-    token_answer(idp, DPOP_CLIENT, response)
+    let proof = key.proof("POST", idp.token_endpoint()).sign();
+    let response = dpop_token_response(idp, DPOP_CLIENT, Some(&proof), resource).await;
+    token_answer(idp, DPOP_CLIENT, Ok(response))
+}
+
+/// The answer, as it is, to a client credentials grant (scope `read`) by
+/// `client` at the plain token endpoint, with `proof` as its `DPoP` header.
+pub async fn dpop_token_response(
+    idp: &OidcProvider,
+    client: OidcClient,
+    proof: Option<&str>,
+    resource: &str,
+) -> Response {
+    let headers: Vec<(&str, &str)> = proof.map(|proof| ("dpop", proof)).into_iter().collect();
+    let response = post_token_request(idp.token_endpoint(), client, resource, &headers, None).await;
+    response.unwrap_or_else(|e| panic!("POST {}: {e}", idp.token_endpoint()))
 }
 
 /// A token response from `client_credentials` by [`MTLS_CLIENT`] at the
@@ -189,23 +201,37 @@ pub async fn mtls_token(
     cert: ClientCert,
     resource: &str,
 ) -> Value {
+    let response = mtls_token_response(idp, clients, MTLS_CLIENT, cert, resource).await;
+    token_answer(idp, MTLS_CLIENT, response)
+}
+
+/// The answer, as it is, to a client credentials grant (scope `read`) by
+/// `client` at the provider's mutual-TLS token endpoint, presenting `cert`;
+/// `Err` when the handshake was refused.
+pub async fn mtls_token_response(
+    idp: &OidcProvider,
+    clients: &HttpsClients,
+    client: OidcClient,
+    cert: ClientCert,
+    resource: &str,
+) -> Result<Response, String> {
     let url = idp
         .mtls_token_endpoint()
         .expect("the provider was started without its mutual-TLS listener");
-    let response = post_token_request(url, MTLS_CLIENT, resource, &[], Some((clients, cert))).await;
-    token_answer(idp, MTLS_CLIENT, response)
+    post_token_request(url, client, resource, &[], Some((clients, cert))).await
 }
 
 /// POSTs a client credentials grant for `resource` with scope `read`,
 /// authenticating `client` with `client_secret_basic`, with `extra`
-/// headers. Over `tls` when given, else with a plain client.
+/// headers. Over `tls` when given (`Err` if the handshake is refused),
+/// else with a plain client.
 async fn post_token_request(
     url: &str,
     client: OidcClient,
     resource: &str,
     extra: &[(&str, &str)],
     tls: Option<(&HttpsClients, ClientCert)>,
-) -> Response {
+) -> Result<Response, String> {
     let credentials = format!("{}:{}", form_encode(client.id), form_encode(client.secret));
     let basic = format!("Basic {}", STANDARD.encode(credentials));
     let mut headers = vec![
@@ -218,15 +244,22 @@ async fn post_token_request(
         form_encode(resource)
     );
     match tls {
-        None => request("POST", url, &headers, form.into_bytes()).await,
-        Some((clients, cert)) => clients
-            .send(cert, "POST", url, &headers, form.into_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("POST {url} with certificate {cert:?}: {e}")),
+        None => Ok(request("POST", url, &headers, form.into_bytes()).await),
+        Some((clients, cert)) => {
+            clients
+                .send(cert, "POST", url, &headers, form.into_bytes())
+                .await
+        }
     }
 }
 
-fn token_answer(idp: &OidcProvider, client: OidcClient, response: Response) -> Value {
+fn token_answer(
+    idp: &OidcProvider,
+    client: OidcClient,
+    response: Result<Response, String>,
+) -> Value {
+    let response =
+        response.unwrap_or_else(|e| panic!("token request by {}: {e}\n{}", client.id, idp.logs()));
     assert_eq!(
         response.status,
         200,
