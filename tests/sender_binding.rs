@@ -480,6 +480,23 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
     );
     assert_eq!(introspected["token_type"], "DPoP", "{introspected}");
 
+    // A token bound to a key of each other configured algorithm, and to an
+    // ES512 key, which tollgate is not configured to accept.
+    let mut other_algorithms = Vec::new();
+    for alg in ["ES384", "EdDSA", "PS256", "RS256", "ES512"] {
+        let key = DpopKey::for_algorithm(alg);
+        let token = dpop_token(&f.idp, &key, JWT_RESOURCE).await["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            jwt_claims(&token)["cnf"]["jkt"],
+            key.thumbprint(),
+            "the IdP and the test agree on the {alg} key's thumbprint"
+        );
+        other_algorithms.push((key, token));
+    }
+
     let mtls_jwt = mtls_token(&f.idp, clients, a, JWT_RESOURCE).await["access_token"]
         .as_str()
         .unwrap_or_default()
@@ -616,6 +633,26 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
         report
             .check(&f, "DPoP JWT without a client certificate", request, allow)
             .await;
+    }
+
+    // --- Each configured algorithm works; one outside the list does not.
+    for (key, token) in &other_algorithms {
+        let alg = key.alg();
+        let url = f.url("/dpop/items");
+        let proof = key.proof("GET", &url).access_token(token).sign();
+        let request = Request::get(a, &url).dpop_scheme(token).proof(proof);
+        let (name, expect) = if DPOP_ALGORITHMS.contains(&alg) {
+            (
+                format!("DPoP JWT bound to an {alg} key, with its {alg} proof"),
+                allow,
+            )
+        } else {
+            (
+                format!("bad proof: {alg}, not among the configured algorithms"),
+                invalid_proof,
+            )
+        };
+        report.check(&f, &name, request, expect).await;
     }
 
     // --- Certificate-bound tokens from their own certificate pass everywhere.

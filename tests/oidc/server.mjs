@@ -173,6 +173,11 @@ server.listen(Number(args.port), '127.0.0.1', () => {
       }),
     ],
     scopes: ['read', 'write'],
+    // DPoP proofs the token endpoint accepts: every asymmetric algorithm a
+    // resource server may be configured with (the default is ES256 and EdDSA).
+    enabledJWA: {
+      dPoPSigningAlgValues: ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'RS256'],
+    },
     ttl: { ClientCredentials: 600 },
     features: {
       devInteractions: { enabled: false },

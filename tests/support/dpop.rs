@@ -1,7 +1,8 @@
-//! DPoP proofs (RFC 9449) as a client makes them: a new P-256 key per
-//! client, its public JWK and RFC 7638 thumbprint (what a bound token's
-//! `cnf.jkt` holds), and proofs built field by field, so a test can break
-//! exactly one thing about a proof that is otherwise valid.
+//! DPoP proofs (RFC 9449) as a client makes them: a new key per client
+//! (ES256 unless a test picks another algorithm), its public JWK and RFC 7638
+//! thumbprint (what a bound token's `cnf.jkt` holds), and proofs built field
+//! by field, so a test can break exactly one thing about a proof that is
+//! otherwise valid.
 //!
 //! ```ignore
 //! let key = DpopKey::generate();
@@ -13,54 +14,116 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsBigEndian as _;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair,
+    KeyPair as _, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value, json};
 
-/// A client's DPoP key: ECDSA P-256, signing ES256.
+/// The key pair behind a [`DpopKey`].
+enum Pair {
+    /// ECDSA on curve `crv`, signatures in the fixed r||s form JWS uses.
+    Ec(EcdsaKeyPair, &'static str),
+    Ed25519(Ed25519KeyPair),
+    /// RSA 2048, signing with `padding`.
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
+}
+
+/// A client's DPoP key and the JWS `alg` it signs with.
 pub struct DpopKey {
-    pair: EcdsaKeyPair,
-    encoding: EncodingKey,
+    pair: Pair,
+    alg: &'static str,
 }
 
 impl std::fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DpopKey")
+            .field("alg", &self.alg)
             .field("jkt", &self.thumbprint())
             .finish_non_exhaustive()
     }
 }
 
 impl DpopKey {
-    /// A new random key.
+    /// A new P-256 key signing ES256.
     pub fn generate() -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .expect("generating a P-256 key");
-        let pkcs8 = pair.to_pkcs8v1().expect("encoding the key as PKCS#8");
-        let encoding = EncodingKey::from_ec_der(pkcs8.as_ref());
-        Self { pair, encoding }
+        Self::ec(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", "ES256")
     }
 
-    /// The public JWK, members in RFC 7638 order: `{crv, kty, x, y}`.
+    /// A new key for JWS algorithm `alg`: ES256, ES384, ES512, EdDSA
+    /// (Ed25519), RS256 or PS256 (RSA 2048).
+    pub fn for_algorithm(alg: &str) -> Self {
+        match alg {
+            "ES256" => Self::generate(),
+            "ES384" => Self::ec(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", "ES384"),
+            "ES512" => Self::ec(&ECDSA_P521_SHA512_FIXED_SIGNING, "P-521", "ES512"),
+            "EdDSA" => Self {
+                pair: Pair::Ed25519(Ed25519KeyPair::generate().expect("an Ed25519 key")),
+                alg: "EdDSA",
+            },
+            "RS256" => Self::rsa(&RSA_PKCS1_SHA256, "RS256"),
+            "PS256" => Self::rsa(&RSA_PSS_SHA256, "PS256"),
+            other => panic!("no DPoP test key for alg {other}"),
+        }
+    }
+
+    fn ec(algorithm: &'static EcdsaSigningAlgorithm, crv: &'static str, alg: &'static str) -> Self {
+        let pair = EcdsaKeyPair::generate(algorithm)
+            .unwrap_or_else(|e| panic!("generating a {crv} key: {e}"));
+        Self {
+            pair: Pair::Ec(pair, crv),
+            alg,
+        }
+    }
+
+    fn rsa(padding: &'static dyn RsaEncoding, alg: &'static str) -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("generating an RSA key");
+        Self {
+            pair: Pair::Rsa(pair, padding),
+            alg,
+        }
+    }
+
+    /// The JWS `alg` this key signs with.
+    pub fn alg(&self) -> &'static str {
+        self.alg
+    }
+
+    /// The public JWK: exactly the members RFC 7638 hashes.
     pub fn public_jwk(&self) -> Value {
-        // An uncompressed point: 0x04, then x and y, 32 bytes each.
-        let point = self.pair.public_key().as_ref();
-        assert_eq!(point.len(), 65, "an uncompressed P-256 point");
-        json!({
-            "crv": "P-256",
-            "kty": "EC",
-            "x": b64(&point[1..33]),
-            "y": b64(&point[33..]),
-        })
+        match &self.pair {
+            Pair::Ec(pair, crv) => {
+                // An uncompressed point: 0x04, then x and y of equal length.
+                let point = &pair.public_key().as_ref()[1..];
+                let (x, y) = point.split_at(point.len() / 2);
+                json!({ "crv": crv, "kty": "EC", "x": b64(x), "y": b64(y) })
+            }
+            Pair::Ed25519(pair) => {
+                json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(pair.public_key().as_ref()) })
+            }
+            Pair::Rsa(pair, _) => {
+                let public = pair.public_key();
+                json!({
+                    "e": b64(public.exponent().big_endian_without_leading_zero()),
+                    "kty": "RSA",
+                    "n": b64(public.modulus().big_endian_without_leading_zero()),
+                })
+            }
+        }
     }
 
-    /// The public JWK plus the private scalar `d`: what a proof must never
-    /// carry.
+    /// The public JWK plus the private scalar `d` (EC keys only): what a
+    /// proof must never carry.
     pub fn private_jwk(&self) -> Value {
-        let scalar = self
-            .pair
+        let Pair::Ec(pair, _) = &self.pair else {
+            panic!("private_jwk is for EC keys");
+        };
+        let scalar = pair
             .private_key()
             .as_be_bytes()
             .expect("the private scalar");
@@ -72,13 +135,15 @@ impl DpopKey {
     /// The RFC 7638 JWK thumbprint (SHA-256, base64url): `cnf.jkt` of the
     /// tokens bound to this key.
     pub fn thumbprint(&self) -> String {
-        let jwk = self.public_jwk();
-        // RFC 7638 3.2: the required members only, in lexical order, no
-        // whitespace.
-        let canonical = format!(
-            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
-            jwk["x"], jwk["y"]
-        );
+        // RFC 7638 3.2: the required members only (all `public_jwk` has),
+        // in lexical order, no whitespace.
+        let jwk = into_map(self.public_jwk());
+        let sorted: std::collections::BTreeMap<&String, &Value> = jwk.iter().collect();
+        let members: Vec<String> = sorted
+            .into_iter()
+            .map(|(name, value)| format!("{}:{value}", Value::from(name.as_str())))
+            .collect();
+        let canonical = format!("{{{}}}", members.join(","));
         b64(digest(&SHA256, canonical.as_bytes()).as_ref())
     }
 
@@ -86,7 +151,7 @@ impl DpopKey {
     /// [`Proof::access_token`] for a resource request), signed by this key,
     /// `iat` now and a new random `jti`.
     pub fn proof(&self, method: &str, url: &str) -> Proof<'_> {
-        let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": self.public_jwk() });
+        let header = json!({ "typ": "dpop+jwt", "alg": self.alg, "jwk": self.public_jwk() });
         let claims = json!({ "jti": random_id(), "htm": method, "htu": url, "iat": unix_now() });
         Proof {
             key: self,
@@ -96,9 +161,19 @@ impl DpopKey {
         }
     }
 
+    /// The base64url signature of `input` by this key.
     fn sign(&self, input: &[u8]) -> String {
-        jsonwebtoken::crypto::sign(input, &self.encoding, Algorithm::ES256)
-            .expect("signing a DPoP proof")
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Ec(pair, _) => b64(pair.sign(&rng, input).expect("an ECDSA signature").as_ref()),
+            Pair::Ed25519(pair) => b64(pair.sign(input).as_ref()),
+            Pair::Rsa(pair, padding) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(*padding, &rng, input, &mut signature)
+                    .expect("an RSA signature");
+                b64(&signature)
+            }
+        }
     }
 }
 
