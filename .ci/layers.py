@@ -34,7 +34,16 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("authz", ["authz"]),
     (
         "runtime",
-        ["token", "identity", "tls", "telemetry", "limits", "metrics", "devtoken"],
+        [
+            "token",
+            "binding",
+            "identity",
+            "tls",
+            "telemetry",
+            "limits",
+            "metrics",
+            "devtoken",
+        ],
     ),
     (
         "leaves",

@@ -15,9 +15,9 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use tollgate::internals::{
-    Authorizer, AuthzRequest, Caller, Decision, Grant, KeySet, MatchSpec, PathParameters, PathSpec,
-    RequestTarget, RouteMatcher, RouteTable, UpstreamHeaders, check_response, normalize_host,
-    normalize_request_path,
+    Authorizer, AuthzRequest, Bound, Caller, Decision, Grant, KeySet, MatchSpec, PathParameters,
+    PathSpec, RequestTarget, RouteMatcher, RouteTable, UpstreamHeaders, check_response,
+    normalize_host, normalize_request_path,
 };
 use tollgate::{Config, DevToken, SigningKey};
 
@@ -72,6 +72,7 @@ fn request(token: &str) -> AuthzRequest {
             ("user-agent".into(), "bench".into()),
             ("accept".into(), "*/*".into()),
         ],
+        ..AuthzRequest::default()
     }
 }
 
@@ -159,6 +160,7 @@ fn allow_response(c: &mut Criterion) {
         },
         response_headers: Vec::new(),
         metadata: Map::from_iter([("route".to_owned(), Value::from("get"))]),
+        binding: Bound::default(),
     };
     c.bench_function("response/allow_5_headers", |b| {
         b.iter_batched(

@@ -23,7 +23,7 @@
 //! | edges | `grpc`, `http` | authz, runtime, leaves (never config) |
 //! | config | `config` | authz, runtime, leaves |
 //! | authz | `authz` | runtime, leaves |
-//! | runtime | `token`, `identity`, `tls`, `telemetry`, `limits`, `metrics`, `devtoken` | leaves |
+//! | runtime | `token`, `binding`, `identity`, `tls`, `telemetry`, `limits`, `metrics`, `devtoken` | leaves |
 //! | leaves | `outcome`, `headers`, `routes`, `claims`, `secret`, `error_chain`, `fetch`, `digest` | leaves |
 //!
 //! A settings type lives in the module that uses it; `config` only reads
@@ -40,6 +40,8 @@
 //!   both edges share.
 //! - `token`: token extraction, JWT verification, JWKS parsing and cache,
 //!   introspection and its cache, providers.
+//! - `binding`: sender-constrained tokens: RFC 8705 certificate binding and
+//!   RFC 9449 DPoP proofs.
 //! - `identity`: signed identity tokens for the upstream, and their JWKS.
 //! - `tls`: TLS and mutual TLS on the listeners, reloaded when the files change.
 //! - `telemetry`: log output, and OpenTelemetry spans exported over OTLP.
@@ -67,6 +69,7 @@
 #![cfg_attr(not(any(test, fuzzing, feature = "test-util")), allow(unreachable_pub))]
 
 mod authz;
+mod binding;
 mod claims;
 mod cli;
 mod config;
@@ -105,7 +108,8 @@ pub mod internals {
     pub use crate::grpc::{authz_request, check_response};
     pub use crate::headers::UpstreamHeaders;
     pub use crate::outcome::{
-        Caller, Decision, Denial, DenyReason, DenyShape, Grant, TokenProblem,
+        AuthScheme, Bound, Caller, Decision, Denial, DenyReason, DenyShape, Grant, ProofProblem,
+        TokenProblem,
     };
     pub use crate::routes::{
         FindingKind, MatchSpec, PathParameters, PathSpec, RequestTarget, RouteMatcher, RouteTable,

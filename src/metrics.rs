@@ -149,6 +149,7 @@ pub(crate) struct Registry {
     cache_misses: Family<Counter>,
     cache_entries: Family<Gauge>,
     config_reloads: Family<Counter>,
+    binding_checks: Family<Counter>,
 }
 
 impl Default for Registry {
@@ -215,6 +216,11 @@ impl Registry {
                 "tollgate_config_reloads_total",
                 "Configuration reloads, by outcome (success, error).",
                 &["outcome"],
+            ),
+            binding_checks: Family::new(
+                "tollgate_binding_checks_total",
+                "Sender-constrained token checks, by binding checked (dpop, mtls, dpop+mtls, none) and result (pass or the deny reason).",
+                &["binding", "result"],
             ),
         }
     }
@@ -283,6 +289,12 @@ impl Registry {
         increment(&self.config_reloads, &[outcome]);
     }
 
+    /// Counts one check of a token's binding; `binding` and `result` are
+    /// static labels.
+    pub(crate) fn record_binding_check(&self, binding: &str, result: &str) {
+        increment(&self.binding_checks, &[binding, result]);
+    }
+
     /// The text exposition of every metric, families in a fixed order and
     /// series sorted by label values.
     pub(crate) fn render(&self) -> String {
@@ -305,6 +317,7 @@ impl Registry {
         render_counters(&mut out, &self.cache_misses);
         render_gauges(&mut out, &self.cache_entries);
         render_counters(&mut out, &self.config_reloads);
+        render_counters(&mut out, &self.binding_checks);
         out
     }
 }
@@ -406,6 +419,11 @@ pub(crate) fn set_cache_entries(cache: &str, entries: u64) {
 /// [`Registry::record_config_reload`] on the [`global`] registry.
 pub(crate) fn record_config_reload(success: bool) {
     global().record_config_reload(success);
+}
+
+/// [`Registry::record_binding_check`] on the [`global`] registry.
+pub(crate) fn record_binding_check(binding: &str, result: &str) {
+    global().record_binding_check(binding, result);
 }
 
 /// The [`global`] registry in the Prometheus text format, for `/metrics`

@@ -3,7 +3,7 @@
 
 use super::request::Target;
 use crate::error_chain::ErrorChain;
-use crate::outcome::{Decision, Denial, Fault};
+use crate::outcome::{Bound, Decision, Denial, Fault};
 
 /// Counts the outcome and records it, with the host, on the current span.
 pub(crate) fn record_outcome(
@@ -27,9 +27,15 @@ pub(crate) fn log_outcome(target: &Target<'_>, outcome: &Result<Decision, Fault>
     let path = target.logged_path();
     let host = target.logged_host();
     let trace_id = crate::telemetry::trace_id();
-    let (decision, route, caller, denial) = match outcome {
-        Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None),
-        Ok(Decision::Deny(denial)) => ("deny", &denial.route, &denial.caller, Some(denial)),
+    let (decision, route, caller, denial, bound) = match outcome {
+        Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None, grant.binding),
+        Ok(Decision::Deny(denial)) => (
+            "deny",
+            &denial.route,
+            &denial.caller,
+            Some(denial),
+            denial.binding,
+        ),
         Err(fault) => {
             tracing::error!(
                 decision = "error",
@@ -57,6 +63,7 @@ pub(crate) fn log_outcome(target: &Target<'_>, outcome: &Result<Decision, Fault>
         provider = caller.map(|c| &*c.provider),
         subject = caller.and_then(|c| c.subject.as_deref()),
         client_id = caller.and_then(|c| c.client_id.as_deref()),
+        binding = (bound != Bound::default()).then(|| bound.label()),
         trace_id,
         "check"
     );
@@ -73,6 +80,8 @@ pub(crate) fn log_dry_run(target: &Target<'_>, denial: &Denial) {
         method = %target.method,
         path = target.logged_path(),
         subject = denial.caller.as_ref().and_then(|c| c.subject.as_deref()),
+        binding = (denial.binding != Bound::default()).then(|| denial.binding.label()),
+        detail = denial.detail.as_deref(),
         "dry run: deny not enforced, request allowed"
     );
 }

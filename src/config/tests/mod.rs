@@ -5,11 +5,13 @@
 //! - `loading`: the file, the environment, shapes and field names;
 //! - `server`: listeners, limits, TLS;
 //! - `providers`: key sources, HMAC, audiences, validation, JWKS timing;
-//! - `routes`: routes, defaults, output settings and identity headers.
+//! - `routes`: routes, defaults, output settings and identity headers;
+//! - `binding`: certificate sources, DPoP proofs, a route's `require.binding`.
 
 // figment::Jail closures return figment::Error by value, as its API requires.
 #![allow(clippy::result_large_err)]
 
+mod binding;
 mod loading;
 mod providers;
 mod routes;
