@@ -400,25 +400,51 @@ fn mismatch(response: &Response, request: &Request, expect: Expect) -> Option<St
 struct Report {
     passed: Vec<String>,
     failed: Vec<String>,
+    /// Requests answered through Envoy so far: each one is a Check, and so
+    /// one `check decision=` line in tollgate's log, in order.
+    answered: usize,
 }
 
 impl Report {
     async fn check(&mut self, fixture: &Fixture, name: &str, request: Request, expect: Expect) {
         let outcome = fixture.send(&request).await;
-        self.record(name, &request, expect, outcome);
-    }
-
-    fn record(
-        &mut self,
-        name: &str,
-        request: &Request,
-        expect: Expect,
-        outcome: Result<Response, String>,
-    ) {
+        self.answered += usize::from(outcome.is_ok());
         let problem = match &outcome {
             Err(e) => Some(format!("expected {expect:?}, the request failed: {e}")),
-            Ok(response) => mismatch(response, request, expect),
+            Ok(response) => mismatch(response, &request, expect),
         };
+        self.record(name, &request, problem);
+    }
+
+    /// As [`Report::check`], and tollgate must also log the deny with
+    /// `reason`: a bad proof must be refused for what is wrong with it, not
+    /// for something else.
+    async fn check_reason(
+        &mut self,
+        fixture: &Fixture,
+        name: &str,
+        request: Request,
+        expect: Expect,
+        reason: &str,
+    ) {
+        let outcome = fixture.send(&request).await;
+        self.answered += usize::from(outcome.is_ok());
+        let mut problem = match &outcome {
+            Err(e) => Some(format!("expected {expect:?}, the request failed: {e}")),
+            Ok(response) => mismatch(response, &request, expect),
+        };
+        if problem.is_none() {
+            let line = nth_check_line(fixture, self.answered).await;
+            if !line.contains(&format!("reason=\"{reason}\"")) {
+                problem = Some(format!(
+                    "expected tollgate to log reason=\"{reason}\", it logged: {line}"
+                ));
+            }
+        }
+        self.record(name, &request, problem);
+    }
+
+    fn record(&mut self, name: &str, request: &Request, problem: Option<String>) {
         match problem {
             None => self.passed.push(name.to_owned()),
             Some(problem) => self.failed.push(format!(
@@ -445,6 +471,26 @@ impl Report {
                 fixture.envoy.logs()
             );
         }
+    }
+}
+
+/// The `n`th (from 1) `check decision=` line tollgate has logged, waiting a
+/// little for it: lines are written after the answer.
+async fn nth_check_line(fixture: &Fixture, n: usize) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let logs = fixture.tollgate.logs();
+        if let Some(line) = logs
+            .lines()
+            .filter(|line| line.contains("check decision="))
+            .nth(n - 1)
+        {
+            return line.to_owned();
+        }
+        if tokio::time::Instant::now() > deadline {
+            return format!("(no check line number {n})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -641,18 +687,15 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
         let url = f.url("/dpop/items");
         let proof = key.proof("GET", &url).access_token(token).sign();
         let request = Request::get(a, &url).dpop_scheme(token).proof(proof);
-        let (name, expect) = if DPOP_ALGORITHMS.contains(&alg) {
-            (
-                format!("DPoP JWT bound to an {alg} key, with its {alg} proof"),
-                allow,
-            )
+        if DPOP_ALGORITHMS.contains(&alg) {
+            let name = format!("DPoP JWT bound to an {alg} key, with its {alg} proof");
+            report.check(&f, &name, request, allow).await;
         } else {
-            (
-                format!("bad proof: {alg}, not among the configured algorithms"),
-                invalid_proof,
-            )
-        };
-        report.check(&f, &name, request, expect).await;
+            let name = format!("bad proof: {alg}, not among the configured algorithms");
+            report
+                .check_reason(&f, &name, request, invalid_proof, "dpop_proof_algorithm")
+                .await;
+        }
     }
 
     // --- Certificate-bound tokens from their own certificate pass everywhere.
@@ -715,10 +758,11 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
     let http_url = url.replacen("https://", "http://", 1);
     let other_host = url.replacen("127.0.0.1", "localhost", 1);
     let other_port = f.optional_url("/dpop/items");
-    let bad_proofs: Vec<(&str, String)> = vec![
+    let bad_proofs: Vec<(&str, String, &str)> = vec![
         (
             "htm POST for a GET",
             alice.proof("POST", &url).access_token(&dpop_jwt).sign(),
+            "dpop_proof_method",
         ),
         (
             "htu another path",
@@ -726,6 +770,7 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
                 .proof("GET", &f.url("/dpop/other"))
                 .access_token(&dpop_jwt)
                 .sign(),
+            "dpop_proof_url",
         ),
         (
             "htu another host",
@@ -733,10 +778,12 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
                 .proof("GET", &other_host)
                 .access_token(&dpop_jwt)
                 .sign(),
+            "dpop_proof_url",
         ),
         (
             "htu another scheme (http)",
             alice.proof("GET", &http_url).access_token(&dpop_jwt).sign(),
+            "dpop_proof_url",
         ),
         (
             "htu another port",
@@ -744,45 +791,82 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
                 .proof("GET", &other_port)
                 .access_token(&dpop_jwt)
                 .sign(),
+            "dpop_proof_url",
         ),
         (
             "iat 120s old (max_age 60s + leeway 5s)",
             good().iat(unix_now() - 120).sign(),
+            "dpop_proof_stale",
         ),
         (
             "iat 60s ahead (leeway 5s)",
             good().iat(unix_now() + 60).sign(),
+            "dpop_proof_stale",
         ),
         (
             "ath of another token",
             good().claim("ath", ath(&plain_jwt)).sign(),
+            "dpop_proof_token_hash",
         ),
-        ("no ath", good().without_claim("ath").sign()),
-        ("no jti", good().without_claim("jti").sign()),
-        ("alg none, no signature", good().unsigned().sign()),
+        (
+            "no ath",
+            good().without_claim("ath").sign(),
+            "dpop_proof_token_hash",
+        ),
+        (
+            "no jti",
+            good().without_claim("jti").sign(),
+            "dpop_proof_malformed",
+        ),
+        (
+            "alg none, no signature",
+            good().unsigned().sign(),
+            "dpop_proof_algorithm",
+        ),
         (
             "HS256",
             good()
                 .hs256(b"a-secret-of-at-least-thirty-two-bytes!")
                 .sign(),
+            "dpop_proof_algorithm",
         ),
         (
             "jwk with the private key d",
             good().header("jwk", alice.private_jwk()).sign(),
+            "dpop_proof_key",
         ),
-        ("no jwk", good().without_header("jwk").sign()),
-        ("no typ", good().without_header("typ").sign()),
-        ("typ JWT", good().header("typ", "JWT").sign()),
+        (
+            "no jwk",
+            good().without_header("jwk").sign(),
+            "dpop_proof_key",
+        ),
+        (
+            "no typ",
+            good().without_header("typ").sign(),
+            "dpop_proof_type",
+        ),
+        (
+            "typ JWT",
+            good().header("typ", "JWT").sign(),
+            "dpop_proof_type",
+        ),
         (
             "signed by another key than jwk",
             good().signed_by(&thief).sign(),
+            "dpop_proof_signature",
         ),
-        ("not a JWS at all", "not-a-proof".to_owned()),
+        (
+            "not a JWS at all",
+            "not-a-proof".to_owned(),
+            "dpop_proof_malformed",
+        ),
     ];
-    for (what, proof) in bad_proofs {
+    for (what, proof, reason) in bad_proofs {
         let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
         let name = format!("bad proof: {what}");
-        report.check(&f, &name, request, invalid_proof).await;
+        report
+            .check_reason(&f, &name, request, invalid_proof, reason)
+            .await;
     }
     {
         let request = Request::get(a, &url)
@@ -790,7 +874,13 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             .proof(good().sign())
             .proof(good().sign());
         report
-            .check(&f, "bad proof: two DPoP headers", request, invalid_proof)
+            .check_reason(
+                &f,
+                "bad proof: two DPoP headers",
+                request,
+                invalid_proof,
+                "dpop_proof_malformed",
+            )
             .await;
     }
     {
@@ -800,7 +890,13 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             .check(&f, "replay: the proof's first use", request.clone(), allow)
             .await;
         report
-            .check(&f, "replay: the same proof again", request, invalid_proof)
+            .check_reason(
+                &f,
+                "replay: the same proof again",
+                request,
+                invalid_proof,
+                "dpop_proof_replayed",
+            )
             .await;
     }
     {
@@ -816,7 +912,13 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             )
             .await;
         report
-            .check(&f, "replay (opaque, plain): again", request, invalid_proof)
+            .check_reason(
+                &f,
+                "replay (opaque, plain): again",
+                request,
+                invalid_proof,
+                "dpop_proof_replayed",
+            )
             .await;
     }
 
