@@ -653,6 +653,40 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             .await;
     }
     {
+        // RFC 9449 4.3 asks servers to normalise htu as RFC 3986 6.2.2 and
+        // 6.2.3 say before comparing: scheme and host case, dot segments,
+        // percent-encoded unreserved characters; and to ignore the fragment.
+        let url = f.url("/dpop/items");
+        let authority = f.required.to_string();
+        let equivalents = [
+            (
+                "upper-case scheme",
+                format!("HTTPS://{authority}/dpop/items"),
+            ),
+            ("a fragment", format!("{url}#section")),
+            (
+                "a dot segment",
+                format!("https://{authority}/dpop/x/../items"),
+            ),
+            ("%69 for i", format!("https://{authority}/dpop/%69tems")),
+        ];
+        for (what, htu) in equivalents {
+            let proof = alice.proof("GET", &htu).access_token(&dpop_jwt).sign();
+            let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(proof);
+            let name = format!("DPoP JWT, htu the same URL with {what}");
+            report.check(&f, &name, request, allow).await;
+        }
+        let request =
+            Request::get(a, &url).proof(alice.proof("GET", &url).access_token(&dpop_jwt).sign());
+        let request = Request {
+            authorization: Some(format!("dpop {dpop_jwt}")),
+            ..request
+        };
+        report
+            .check(&f, "DPoP JWT, the scheme written dpop", request, allow)
+            .await;
+    }
+    {
         let url = f.url("/dpop/items");
         let proof = alice
             .proof("GET", &url)
@@ -794,6 +828,22 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             "dpop_proof_url",
         ),
         (
+            "htu with a trailing slash",
+            alice
+                .proof("GET", &format!("{url}/"))
+                .access_token(&dpop_jwt)
+                .sign(),
+            "dpop_proof_url",
+        ),
+        (
+            "htu path in another case",
+            alice
+                .proof("GET", &url.replacen("/dpop/items", "/DPOP/items", 1))
+                .access_token(&dpop_jwt)
+                .sign(),
+            "dpop_proof_url",
+        ),
+        (
             "iat 120s old (max_age 60s + leeway 5s)",
             good().iat(unix_now() - 120).sign(),
             "dpop_proof_stale",
@@ -893,6 +943,33 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             .check_reason(
                 &f,
                 "replay: the same proof again",
+                request,
+                invalid_proof,
+                "dpop_proof_replayed",
+            )
+            .await;
+    }
+    {
+        // Replay is by jti: a new proof for another URL under a used jti.
+        let first = good().sign();
+        let jti = jwt_claims(&first)["jti"].clone();
+        let request = Request::get(a, &url).dpop_scheme(&dpop_jwt).proof(first);
+        report
+            .check(&f, "jti reuse: the first proof", request, allow)
+            .await;
+        let other_url = f.url("/plain/items");
+        let second = alice
+            .proof("GET", &other_url)
+            .access_token(&dpop_jwt)
+            .claim("jti", jti)
+            .sign();
+        let request = Request::get(a, &other_url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(second);
+        report
+            .check_reason(
+                &f,
+                "jti reuse: another proof with the same jti",
                 request,
                 invalid_proof,
                 "dpop_proof_replayed",
