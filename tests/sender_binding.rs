@@ -67,14 +67,11 @@ routes:
     )
 }
 
-/// The IdP (with its mutual-TLS listener), tollgate, the echo upstream and
-/// Envoy with its two HTTPS listeners. Fields drop in order: Envoy first.
-struct Fixture {
+/// tollgate on one config with an Envoy in front: two HTTPS listeners.
+/// Fields drop in order: Envoy first.
+struct Edge {
     envoy: Envoy,
     tollgate: TollgateProcess,
-    _echo: EchoUpstream,
-    idp: OidcProvider,
-    clients: HttpsClients,
     /// The listener that requires a client certificate.
     required: SocketAddr,
     /// The listener where a client certificate is optional.
@@ -82,16 +79,12 @@ struct Fixture {
     _dir: ScratchDir,
 }
 
-impl Fixture {
-    async fn start() -> Self {
-        let idp = OidcProvider::start_with(OidcOptions {
-            mtls: Some(oidc_mtls()),
-            ..OidcOptions::default()
-        })
-        .await;
+impl Edge {
+    /// Serves `config_yaml` and puts Envoy in front, routing to `upstream`.
+    async fn start(config_yaml: String, upstream: SocketAddr) -> Edge {
         let dir = ScratchDir::new("sender-binding");
         let config_path = dir.join("tollgate.yaml");
-        std::fs::write(&config_path, config(idp.issuer()))
+        std::fs::write(&config_path, config_yaml)
             .unwrap_or_else(|e| panic!("writing {}: {e}", config_path.display()));
         let tollgate = TollgateProcess::serve_file(
             &config_path,
@@ -99,16 +92,12 @@ impl Fixture {
         )
         .await;
         tollgate.wait_until_serving().await;
-        let echo = EchoUpstream::start().await;
-        let envoy = Envoy::start_bootstrap(envoy_bootstrap(echo.addr, tollgate.addr())).await;
+        let envoy = Envoy::start_bootstrap(envoy_bootstrap(upstream, tollgate.addr())).await;
         let required = envoy.listener_named(REQUIRED_LISTENER).await;
         let optional = envoy.listener_named(OPTIONAL_LISTENER).await;
-        Fixture {
+        Edge {
             envoy,
             tollgate,
-            _echo: echo,
-            idp,
-            clients: HttpsClients::new(),
             required,
             optional,
             _dir: dir,
@@ -120,12 +109,69 @@ impl Fixture {
     fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.required)
     }
+}
 
-    /// `https://<the optional listener><path>`.
-    fn optional_url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.optional)
+/// [`config`] with DPoP nonces required (RFC 9449 §9).
+fn nonce_config(issuer: &str) -> String {
+    let yaml = config(issuer);
+    let with_nonce = yaml.replacen(
+        "    replay_cache_entries: 100000\n",
+        "    replay_cache_entries: 100000\n    nonce:\n      lifetime: 5m\n",
+        1,
+    );
+    assert_ne!(with_nonce, yaml, "the binding section moved");
+    with_nonce
+}
+
+/// The IdP (with its mutual-TLS listener), the echo upstream, and two
+/// edges: tollgate on [`config`], and tollgate on it with DPoP nonces.
+struct Fixture {
+    edge: Edge,
+    nonce_edge: Edge,
+    _echo: EchoUpstream,
+    idp: OidcProvider,
+    clients: HttpsClients,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let idp = OidcProvider::start_with(OidcOptions {
+            mtls: Some(oidc_mtls()),
+            ..OidcOptions::default()
+        })
+        .await;
+        let echo = EchoUpstream::start().await;
+        let (edge, nonce_edge) = tokio::join!(
+            Edge::start(config(idp.issuer()), echo.addr),
+            Edge::start(nonce_config(idp.issuer()), echo.addr),
+        );
+        Fixture {
+            edge,
+            nonce_edge,
+            _echo: echo,
+            idp,
+            clients: HttpsClients::new(),
+        }
     }
 
+    /// A URL on the main edge's required listener.
+    fn url(&self, path: &str) -> String {
+        self.edge.url(path)
+    }
+
+    /// `https://<the main edge's optional listener><path>`.
+    fn optional_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.edge.optional)
+    }
+
+    /// Whether `url` is on the main edge (else on the nonce edge).
+    fn on_main_edge(&self, url: &str) -> bool {
+        [self.edge.required, self.edge.optional]
+            .iter()
+            .any(|addr| url.starts_with(&format!("https://{addr}/")))
+    }
+
+    /// `request` to whichever edge its URL names.
     async fn send(&self, request: &Request) -> Result<Response, String> {
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(authorization) = &request.authorization {
@@ -406,14 +452,40 @@ struct Report {
 }
 
 impl Report {
-    async fn check(&mut self, fixture: &Fixture, name: &str, request: Request, expect: Expect) {
+    /// Sends `request` and records whether the answer is `expect`; gives
+    /// the answer back, if there was one.
+    async fn check(
+        &mut self,
+        fixture: &Fixture,
+        name: &str,
+        request: Request,
+        expect: Expect,
+    ) -> Option<Response> {
         let outcome = fixture.send(&request).await;
-        self.answered += usize::from(outcome.is_ok());
+        self.count_answer(fixture, &request, &outcome);
         let problem = match &outcome {
             Err(e) => Some(format!("expected {expect:?}, the request failed: {e}")),
             Ok(response) => mismatch(response, &request, expect),
         };
         self.record(name, &request, problem);
+        outcome.ok()
+    }
+
+    /// Counts an answer from the main edge's tollgate.
+    fn count_answer(
+        &mut self,
+        fixture: &Fixture,
+        request: &Request,
+        outcome: &Result<Response, String>,
+    ) {
+        if outcome.is_ok() && fixture.on_main_edge(&request.url) {
+            self.answered += 1;
+        }
+    }
+
+    /// Records a failed case that is not about one answer's status.
+    fn fail(&mut self, name: &str, problem: &str) {
+        self.failed.push(format!("- {name}\n    {problem}"));
     }
 
     /// As [`Report::check`], and tollgate must also log the deny with
@@ -428,7 +500,7 @@ impl Report {
         reason: &str,
     ) {
         let outcome = fixture.send(&request).await;
-        self.answered += usize::from(outcome.is_ok());
+        self.count_answer(fixture, &request, &outcome);
         let mut problem = match &outcome {
             Err(e) => Some(format!("expected {expect:?}, the request failed: {e}")),
             Ok(response) => mismatch(response, &request, expect),
@@ -466,9 +538,10 @@ impl Report {
         eprintln!("{summary}");
         if !self.failed.is_empty() {
             panic!(
-                "{summary}\n--- tollgate\n{}\n--- envoy\n{}",
-                fixture.tollgate.logs(),
-                fixture.envoy.logs()
+                "{summary}\n--- tollgate\n{}\n--- envoy\n{}\n--- tollgate with nonces\n{}",
+                fixture.edge.tollgate.logs(),
+                fixture.edge.envoy.logs(),
+                fixture.nonce_edge.tollgate.logs(),
             );
         }
     }
@@ -479,7 +552,7 @@ impl Report {
 async fn nth_check_line(fixture: &Fixture, n: usize) -> String {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let logs = fixture.tollgate.logs();
+        let logs = fixture.edge.tollgate.logs();
         if let Some(line) = logs
             .lines()
             .filter(|line| line.contains("check decision="))
@@ -657,7 +730,7 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
         // 6.2.3 say before comparing: scheme and host case, dot segments,
         // percent-encoded unreserved characters; and to ignore the fragment.
         let url = f.url("/dpop/items");
-        let authority = f.required.to_string();
+        let authority = f.edge.required.to_string();
         let equivalents = [
             (
                 "upper-case scheme",
@@ -1092,8 +1165,51 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
         report.check(&f, name, request, expect).await;
     }
 
+    // --- DPoP nonces (RFC 9449 §9), on the edge whose tollgate requires
+    // them: a refusal hands out a nonce in DPoP-Nonce through Envoy, and a
+    // proof carrying it passes.
+    {
+        let url = f.nonce_edge.url("/dpop/items");
+        let proof = || alice.proof("GET", &url).access_token(&dpop_jwt);
+        let use_nonce = dpop_error("use_dpop_nonce");
+        let nonce_of = |report: &mut Report, name: &str, answer: Option<Response>| {
+            let nonce = answer
+                .as_ref()
+                .and_then(|answer| answer.header("dpop-nonce"))
+                .map(str::to_owned);
+            if nonce.as_deref().is_none_or(str::is_empty) {
+                report.fail(name, "the 401 has no DPoP-Nonce header");
+            }
+            nonce
+        };
+        let request = Request::get(a, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(proof().sign());
+        let name = "nonce: a valid proof without one";
+        let answer = report.check(&f, name, request, use_nonce).await;
+        if let Some(nonce) = nonce_of(&mut report, name, answer) {
+            let request = Request::get(a, &url)
+                .dpop_scheme(&dpop_jwt)
+                .proof(proof().claim("nonce", nonce).sign());
+            report
+                .check(
+                    &f,
+                    "nonce: the proof with the server's nonce",
+                    request,
+                    allow,
+                )
+                .await;
+        }
+        let request = Request::get(a, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(proof().claim("nonce", "made-up").sign());
+        let name = "nonce: a made-up nonce";
+        let answer = report.check(&f, name, request, use_nonce).await;
+        nonce_of(&mut report, name, answer);
+    }
+
     // No credential reaches tollgate's log.
-    let logs = f.tollgate.logs();
+    let logs = format!("{}{}", f.edge.tollgate.logs(), f.nonce_edge.tollgate.logs());
     for (what, secret) in [
         ("the DPoP JWT", &dpop_jwt),
         ("the DPoP opaque token", &dpop_opaque),
