@@ -4,9 +4,11 @@
 //! real Envoy's HTTPS listeners (client certificates passed to tollgate
 //! with `include_peer_certificate`) to the real `tollgate` binary.
 //!
-//! One IdP, one tollgate and one Envoy serve every case: starting them is
-//! most of the cost. The cases run in one test and each is checked on its
-//! own, so a failure lists every case that went wrong, not just the first.
+//! One IdP and one upstream serve every case, with two tollgates each
+//! behind its own Envoy (one on the binding config, one also requiring
+//! DPoP nonces): starting them is most of the cost. The cases run in one
+//! test and each is checked on its own, so a failure lists every case that
+//! went wrong, not just the first.
 //! Certificates: `tests/fixtures/binding/` (see its README); DPoP keys are
 //! generated per run.
 
@@ -845,6 +847,65 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
             Expect::Unauthorized("DPoP", ErrorParam::Unchecked),
         )
         .await;
+
+    {
+        // An unbound token has no key for a proof to match (oidc-provider's
+        // own resource endpoints refuse it the same way), and a token that
+        // does not verify is invalid under either scheme.
+        let url = f.url("/plain/items");
+        let proof = alice.proof("GET", &url).access_token(&plain_jwt).sign();
+        let request = Request::get(a, &url).dpop_scheme(&plain_jwt).proof(proof);
+        report
+            .check(
+                &f,
+                "unbound JWT under the DPoP scheme with a valid proof",
+                request,
+                dpop_error("invalid_token"),
+            )
+            .await;
+        let proof = alice.proof("GET", &url).access_token("not-a-token").sign();
+        let request = Request::get(a, &url)
+            .dpop_scheme("not-a-token")
+            .proof(proof);
+        report
+            .check(
+                &f,
+                "a token that is not one under the DPoP scheme",
+                request,
+                dpop_error("invalid_token"),
+            )
+            .await;
+    }
+    {
+        // htu's host is the request's :authority, which is the Host the
+        // client sent, whatever address it connected to.
+        let url = f.url("/dpop/items");
+        let host = "api.example.test";
+        let proof = alice
+            .proof("GET", &format!("https://{host}/dpop/items"))
+            .access_token(&dpop_jwt)
+            .sign();
+        let request = Request::get(a, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(proof)
+            .header("host", host);
+        report
+            .check(&f, "Host api.example.test, htu naming it", request, allow)
+            .await;
+        let proof = alice.proof("GET", &url).access_token(&dpop_jwt).sign();
+        let request = Request::get(a, &url)
+            .dpop_scheme(&dpop_jwt)
+            .proof(proof)
+            .header("host", host);
+        report
+            .check(
+                &f,
+                "Host api.example.test, htu naming the address connected to",
+                request,
+                invalid_proof,
+            )
+            .await;
+    }
 
     // --- A stolen DPoP token with the thief's own, otherwise valid, proof.
     for (kind, token) in [("JWT", &dpop_jwt), ("opaque", &dpop_opaque)] {
