@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use support::binding::{
-    ClientCert, HttpsClients, OPTIONAL_LISTENER, REQUIRED_LISTENER, dpop_token, envoy_bootstrap,
-    forged_xfcc, jwt_claims, mtls_token, oidc_mtls,
+    CertificateHandoff, ClientCert, HttpsClients, OPTIONAL_LISTENER, REQUIRED_LISTENER, dpop_token,
+    envoy_bootstrap, forged_xfcc, jwt_claims, mtls_token, oidc_mtls,
 };
 use support::dpop::{DpopKey, ath, unix_now};
 use support::oidc::{BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcOptions, OidcProvider};
@@ -82,8 +82,9 @@ struct Edge {
 }
 
 impl Edge {
-    /// Serves `config_yaml` and puts Envoy in front, routing to `upstream`.
-    async fn start(config_yaml: String, upstream: SocketAddr) -> Edge {
+    /// Serves `config_yaml` and puts Envoy in front, routing to `upstream`
+    /// and handing over client certificates as `handoff` says.
+    async fn start(config_yaml: String, upstream: SocketAddr, handoff: CertificateHandoff) -> Edge {
         let dir = ScratchDir::new("sender-binding");
         let config_path = dir.join("tollgate.yaml");
         std::fs::write(&config_path, config_yaml)
@@ -94,7 +95,8 @@ impl Edge {
         )
         .await;
         tollgate.wait_until_serving().await;
-        let envoy = Envoy::start_bootstrap(envoy_bootstrap(upstream, tollgate.addr())).await;
+        let bootstrap = envoy_bootstrap(upstream, tollgate.addr(), handoff);
+        let envoy = Envoy::start_bootstrap(bootstrap).await;
         let required = envoy.listener_named(REQUIRED_LISTENER).await;
         let optional = envoy.listener_named(OPTIONAL_LISTENER).await;
         Edge {
@@ -125,11 +127,22 @@ fn nonce_config(issuer: &str) -> String {
     with_nonce
 }
 
-/// The IdP (with its mutual-TLS listener), the echo upstream, and two
-/// edges: tollgate on [`config`], and tollgate on it with DPoP nonces.
+/// [`config`] reading the client certificate from a trusted
+/// `x-forwarded-client-cert` only, as behind a front proxy.
+fn xfcc_config(issuer: &str) -> String {
+    let yaml = config(issuer);
+    let xfcc = yaml.replacen("    sources: [peer]\n", "    sources: [xfcc]\n", 1);
+    assert_ne!(xfcc, yaml, "the binding section moved");
+    xfcc
+}
+
+/// The IdP (with its mutual-TLS listener), the echo upstream, and three
+/// edges: tollgate on [`config`]; on it with DPoP nonces; and on
+/// [`xfcc_config`] behind an Envoy that writes `x-forwarded-client-cert`.
 struct Fixture {
     edge: Edge,
     nonce_edge: Edge,
+    xfcc_edge: Edge,
     _echo: EchoUpstream,
     idp: OidcProvider,
     clients: HttpsClients,
@@ -143,13 +156,17 @@ impl Fixture {
         })
         .await;
         let echo = EchoUpstream::start().await;
-        let (edge, nonce_edge) = tokio::join!(
-            Edge::start(config(idp.issuer()), echo.addr),
-            Edge::start(nonce_config(idp.issuer()), echo.addr),
+        let peer = CertificateHandoff::Peer;
+        let forwarded = CertificateHandoff::ForwardedHeader;
+        let (edge, nonce_edge, xfcc_edge) = tokio::join!(
+            Edge::start(config(idp.issuer()), echo.addr, peer),
+            Edge::start(nonce_config(idp.issuer()), echo.addr, peer),
+            Edge::start(xfcc_config(idp.issuer()), echo.addr, forwarded),
         );
         Fixture {
             edge,
             nonce_edge,
+            xfcc_edge,
             _echo: echo,
             idp,
             clients: HttpsClients::new(),
@@ -540,10 +557,11 @@ impl Report {
         eprintln!("{summary}");
         if !self.failed.is_empty() {
             panic!(
-                "{summary}\n--- tollgate\n{}\n--- envoy\n{}\n--- tollgate with nonces\n{}",
+                "{summary}\n--- tollgate\n{}\n--- envoy\n{}\n--- tollgate with nonces\n{}\n--- tollgate reading xfcc\n{}",
                 fixture.edge.tollgate.logs(),
                 fixture.edge.envoy.logs(),
                 fixture.nonce_edge.tollgate.logs(),
+                fixture.xfcc_edge.tollgate.logs(),
             );
         }
     }
@@ -1269,8 +1287,58 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
         nonce_of(&mut report, name, answer);
     }
 
+    // --- The certificate from x-forwarded-client-cert, as Envoy writes it
+    // (SANITIZE_SET: a client's own header is replaced, or removed when it
+    // shows no certificate), on the edge whose tollgate reads only that.
+    {
+        let edge = &f.xfcc_edge;
+        let optional = |path: &str| format!("https://{}{path}", edge.optional);
+        let forged = forged_xfcc(a);
+        let cases = [
+            (
+                "xfcc: cert-bound JWT from certificate A",
+                Request::get(a, &edge.url("/mtls/items")).bearer(&mtls_jwt),
+                allow,
+            ),
+            (
+                "xfcc: cert-bound opaque from certificate A",
+                Request::get(a, &edge.url("/plain/items")).bearer(&mtls_opaque),
+                allow,
+            ),
+            (
+                "xfcc: cert-bound JWT from certificate B",
+                Request::get(ClientCert::B, &edge.url("/mtls/items")).bearer(&mtls_jwt),
+                bearer_error("invalid_token"),
+            ),
+            (
+                "xfcc: cert-bound JWT from B, with its own header naming A",
+                Request::get(ClientCert::B, &edge.url("/mtls/items"))
+                    .bearer(&mtls_jwt)
+                    .header("x-forwarded-client-cert", &forged),
+                bearer_error("invalid_token"),
+            ),
+            (
+                "xfcc: cert-bound JWT, no certificate, a header naming A",
+                Request::get(ClientCert::None, &optional("/plain/items"))
+                    .bearer(&mtls_jwt)
+                    .header("x-forwarded-client-cert", &forged),
+                bearer_error("invalid_token"),
+            ),
+            (
+                "xfcc: unbound JWT on an mtls route",
+                Request::get(a, &edge.url("/mtls/items")).bearer(&plain_jwt),
+                bearer_error("invalid_token"),
+            ),
+        ];
+        for (name, request, expect) in cases {
+            report.check(&f, name, request, expect).await;
+        }
+    }
+
     // No credential reaches tollgate's log.
-    let logs = format!("{}{}", f.edge.tollgate.logs(), f.nonce_edge.tollgate.logs());
+    let logs = [&f.edge, &f.nonce_edge, &f.xfcc_edge]
+        .map(|edge| edge.tollgate.logs())
+        .concat();
     for (what, secret) in [
         ("the DPoP JWT", &dpop_jwt),
         ("the DPoP opaque token", &dpop_opaque),
@@ -1287,9 +1355,14 @@ fn the_binding_envoy_bootstrap_passes_validation() {
     let dir = ScratchDir::new("binding-validate");
     let path = dir.join("envoy.yaml");
     let addr: SocketAddr = "127.0.0.1:9".parse().expect("an address");
-    std::fs::write(&path, envoy_bootstrap(addr, addr))
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    if let Err(message) = support::validate_config(&path) {
-        panic!("{message}");
+    for handoff in [
+        CertificateHandoff::Peer,
+        CertificateHandoff::ForwardedHeader,
+    ] {
+        std::fs::write(&path, envoy_bootstrap(addr, addr, handoff))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        if let Err(message) = support::validate_config(&path) {
+            panic!("{handoff:?}: {message}");
+        }
     }
 }

@@ -288,12 +288,39 @@ pub fn jwt_claims(jwt: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("a JWT payload that is not JSON: {e}"))
 }
 
+/// How Envoy tells tollgate about the client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateHandoff {
+    /// ext_authz `include_peer_certificate: true`: the CheckRequest carries
+    /// the connection's certificate (tollgate's `sources: [peer]`).
+    Peer,
+    /// The connection manager replaces any client-sent
+    /// `x-forwarded-client-cert` with one describing the connection's
+    /// certificate (`SANITIZE_SET`, with `Cert`, `Subject` and `DNS`), as a
+    /// front proxy does (tollgate's `sources: [xfcc]`); the peer
+    /// certificate is not included.
+    ForwardedHeader,
+}
+
 /// An Envoy bootstrap with two HTTPS listeners ([`REQUIRED_LISTENER`] first,
 /// then [`OPTIONAL_LISTENER`]) serving the fixture server certificate, both
 /// routing everything to `upstream` through ext_authz, which calls tollgate
-/// at `authz` over gRPC with `include_peer_certificate: true` and denies
-/// when the call fails.
-pub fn envoy_bootstrap(upstream: SocketAddr, authz: SocketAddr) -> String {
+/// at `authz` over gRPC, hands it the client certificate as `handoff` says,
+/// and denies when the call fails.
+pub fn envoy_bootstrap(
+    upstream: SocketAddr,
+    authz: SocketAddr,
+    handoff: CertificateHandoff,
+) -> String {
+    let (include_peer_certificate, xfcc) = match handoff {
+        CertificateHandoff::Peer => (true, ""),
+        CertificateHandoff::ForwardedHeader => (
+            false,
+            r#"          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: { cert: true, subject: true, dns: true }
+"#,
+        ),
+    };
     let listener = |name: &str, require: bool| {
         format!(
             r#"  - name: {name}
@@ -317,7 +344,7 @@ pub fn envoy_bootstrap(upstream: SocketAddr, authz: SocketAddr) -> String {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: {name}
-          route_config:
+{xfcc}          route_config:
             name: local
             virtual_hosts:
             - name: all
@@ -331,7 +358,7 @@ pub fn envoy_bootstrap(upstream: SocketAddr, authz: SocketAddr) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              include_peer_certificate: true
+              include_peer_certificate: {include_peer_certificate}
               grpc_service:
                 envoy_grpc:
                   cluster_name: tollgate
