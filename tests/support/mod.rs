@@ -19,6 +19,7 @@
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //! - `tokens`: signs test JWTs with the committed fixture keys.
+//! - `challenge`: parses `WWW-Authenticate` challenges.
 //! - `dpop`: DPoP keys and proofs (RFC 9449), built field by field.
 //! - `binding`: client certificates, HTTPS clients presenting them, bound
 //!   tokens from the real OpenID provider, and an Envoy bootstrap with TLS
@@ -35,6 +36,7 @@
 #![allow(unreachable_pub)]
 
 pub mod binding;
+pub mod challenge;
 pub mod check;
 mod client;
 pub mod dpop;
