@@ -327,8 +327,8 @@ impl DpopClient {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature =
-            jsonwebtoken::crypto::sign(signed.as_bytes(), &self.key, Algorithm::ES256).expect("sign");
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &self.key, Algorithm::ES256)
+            .expect("sign");
         format!("{signed}.{signature}")
     }
 }
