@@ -104,6 +104,7 @@ pub use server::{CHECK_SERVICE_NAME, Listeners, ServeError, serve, serve_with};
 #[cfg(any(test, fuzzing, feature = "test-util"))]
 pub mod internals {
     pub use crate::authz::{Authorizer, AuthzRequest};
+    pub use crate::binding::dpop::{DpopSettings, DpopVerifier, ProofRefusal, ProofRequest};
     pub use crate::config::parse_duration;
     pub use crate::grpc::{authz_request, check_response};
     pub use crate::headers::UpstreamHeaders;

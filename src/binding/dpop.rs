@@ -46,17 +46,17 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 
 /// How DPoP proofs are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DpopSettings {
+pub struct DpopSettings {
     /// The proof algorithms accepted; asymmetric only.
-    pub(crate) algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<Algorithm>,
     /// How old a proof's `iat` may be.
-    pub(crate) max_age: Duration,
+    pub max_age: Duration,
     /// Clock skew allowed on `iat`, either way.
-    pub(crate) leeway: Duration,
+    pub leeway: Duration,
     /// Proof ids remembered to refuse replays, at most.
-    pub(crate) replay_cache_entries: u64,
+    pub replay_cache_entries: u64,
     /// Require a server nonce in every proof.
-    pub(crate) nonce: Option<NonceSettings>,
+    pub nonce: Option<NonceSettings>,
 }
 
 impl Default for DpopSettings {
@@ -73,22 +73,22 @@ impl Default for DpopSettings {
 
 /// The request a proof must fit: its method and its URL as Envoy saw it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ProofRequest<'a> {
+pub struct ProofRequest<'a> {
     /// The method, upper-case.
-    pub(crate) method: &'a str,
+    pub method: &'a str,
     /// `http` or `https`, as Envoy's `:scheme` says.
-    pub(crate) scheme: &'a str,
+    pub scheme: &'a str,
     /// `:authority` as received (host and perhaps a port).
-    pub(crate) authority: &'a str,
+    pub authority: &'a str,
     /// The normalised path, without query.
-    pub(crate) path: &'a str,
+    pub path: &'a str,
     /// How `;` in paths is read, so `htu` normalises as the request did.
-    pub(crate) path_parameters: PathParameters,
+    pub path_parameters: PathParameters,
 }
 
 /// Why a proof did not do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProofRefusal {
+pub enum ProofRefusal {
     /// The proof is not valid for this request.
     Invalid(ProofProblem),
     /// The proof is valid but lacks a current server nonce.
@@ -102,7 +102,7 @@ impl From<ProofProblem> for ProofRefusal {
 }
 
 /// Checks proofs and remembers the ids of those that passed.
-pub(crate) struct DpopVerifier {
+pub struct DpopVerifier {
     algorithms: Vec<Algorithm>,
     max_age: f64,
     leeway: f64,
@@ -124,7 +124,7 @@ struct ProofHeader {
 
 impl DpopVerifier {
     /// A verifier with an empty replay cache.
-    pub(crate) fn new(settings: &DpopSettings) -> DpopVerifier {
+    pub fn new(settings: &DpopSettings) -> DpopVerifier {
         // A proof id must be remembered as long as its `iat` is acceptable.
         let remember = settings.max_age + settings.leeway * 2;
         let challenge_algorithms = settings
@@ -159,7 +159,7 @@ impl DpopVerifier {
     /// Checks the request's `DPoP` header values (`proofs`, one per field
     /// line) as the proof for `token` on `request` at `now` (Unix seconds).
     /// Returns the thumbprint of the proof's key, for `cnf.jkt`.
-    pub(crate) fn verify(
+    pub fn verify(
         &self,
         proofs: &[&str],
         request: &ProofRequest<'_>,

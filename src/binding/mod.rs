@@ -17,15 +17,14 @@
 //! - [`thumbprint`]: RFC 7638 JWK thumbprints.
 
 mod certificate;
-mod dpop;
+pub(crate) mod dpop;
 mod nonce;
 mod thumbprint;
 
 use serde_json::{Map, Value};
 
 pub(crate) use certificate::CertificateSource;
-pub(crate) use dpop::{DEFAULT_ALGORITHMS, DpopSettings, ProofRequest};
-use dpop::{DpopVerifier, ProofRefusal};
+pub(crate) use dpop::{DEFAULT_ALGORITHMS, DpopSettings, DpopVerifier, ProofRefusal, ProofRequest};
 pub(crate) use nonce::NonceSettings;
 
 use crate::claims::unix_now;

@@ -21,12 +21,12 @@ const TAG_BYTES: usize = 16;
 
 /// How nonces are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NonceSettings {
+pub struct NonceSettings {
     /// How long one window lasts.
-    pub(crate) lifetime: Duration,
+    pub lifetime: Duration,
     /// The key nonces are signed with; shared by replicas behind one
     /// Service. `None`: a random one per instance.
-    pub(crate) secret: Option<Secret>,
+    pub secret: Option<Secret>,
 }
 
 /// Issues and checks nonces.
