@@ -681,6 +681,7 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
     let mut report = Report::default();
     unbound_tokens(&f, &t, &mut report).await;
     valid_dpop_proofs(&f, &t, &mut report).await;
+    unusual_but_valid(&f, &t, &mut report).await;
     every_configured_algorithm(&f, &t, &mut report).await;
     certificate_bound_tokens_from_their_certificate(&f, &t, &mut report).await;
     dpop_tokens_are_not_bearer_tokens(&f, &t, &mut report).await;
@@ -826,6 +827,38 @@ async fn valid_dpop_proofs(f: &Fixture, t: &Tokens, report: &mut Report) {
             .check(f, "DPoP JWT without a client certificate", request, ALLOW)
             .await;
     }
+}
+
+/// Proofs that are valid though written unusually, and a request whose
+/// client claims another scheme.
+async fn unusual_but_valid(f: &Fixture, t: &Tokens, report: &mut Report) {
+    let url = f.url("/dpop/items");
+    // Media types compare case-insensitively (RFC 7515 §4.1.9).
+    let proof = t
+        .alice
+        .proof("GET", &url)
+        .access_token(&t.dpop_jwt)
+        .header("typ", "DPoP+JWT")
+        .sign();
+    let request = Request::get(A, &url).dpop_scheme(&t.dpop_jwt).proof(proof);
+    report
+        .check(f, "DPoP JWT, typ written DPoP+JWT", request, ALLOW)
+        .await;
+    // The scheme is the connection's (Envoy's :scheme), not a header the
+    // client sends.
+    let proof = t.alice.proof("GET", &url).access_token(&t.dpop_jwt).sign();
+    let request = Request::get(A, &url)
+        .dpop_scheme(&t.dpop_jwt)
+        .proof(proof)
+        .header("x-forwarded-proto", "http");
+    report
+        .check(
+            f,
+            "DPoP JWT over https, the client sending x-forwarded-proto: http",
+            request,
+            ALLOW,
+        )
+        .await;
 }
 
 /// Each configured algorithm works; one outside the list does not.
@@ -1101,6 +1134,11 @@ async fn bad_proofs(f: &Fixture, t: &Tokens, report: &mut Report) {
             "signed by another key than jwk",
             good().signed_by(&t.thief).sign(),
             "dpop_proof_signature",
+        ),
+        (
+            "a crit header",
+            good().header("crit", serde_json::json!(["exp"])).sign(),
+            "dpop_proof_malformed",
         ),
         (
             "not a JWS at all",

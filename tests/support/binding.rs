@@ -306,7 +306,10 @@ pub enum CertificateHandoff {
 /// then [`OPTIONAL_LISTENER`]) serving the fixture server certificate, both
 /// routing everything to `upstream` through ext_authz, which calls tollgate
 /// at `authz` over gRPC, hands it the client certificate as `handoff` says,
-/// and denies when the call fails.
+/// and denies when the call fails. The connection manager is an edge proxy
+/// (`use_remote_address: true`): it overwrites a client's
+/// `x-forwarded-proto`, which would otherwise set the `:scheme` tollgate
+/// checks a DPoP proof's `htu` against.
 pub fn envoy_bootstrap(
     upstream: SocketAddr,
     authz: SocketAddr,
@@ -344,6 +347,7 @@ pub fn envoy_bootstrap(
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: {name}
+          use_remote_address: true
 {xfcc}          route_config:
             name: local
             virtual_hosts:
