@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use support::binding::{
-    CertificateHandoff, ClientCert, HttpsClients, OPTIONAL_LISTENER, REQUIRED_LISTENER, dpop_token,
-    envoy_bootstrap, forged_xfcc, jwt_claims, mtls_token, oidc_mtls,
+    AuthzCall, CertificateHandoff, ClientCert, HTTP_PATH_PREFIX, HttpsClients, OPTIONAL_LISTENER,
+    REQUIRED_LISTENER, dpop_token, envoy_bootstrap, forged_xfcc, jwt_claims, mtls_token, oidc_mtls,
 };
 use support::challenge::challenges;
 use support::dpop::{DpopKey, ath, unix_now};
@@ -83,9 +83,15 @@ struct Edge {
 }
 
 impl Edge {
-    /// Serves `config_yaml` and puts Envoy in front, routing to `upstream`
-    /// and handing over client certificates as `handoff` says.
-    async fn start(config_yaml: String, upstream: SocketAddr, handoff: CertificateHandoff) -> Edge {
+    /// Serves `config_yaml` and puts Envoy in front, routing to `upstream`,
+    /// calling tollgate as `call` says and handing over client certificates
+    /// as `handoff` says.
+    async fn start(
+        config_yaml: String,
+        upstream: SocketAddr,
+        call: AuthzCall,
+        handoff: CertificateHandoff,
+    ) -> Edge {
         let dir = ScratchDir::new("sender-binding");
         let config_path = dir.join("tollgate.yaml");
         std::fs::write(&config_path, config_yaml)
@@ -96,7 +102,11 @@ impl Edge {
         )
         .await;
         tollgate.wait_until_serving().await;
-        let bootstrap = envoy_bootstrap(upstream, tollgate.addr(), handoff);
+        let authz = match call {
+            AuthzCall::Grpc => tollgate.addr(),
+            AuthzCall::Http => tollgate.http_addr().await,
+        };
+        let bootstrap = envoy_bootstrap(upstream, authz, call, handoff);
         let envoy = Envoy::start_bootstrap(bootstrap).await;
         let required = envoy.listener_named(REQUIRED_LISTENER).await;
         let optional = envoy.listener_named(OPTIONAL_LISTENER).await;
@@ -137,13 +147,30 @@ fn xfcc_config(issuer: &str) -> String {
     xfcc
 }
 
-/// The IdP (with its mutual-TLS listener), the echo upstream, and three
-/// edges: tollgate on [`config`]; on it with DPoP nonces; and on
-/// [`xfcc_config`] behind an Envoy that writes `x-forwarded-client-cert`.
+/// [`xfcc_config`] answering Envoy's HTTP service (tollgate's HTTP
+/// ext_authz mode), where the peer certificate cannot be sent.
+fn http_config(issuer: &str) -> String {
+    let yaml = xfcc_config(issuer);
+    let http = yaml.replacen(
+        "  grpc_listen: 127.0.0.1:0\n",
+        &format!(
+            "  grpc_listen: 127.0.0.1:0\n  http_enabled: true\n  http_listen: 127.0.0.1:0\n  http_path_prefix: {HTTP_PATH_PREFIX}\n"
+        ),
+        1,
+    );
+    assert_ne!(http, yaml, "the server section moved");
+    http
+}
+
+/// The IdP (with its mutual-TLS listener), the echo upstream, and four
+/// edges: tollgate on [`config`]; on it with DPoP nonces; on
+/// [`xfcc_config`] behind an Envoy that writes `x-forwarded-client-cert`;
+/// and on [`http_config`], called by Envoy's HTTP service.
 struct Fixture {
     edge: Edge,
     nonce_edge: Edge,
     xfcc_edge: Edge,
+    http_edge: Edge,
     _echo: EchoUpstream,
     idp: OidcProvider,
     clients: HttpsClients,
@@ -159,15 +186,19 @@ impl Fixture {
         let echo = EchoUpstream::start().await;
         let peer = CertificateHandoff::Peer;
         let forwarded = CertificateHandoff::ForwardedHeader;
-        let (edge, nonce_edge, xfcc_edge) = tokio::join!(
-            Edge::start(config(idp.issuer()), echo.addr, peer),
-            Edge::start(nonce_config(idp.issuer()), echo.addr, peer),
-            Edge::start(xfcc_config(idp.issuer()), echo.addr, forwarded),
+        let (grpc, http) = (AuthzCall::Grpc, AuthzCall::Http);
+        let issuer = idp.issuer();
+        let (edge, nonce_edge, xfcc_edge, http_edge) = tokio::join!(
+            Edge::start(config(issuer), echo.addr, grpc, peer),
+            Edge::start(nonce_config(issuer), echo.addr, grpc, peer),
+            Edge::start(xfcc_config(issuer), echo.addr, grpc, forwarded),
+            Edge::start(http_config(issuer), echo.addr, http, forwarded),
         );
         Fixture {
             edge,
             nonce_edge,
             xfcc_edge,
+            http_edge,
             _echo: echo,
             idp,
             clients: HttpsClients::new(),
@@ -491,11 +522,12 @@ impl Report {
         eprintln!("{summary}");
         if !self.failed.is_empty() {
             panic!(
-                "{summary}\n--- tollgate\n{}\n--- envoy\n{}\n--- tollgate with nonces\n{}\n--- tollgate reading xfcc\n{}",
+                "{summary}\n--- tollgate\n{}\n--- envoy\n{}\n--- tollgate with nonces\n{}\n--- tollgate reading xfcc\n{}\n--- tollgate in HTTP mode\n{}",
                 fixture.edge.tollgate.logs(),
                 fixture.edge.envoy.logs(),
                 fixture.nonce_edge.tollgate.logs(),
                 fixture.xfcc_edge.tollgate.logs(),
+                fixture.http_edge.tollgate.logs(),
             );
         }
     }
@@ -692,9 +724,10 @@ async fn bound_tokens_are_accepted_only_from_their_holder() {
     route_requirements(&f, &t, &mut report).await;
     nonces(&f, &t, &mut report).await;
     forwarded_certificates(&f, &t, &mut report).await;
+    http_mode(&f, &t, &mut report).await;
 
     // No credential reaches tollgate's log.
-    let logs = [&f.edge, &f.nonce_edge, &f.xfcc_edge]
+    let logs = [&f.edge, &f.nonce_edge, &f.xfcc_edge, &f.http_edge]
         .map(|edge| edge.tollgate.logs())
         .concat();
     for (what, secret) in [
@@ -1434,19 +1467,97 @@ async fn forwarded_certificates(f: &Fixture, t: &Tokens, report: &mut Report) {
     }
 }
 
+/// The same rules through Envoy's HTTP service (tollgate's HTTP ext_authz
+/// mode): the scheme comes from x-forwarded-proto, the host from Host, and
+/// the certificate from x-forwarded-client-cert.
+async fn http_mode(f: &Fixture, t: &Tokens, report: &mut Report) {
+    let edge = &f.http_edge;
+    let url = edge.url("/dpop/items");
+    let proof = || t.alice.proof("GET", &url).access_token(&t.dpop_jwt);
+    let dpop = |proof: String| Request::get(A, &url).dpop_scheme(&t.dpop_jwt).proof(proof);
+    let replayed = proof().sign();
+    let cases = [
+        (
+            "http mode: DPoP JWT with a valid proof",
+            dpop(proof().sign()),
+            ALLOW,
+        ),
+        (
+            "http mode: the client sending x-forwarded-proto: http",
+            dpop(proof().sign()).header("x-forwarded-proto", "http"),
+            ALLOW,
+        ),
+        (
+            "http mode: DPoP JWT sent as Bearer",
+            Request::get(A, &url).bearer(&t.dpop_jwt),
+            dpop_error("invalid_token"),
+        ),
+        (
+            "http mode: a proof for another path",
+            dpop(
+                t.alice
+                    .proof("GET", &edge.url("/dpop/other"))
+                    .access_token(&t.dpop_jwt)
+                    .sign(),
+            ),
+            INVALID_PROOF,
+        ),
+        (
+            "http mode: a proof with the http scheme",
+            dpop(
+                t.alice
+                    .proof("GET", &url.replacen("https://", "http://", 1))
+                    .access_token(&t.dpop_jwt)
+                    .sign(),
+            ),
+            INVALID_PROOF,
+        ),
+        (
+            "http mode: replay, first use",
+            dpop(replayed.clone()),
+            ALLOW,
+        ),
+        ("http mode: replay, again", dpop(replayed), INVALID_PROOF),
+        (
+            "http mode: no token on a dpop route",
+            Request::get(A, &url),
+            Expect::Unauthorized("DPoP", ErrorParam::Absent),
+        ),
+        (
+            "http mode: cert-bound JWT from certificate A",
+            Request::get(A, &edge.url("/mtls/items")).bearer(&t.mtls_jwt),
+            ALLOW,
+        ),
+        (
+            "http mode: cert-bound JWT from certificate B",
+            Request::get(ClientCert::B, &edge.url("/mtls/items")).bearer(&t.mtls_jwt),
+            bearer_error("invalid_token"),
+        ),
+        (
+            "http mode: cert-bound opaque from certificate B",
+            Request::get(ClientCert::B, &edge.url("/plain/items")).bearer(&t.mtls_opaque),
+            bearer_error("invalid_token"),
+        ),
+    ];
+    for (name, request, expect) in cases {
+        report.check(f, name, request, expect).await;
+    }
+}
+
 #[test]
 fn the_binding_envoy_bootstrap_passes_validation() {
     let dir = ScratchDir::new("binding-validate");
     let path = dir.join("envoy.yaml");
     let addr: SocketAddr = "127.0.0.1:9".parse().expect("an address");
-    for handoff in [
-        CertificateHandoff::Peer,
-        CertificateHandoff::ForwardedHeader,
+    for (call, handoff) in [
+        (AuthzCall::Grpc, CertificateHandoff::Peer),
+        (AuthzCall::Grpc, CertificateHandoff::ForwardedHeader),
+        (AuthzCall::Http, CertificateHandoff::ForwardedHeader),
     ] {
-        std::fs::write(&path, envoy_bootstrap(addr, addr, handoff))
+        std::fs::write(&path, envoy_bootstrap(addr, addr, call, handoff))
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         if let Err(message) = support::validate_config(&path) {
-            panic!("{handoff:?}: {message}");
+            panic!("{call:?} {handoff:?}: {message}");
         }
     }
 }

@@ -302,19 +302,56 @@ pub enum CertificateHandoff {
     ForwardedHeader,
 }
 
+/// How Envoy's ext_authz filter calls tollgate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzCall {
+    /// `grpc_service` (HTTP/2).
+    Grpc,
+    /// `http_service` (HTTP/1.1) with path prefix [`HTTP_PATH_PREFIX`],
+    /// sending every request header (`allowed_headers` `.*`): tollgate's
+    /// HTTP ext_authz mode.
+    Http,
+}
+
+/// The `path_prefix` of [`AuthzCall::Http`]; tollgate's
+/// `server.http_path_prefix` must match.
+pub const HTTP_PATH_PREFIX: &str = "/authz";
+
 /// An Envoy bootstrap with two HTTPS listeners ([`REQUIRED_LISTENER`] first,
 /// then [`OPTIONAL_LISTENER`]) serving the fixture server certificate, both
 /// routing everything to `upstream` through ext_authz, which calls tollgate
-/// at `authz` over gRPC, hands it the client certificate as `handoff` says,
-/// and denies when the call fails. The connection manager is an edge proxy
+/// at `authz` as `call` says, hands it the client certificate as `handoff`
+/// says (only [`CertificateHandoff::ForwardedHeader`] reaches an HTTP
+/// service), and denies when the call fails. The connection manager is an edge proxy
 /// (`use_remote_address: true`): it overwrites a client's
 /// `x-forwarded-proto`, which would otherwise set the `:scheme` tollgate
 /// checks a DPoP proof's `htu` against.
 pub fn envoy_bootstrap(
     upstream: SocketAddr,
     authz: SocketAddr,
+    call: AuthzCall,
     handoff: CertificateHandoff,
 ) -> String {
+    let service = match call {
+        AuthzCall::Grpc => r#"              grpc_service:
+                envoy_grpc:
+                  cluster_name: tollgate
+                timeout: 2s
+"#
+        .to_owned(),
+        AuthzCall::Http => format!(
+            r#"              http_service:
+                server_uri:
+                  uri: "http://{authz}"
+                  cluster: tollgate
+                  timeout: 2s
+                path_prefix: {HTTP_PATH_PREFIX}
+              allowed_headers:
+                patterns:
+                - safe_regex: {{ regex: ".*" }}
+"#
+        ),
+    };
     let (include_peer_certificate, xfcc) = match handoff {
         CertificateHandoff::Peer => (true, ""),
         CertificateHandoff::ForwardedHeader => (
@@ -363,11 +400,7 @@ pub fn envoy_bootstrap(
               transport_api_version: V3
               failure_mode_allow: false
               include_peer_certificate: {include_peer_certificate}
-              grpc_service:
-                envoy_grpc:
-                  cluster_name: tollgate
-                timeout: 2s
-          - name: envoy.filters.http.router
+{service}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
 "#,
@@ -411,7 +444,11 @@ static_resources:
         required = listener(REQUIRED_LISTENER, true),
         optional = listener(OPTIONAL_LISTENER, false),
         upstream = cluster("upstream", upstream, ""),
-        tollgate = cluster("tollgate", authz, http2),
+        tollgate = cluster(
+            "tollgate",
+            authz,
+            if call == AuthzCall::Grpc { http2 } else { "" }
+        ),
     )
 }
 
