@@ -13,7 +13,8 @@
 //! it.
 //!
 //! # Layout
-//! - this file: the entries, their placeholders, and judging the answers.
+//! - this file: the entries, the attempts made of them, and judging the
+//!   answers.
 //! - `sign`: the `sign` recipes, for tokens and DPoP proofs.
 //! - `binding`: JWKs, thumbprints and certificates for sender-constrained
 //!   tokens, and the DPoP proof recipe.
@@ -700,9 +701,9 @@ fn the_corpus_parses_and_every_entry_builds() {
             binding::certificate_files(name).unwrap_or_else(|e| panic!("{label}: {e}"));
         }
         for origin in [&grpc_origin(), &envoy] {
-            attempt(entry, &mut vars, origin).unwrap_or_else(|e| panic!("{label}: {e}"));
-            check_request(entry, &attempt(entry, &mut vars, origin).unwrap())
-                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let attempt =
+                attempt(entry, &mut vars, origin).unwrap_or_else(|e| panic!("{label}: {e}"));
+            check_request(entry, &attempt).unwrap_or_else(|e| panic!("{label}: {e}"));
         }
     }
 }
@@ -872,7 +873,7 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     assert!(serving().await, "tollgate is SERVING after the corpus");
     assert!(
         failures.is_empty(),
-        "{} of {ENTRIES} corpus entries failed:\n{}\n--- tollgate log ---\n{}",
+        "{} checks failed over {ENTRIES} corpus entries (one per leg):\n{}\n--- tollgate log ---\n{}",
         failures.len(),
         failures.join("\n"),
         logs
