@@ -26,6 +26,7 @@ pub struct EnvoyOptions {
     upstream: SocketAddr,
     authz: Option<AuthzOptions>,
     access_log: Option<(PathBuf, String)>,
+    downstream_tls: Option<DownstreamTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,17 @@ pub struct AuthzTls {
     pub server_name: String,
 }
 
+/// PEM files for a TLS listener that asks clients for a certificate.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    /// The listener's certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA client certificates are checked against; one that does not
+    /// chain to it is still accepted (and passed on), as is no certificate.
+    pub client_ca: PathBuf,
+}
+
 impl EnvoyOptions {
     /// Routes everything to `upstream` through the ext_authz filter, which
     /// calls tollgate over gRPC (HTTP/2) at `authz_addr` with a 2 s timeout
@@ -72,6 +84,7 @@ impl EnvoyOptions {
                 tls: None,
             }),
             access_log: None,
+            downstream_tls: None,
         }
     }
 
@@ -107,6 +120,7 @@ impl EnvoyOptions {
             upstream,
             authz: None,
             access_log: None,
+            downstream_tls: None,
         }
     }
 
@@ -145,6 +159,14 @@ impl EnvoyOptions {
         self
     }
 
+    /// Serves the listener over TLS, asking each client for a certificate
+    /// without requiring one, and has the ext_authz filter pass the
+    /// client's certificate to tollgate (`include_peer_certificate`).
+    pub fn downstream_tls(mut self, tls: DownstreamTls) -> Self {
+        self.downstream_tls = Some(tls);
+        self
+    }
+
     fn authz_mut(&mut self) -> &mut AuthzOptions {
         self.authz
             .as_mut()
@@ -156,6 +178,8 @@ impl EnvoyOptions {
 #[derive(Debug)]
 pub struct Envoy {
     child: Child,
+    /// `https` on a TLS listener, else `http`.
+    scheme: &'static str,
     listener: SocketAddr,
     admin: SocketAddr,
     bootstrap: String,
@@ -207,6 +231,10 @@ impl Envoy {
 
         let mut envoy = Self {
             child,
+            scheme: match options.downstream_tls {
+                Some(_) => "https",
+                None => "http",
+            },
             listener: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap,
@@ -216,9 +244,15 @@ impl Envoy {
         envoy
     }
 
-    /// `http://<listener>` + `path`; `path` starts with `/`.
+    /// `http://<listener>` (`https` on a TLS listener) + `path`; `path`
+    /// starts with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listener)
+        format!("{}://{}{path}", self.scheme, self.listener)
+    }
+
+    /// `https` on a TLS listener, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// `http://<admin>` + `path`, for stats and config dumps.
@@ -503,9 +537,10 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              include_peer_certificate: false
+              include_peer_certificate: {peer}
               encode_raw_headers: {raw}
 {service}{extra}"#,
+                peer = options.downstream_tls.is_some(),
                 raw = authz.encode_raw_headers,
             )
         }
@@ -549,6 +584,28 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
         }
     };
     let upstream_cluster = cluster("upstream", options.upstream, "");
+    // Goes between `- ` and `filters:` of the filter chain.
+    let listener_tls = match &options.downstream_tls {
+        None => String::new(),
+        Some(tls) => format!(
+            r#"transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: false
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {{ filename: {cert} }}
+              private_key: {{ filename: {key} }}
+            validation_context:
+              trusted_ca: {{ filename: {ca} }}
+              trust_chain_verification: ACCEPT_UNTRUSTED
+      "#,
+            cert = quoted(&tls.cert.to_string_lossy()),
+            key = quoted(&tls.key.to_string_lossy()),
+            ca = quoted(&tls.client_ca.to_string_lossy()),
+        ),
+    };
     format!(
         r#"# Written by tests/support/envoy.rs for one test.
 admin:
@@ -560,7 +617,7 @@ static_resources:
     address:
       socket_address: {{ address: 127.0.0.1, port_value: 0 }}
     filter_chains:
-    - filters:
+    - {listener_tls}filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager

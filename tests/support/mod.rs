@@ -61,7 +61,7 @@ pub use client::{Response, get, request};
 #[allow(unused_imports)]
 pub use echo::EchoUpstream;
 #[allow(unused_imports)]
-pub use envoy::{AuthzTls, Envoy, EnvoyOptions, wait_for_file_containing};
+pub use envoy::{AuthzTls, DownstreamTls, Envoy, EnvoyOptions, wait_for_file_containing};
 #[allow(unused_imports)]
 pub use envoy_bin::{ENVOY_VERSION, envoy_binary, validate_config};
 #[allow(unused_imports)]
