@@ -107,7 +107,7 @@ impl Edge {
             AuthzCall::Http => tollgate.http_addr().await,
         };
         let bootstrap = envoy_bootstrap(upstream, authz, call, handoff);
-        let envoy = Envoy::start_bootstrap(bootstrap).await;
+        let envoy = Envoy::start_bootstrap(bootstrap, "https").await;
         let required = envoy.listener_named(REQUIRED_LISTENER).await;
         let optional = envoy.listener_named(OPTIONAL_LISTENER).await;
         Edge {

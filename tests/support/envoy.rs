@@ -191,13 +191,18 @@ impl Envoy {
     /// Writes the bootstrap, starts Envoy and returns once it reports ready
     /// with its listener bound. Panics with Envoy's own output on failure.
     pub async fn start(options: EnvoyOptions) -> Self {
-        Self::start_bootstrap(bootstrap_yaml(&options)).await
+        let scheme = match options.downstream_tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        Self::start_bootstrap(bootstrap_yaml(&options), scheme).await
     }
 
     /// As [`Envoy::start`], with a bootstrap written by the caller: admin
     /// and every listener on 127.0.0.1 port 0; [`Envoy::url`] is the first
-    /// listener, [`Envoy::listener_named`] finds the others.
-    pub async fn start_bootstrap(bootstrap: String) -> Self {
+    /// listener, served over `scheme` (`http` or `https`);
+    /// [`Envoy::listener_named`] finds the others.
+    pub async fn start_bootstrap(bootstrap: String, scheme: &'static str) -> Self {
         let binary = tokio::task::spawn_blocking(envoy_binary)
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
@@ -231,10 +236,7 @@ impl Envoy {
 
         let mut envoy = Self {
             child,
-            scheme: match options.downstream_tls {
-                Some(_) => "https",
-                None => "http",
-            },
+            scheme,
             listener: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap,
