@@ -3,7 +3,8 @@
 //! them, tokens from the real OpenID provider bound to a DPoP key (RFC 9449)
 //! or to a client certificate (RFC 8705), and an Envoy bootstrap whose TLS
 //! listeners ask for client certificates and hand them to tollgate
-//! (`include_peer_certificate`).
+//! (`include_peer_certificate`, or an `x-forwarded-client-cert` Envoy
+//! writes), calling it over gRPC or its HTTP ext_authz mode.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
