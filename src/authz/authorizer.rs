@@ -216,7 +216,7 @@ impl Authorizer {
         };
         let (token, scheme) = match self.token(target) {
             Ok(found) => found,
-            Err(reason) => return Ok(deny(reason, Scheme::Bearer)),
+            Err((reason, scheme)) => return Ok(deny(reason, scheme)),
         };
         if token.len() > self.limits.max_token_bytes {
             return Ok(deny(
@@ -279,19 +279,28 @@ impl Authorizer {
     }
 
     /// The token and how it came: from the configured sources, or as
-    /// `Authorization: DPoP`. Both at once is two tokens (RFC 6750 §2).
-    fn token<'t>(&'t self, target: &'t Target<'_>) -> Result<(Cow<'t, str>, Scheme), DenyReason> {
-        let refuse = |error| match error {
-            ExtractError::Conflict => DenyReason::ConflictingTokens,
-            ExtractError::Malformed => DenyReason::InvalidToken(TokenProblem::Malformed),
+    /// `Authorization: DPoP`. Both at once is two tokens (RFC 6750 §2). A
+    /// refusal names the scheme its challenge should use.
+    fn token<'t>(
+        &'t self,
+        target: &'t Target<'_>,
+    ) -> Result<(Cow<'t, str>, Scheme), (DenyReason, Scheme)> {
+        let refuse = |scheme| {
+            move |error| match error {
+                ExtractError::Conflict => (DenyReason::ConflictingTokens, scheme),
+                ExtractError::Malformed => {
+                    (DenyReason::InvalidToken(TokenProblem::Malformed), scheme)
+                }
+            }
         };
-        let bearer = extract::extract(&self.token_sources, target).map_err(refuse)?;
-        let dpop = extract::extract(&self.dpop_source, target).map_err(refuse)?;
+        let bearer =
+            extract::extract(&self.token_sources, target).map_err(refuse(Scheme::Bearer))?;
+        let dpop = extract::extract(&self.dpop_source, target).map_err(refuse(Scheme::Dpop))?;
         match (bearer, dpop) {
-            (Some(_), Some(_)) => Err(DenyReason::ConflictingTokens),
+            (Some(_), Some(_)) => Err((DenyReason::ConflictingTokens, Scheme::Dpop)),
             (Some(token), None) => Ok((token, Scheme::Bearer)),
             (None, Some(token)) => Ok((token, Scheme::Dpop)),
-            (None, None) => Err(DenyReason::MissingToken),
+            (None, None) => Err((DenyReason::MissingToken, Scheme::Bearer)),
         }
     }
 
