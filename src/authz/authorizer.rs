@@ -297,7 +297,7 @@ impl Authorizer {
             extract::extract(&self.token_sources, target).map_err(refuse(Scheme::Bearer))?;
         let dpop = extract::extract(&self.dpop_source, target).map_err(refuse(Scheme::Dpop))?;
         match (bearer, dpop) {
-            (Some(_), Some(_)) => Err((DenyReason::ConflictingTokens, Scheme::Dpop)),
+            (Some(_), Some(_)) => Err((DenyReason::ConflictingTokens, Scheme::Bearer)),
             (Some(token), None) => Ok((token, Scheme::Bearer)),
             (None, Some(token)) => Ok((token, Scheme::Dpop)),
             (None, None) => Err((DenyReason::MissingToken, Scheme::Bearer)),
