@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "runtime",
         [
             "token",
+            "binding",
             "identity",
             "tls",
             "telemetry",

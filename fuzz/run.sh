@@ -3,7 +3,7 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# Default: 600 s for each of extract, jws, jwks, config and paths, one after
+# Default: 600 s for each of extract, jws, jwks, config, paths and dpop, one after
 # another. FUZZ_PROFILE=dev builds unoptimised (half the build time, a
 # fraction of the executions: for CI's smoke run, not for finding bugs). Works on the stable toolchain: cargo-fuzz passes `-Z` flags
 # (AddressSanitizer, coverage), which stable rustc accepts under
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 CARGO_FUZZ_VERSION=0.13.1
-ALL_TARGETS=(extract jws jwks config paths)
+ALL_TARGETS=(extract jws jwks config paths dpop)
 
 seconds=${1:-600}
 shift || true
@@ -42,6 +42,7 @@ max_len() {
         jwks) echo 16384 ;;
         config) echo 32768 ;;
         paths) echo 1024 ;;
+        dpop) echo 8192 ;;
         *) echo "unknown target $1 (targets: ${ALL_TARGETS[*]})" >&2; exit 64 ;;
     esac
 }

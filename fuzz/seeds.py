@@ -91,6 +91,50 @@ def jws():
           f"{part({'alg': 'ES256', 'kid': 'ec-1'})}.{part({**claims, 'iss': 'https://es.fuzz.test', 'aud': 'api'})}.{b64(bytes(64))}")
     duplicate = b64(b'{"alg":"RS256","alg":"none"}')
     write("jws", "duplicate-alg", f"{duplicate}.{part(claims)}.AAAA")
+    # RFC 7515 §4: unknown header members are ignored whatever their type.
+    for alg, (header, iss, extra) in good.items():
+        claims = {"iss": iss, "sub": "svc", "exp": EXP, **extra}
+        odd = {**header, "ver": 2, "x": {"n": [1, True, None]}, "y": None, "z": False}
+        write("jws", f"valid-{alg}-unknown-members", sign(alg, odd, claims))
+
+
+# The fuzz body's fixed request, token and clock (fuzz/bodies/dpop.rs).
+DPOP_URL = "https://api.fuzz.test/orders/1"
+DPOP_TOKEN = "fuzz-access-token"
+DPOP_NOW = 1700000000
+
+
+def public_jwk(name):
+    jwk = json.loads((KEYS / f"{name}.jwk.json").read_text())
+    return {k: v for k, v in jwk.items() if k in ("kty", "crv", "x", "y", "n", "e")}
+
+
+def dpop():
+    ath = b64(hashes_sha256(DPOP_TOKEN.encode()))
+    claims = {"jti": "seed-1", "htm": "GET", "htu": DPOP_URL, "iat": DPOP_NOW, "ath": ath}
+    keys = {"ES256": "ec-p256-1", "RS256": "rsa-2048", "EdDSA": "ed25519"}
+    for alg, name in keys.items():
+        header = {"typ": "dpop+jwt", "alg": alg, "jwk": public_jwk(name)}
+        proof = sign(alg, header, claims)
+        write("dpop", f"valid-{alg}", proof)
+        h, p, s = proof.split(".")
+        write("dpop", f"{alg}-truncated-signature", f"{h}.{p}.{s[:10]}")
+        write("dpop", f"{alg}-wrong-typ", sign(alg, {**header, "typ": "JWT"}, claims))
+        write("dpop", f"{alg}-wrong-htu", sign(alg, header, {**claims, "htu": DPOP_URL + "x"}))
+        write("dpop", f"{alg}-stale", sign(alg, header, {**claims, "iat": DPOP_NOW - 3600}))
+        write("dpop", f"{alg}-unknown-members", sign(alg, {**header, "ver": 2, "kid": None}, claims))
+    header = {"typ": "dpop+jwt", "alg": "none", "jwk": public_jwk("ec-p256-1")}
+    write("dpop", "alg-none", f"{part(header)}.{part(claims)}.")
+    private = json.loads((KEYS / "ec-p256-1.jwk.json").read_text())
+    private["d"] = "AAAA"
+    write("dpop", "private-jwk", sign("ES256", {**header, "alg": "ES256", "jwk": private}, claims))
+    write("dpop", "two-proofs", f"{(FUZZ / 'corpus' / 'dpop' / 'valid-ES256').read_text()},x.y.z")
+
+
+def hashes_sha256(data):
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
 
 
 def extract():
@@ -172,6 +216,7 @@ def jwks():
 
 
 jws()
+dpop()
 extract()
 paths()
 jwks()

@@ -17,11 +17,15 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Why a NumericDate claim cannot be read: present, but not a finite number.
+/// Why a NumericDate claim cannot be read: present, but not a number of
+/// seconds since 1970 that fits 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NotANumericDate;
 
-/// A NumericDate claim: absent, or a finite number; anything else is invalid.
+/// A NumericDate claim: absent, or a number in `[0, 2^64)`. Anything else
+/// is invalid: a negative date, or one so large (`1e300`) that arithmetic
+/// on it saturates, was never issued by an IdP and only probes for
+/// overflow (as jsonwebtoken, which reads these as `u64`, refused them).
 pub(crate) fn time_claim(
     claims: &Map<String, Value>,
     name: &str,
@@ -29,11 +33,14 @@ pub(crate) fn time_claim(
     match claims.get(name) {
         None => Ok(None),
         Some(value) => match value.as_f64() {
-            Some(at) if at.is_finite() => Ok(Some(at)),
+            Some(at) if (0.0..U64_LIMIT).contains(&at) => Ok(Some(at)),
             _ => Err(NotANumericDate),
         },
     }
 }
+
+/// 2^64: the first NumericDate past what a `u64` holds.
+const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
 
 /// What is left of `ttl` before `exp` (a NumericDate) passes at `now`:
 /// zero once it has, or when `exp` is not a finite number.

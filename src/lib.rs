@@ -23,7 +23,7 @@
 //! | edges | `grpc`, `http` | authz, runtime, leaves (never config) |
 //! | config | `config` | authz, runtime, leaves |
 //! | authz | `authz` | runtime, leaves |
-//! | runtime | `token`, `identity`, `tls`, `telemetry`, `audit`, `limits`, `metrics`, `devtoken` | leaves |
+//! | runtime | `token`, `binding`, `identity`, `tls`, `telemetry`, `audit`, `limits`, `metrics`, `devtoken` | leaves |
 //! | leaves | `outcome`, `headers`, `routes`, `claims`, `secret`, `error_chain`, `fetch`, `digest` | leaves |
 //!
 //! A settings type lives in the module that uses it; `config` only reads
@@ -40,6 +40,8 @@
 //!   both edges share.
 //! - `token`: token extraction, JWT verification, JWKS parsing and cache,
 //!   introspection and its cache, providers.
+//! - `binding`: sender-constrained tokens: RFC 8705 certificate binding and
+//!   RFC 9449 DPoP proofs.
 //! - `identity`: signed identity tokens for the upstream, and their JWKS.
 //! - `tls`: TLS and mutual TLS on the listeners, reloaded when the files change.
 //! - `telemetry`: log output, and OpenTelemetry spans exported over OTLP.
@@ -69,6 +71,7 @@
 
 mod audit;
 mod authz;
+mod binding;
 mod claims;
 mod cli;
 mod config;
@@ -103,11 +106,13 @@ pub use server::{CHECK_SERVICE_NAME, Listeners, ServeError, serve, serve_with};
 #[cfg(any(test, fuzzing, feature = "test-util"))]
 pub mod internals {
     pub use crate::authz::{Authorizer, AuthzRequest};
+    pub use crate::binding::dpop::{DpopSettings, DpopVerifier, ProofRefusal, ProofRequest};
     pub use crate::config::parse_duration;
     pub use crate::grpc::{authz_request, check_response};
     pub use crate::headers::UpstreamHeaders;
     pub use crate::outcome::{
-        Caller, Decision, Denial, DenyReason, DenyShape, Grant, TokenProblem,
+        AuthScheme, Bound, Caller, Decision, Denial, DenyReason, DenyShape, Grant, ProofProblem,
+        TokenProblem,
     };
     pub use crate::routes::{
         FindingKind, MatchSpec, PathParameters, PathSpec, RequestTarget, RouteMatcher, RouteTable,

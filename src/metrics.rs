@@ -8,136 +8,20 @@
 //! for the same output. Label values come from bounded sets only (configured
 //! route and provider names, static reason labels), never from requests.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod audit;
 mod clients;
+mod family;
 
 pub(crate) use clients::{ClientLabels, NO_CLIENT, OTHER_CLIENT};
+use family::{
+    Counter, Family, Gauge, Histogram, increment, render_counters, render_gauges, render_histograms,
+};
 
 /// The `route` label of a check that matched no configured route.
 pub(crate) const UNMATCHED_ROUTE: &str = "<unmatched>";
-
-/// Upper bounds (seconds) of the latency histograms: a local JWT check takes
-/// well under a millisecond, an IdP round trip tens of milliseconds.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
-/// Label values, in the order of the family's label names.
-type Labels = Box<[String]>;
-
-/// One metric name with its series, one per distinct label set.
-struct Family<M> {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    // Read on every record to find the series, written once per new label
-    // set; held only to look up or insert an `Arc`, never across an await.
-    series: RwLock<BTreeMap<Labels, Arc<M>>>,
-}
-
-impl<M: Default> Family<M> {
-    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
-        Family {
-            name,
-            help,
-            labels,
-            series: RwLock::new(BTreeMap::new()),
-        }
-    }
-
-    fn get(&self, values: &[&str]) -> Arc<M> {
-        debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
-        let key: Labels = values.iter().map(|v| (*v).to_owned()).collect();
-        let found = self
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .map(Arc::clone);
-        if let Some(metric) = found {
-            return metric;
-        }
-        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(series.entry(key).or_default())
-    }
-
-    fn snapshot(&self) -> Vec<(Labels, Arc<M>)> {
-        self.series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(key, metric)| (key.clone(), Arc::clone(metric)))
-            .collect()
-    }
-
-    fn header(&self, out: &mut String, kind: &str) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} {kind}", self.name);
-    }
-
-    /// `{a="x",b="y"}` with `extra` appended (for `le`), or nothing.
-    fn label_text(&self, values: &[String], extra: Option<(&str, &str)>) -> String {
-        let pairs: Vec<String> = self
-            .labels
-            .iter()
-            .zip(values)
-            .map(|(name, value)| (*name, value.as_str()))
-            .chain(extra)
-            .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
-            .collect();
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", pairs.join(","))
-        }
-    }
-}
-
-/// A monotonically increasing count.
-#[derive(Default)]
-struct Counter(AtomicU64);
-
-/// A value that goes up and down, stored as `f64` bits.
-#[derive(Default)]
-struct Gauge(AtomicU64);
-
-impl Gauge {
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-
-    fn value(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
-}
-
-/// Observations counted into [`LATENCY_BUCKETS`].
-#[derive(Default)]
-struct Histogram {
-    /// Non-cumulative count per bucket; the last slot is `+Inf`.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, duration: Duration) {
-        let seconds = duration.as_secs_f64();
-        let slot = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Every metric tollgate exports. [`global`] is the one the server renders;
 /// tests may build their own.
@@ -153,10 +37,9 @@ pub(crate) struct Registry {
     cache_misses: Family<Counter>,
     cache_entries: Family<Gauge>,
     config_reloads: Family<Counter>,
-    client_checks: Family<Counter>,
-    audit_exported: Family<Counter>,
-    audit_dropped: Family<Counter>,
-    audit_queue: Family<Gauge>,
+    /// Per-client checks and the audit stream's counts.
+    callers: audit::CallerFamilies,
+    binding_checks: Family<Counter>,
 }
 
 impl Default for Registry {
@@ -224,25 +107,11 @@ impl Registry {
                 "Configuration reloads, by outcome (success, error).",
                 &["outcome"],
             ),
-            client_checks: Family::new(
-                "tollgate_client_checks_total",
-                "Authorization checks by caller (an allow-listed client, `other` or `none`), decision and configured route.",
-                &["client", "decision", "route"],
-            ),
-            audit_exported: Family::new(
-                "tollgate_audit_records_exported_total",
-                "Audit records the collector accepted or the file took.",
-                &[],
-            ),
-            audit_dropped: Family::new(
-                "tollgate_audit_records_dropped_total",
-                "Audit records dropped, by reason (queue_full, export_failed, rejected, shutdown).",
-                &["reason"],
-            ),
-            audit_queue: Family::new(
-                "tollgate_audit_queue_records",
-                "Audit records waiting for export, as the exporter last saw them.",
-                &[],
+            callers: audit::CallerFamilies::new(),
+            binding_checks: Family::new(
+                "tollgate_binding_checks_total",
+                "Sender-constrained token checks, by binding checked (dpop, mtls, dpop+mtls, none) and result (pass or the deny reason).",
+                &["binding", "result"],
             ),
         }
     }
@@ -311,31 +180,10 @@ impl Registry {
         increment(&self.config_reloads, &[outcome]);
     }
 
-    /// Counts one check under its caller's bounded label (see
-    /// [`ClientLabels`]).
-    pub(crate) fn record_client_check(&self, client: &str, decision: &str, route: &str) {
-        increment(&self.client_checks, &[client, decision, route]);
-    }
-
-    /// Counts `count` audit records exported.
-    pub(crate) fn record_audit_exported(&self, count: u64) {
-        self.audit_exported
-            .get(&[])
-            .0
-            .fetch_add(count, Ordering::Relaxed);
-    }
-
-    /// Counts `count` audit records dropped for `reason`.
-    pub(crate) fn record_audit_dropped(&self, reason: &str, count: u64) {
-        self.audit_dropped
-            .get(&[reason])
-            .0
-            .fetch_add(count, Ordering::Relaxed);
-    }
-
-    /// Sets the number of audit records waiting for export.
-    pub(crate) fn set_audit_queue(&self, records: usize) {
-        self.audit_queue.get(&[]).set(records as f64);
+    /// Counts one check of a token's binding; `binding` and `result` are
+    /// static labels.
+    pub(crate) fn record_binding_check(&self, binding: &str, result: &str) {
+        increment(&self.binding_checks, &[binding, result]);
     }
 
     /// The text exposition of every metric, families in a fixed order and
@@ -360,69 +208,10 @@ impl Registry {
         render_counters(&mut out, &self.cache_misses);
         render_gauges(&mut out, &self.cache_entries);
         render_counters(&mut out, &self.config_reloads);
-        render_counters(&mut out, &self.client_checks);
-        render_counters(&mut out, &self.audit_exported);
-        render_counters(&mut out, &self.audit_dropped);
-        render_gauges(&mut out, &self.audit_queue);
+        self.callers.render(&mut out);
+        render_counters(&mut out, &self.binding_checks);
         out
     }
-}
-
-fn increment(family: &Family<Counter>, values: &[&str]) {
-    family.get(values).0.fetch_add(1, Ordering::Relaxed);
-}
-
-fn render_counters(out: &mut String, family: &Family<Counter>) {
-    family.header(out, "counter");
-    for (labels, counter) in family.snapshot() {
-        let value = counter.0.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{}{} {value}",
-            family.name,
-            family.label_text(&labels, None)
-        );
-    }
-}
-
-fn render_gauges(out: &mut String, family: &Family<Gauge>) {
-    family.header(out, "gauge");
-    for (labels, gauge) in family.snapshot() {
-        let _ = writeln!(
-            out,
-            "{}{} {}",
-            family.name,
-            family.label_text(&labels, None),
-            gauge.value()
-        );
-    }
-}
-
-fn render_histograms(out: &mut String, family: &Family<Histogram>) {
-    family.header(out, "histogram");
-    let name = family.name;
-    for (labels, histogram) in family.snapshot() {
-        let mut cumulative = 0;
-        let bounds = LATENCY_BUCKETS.iter().map(f64::to_string);
-        for (slot, bound) in bounds.chain(["+Inf".to_owned()]).enumerate() {
-            cumulative += histogram.buckets[slot].load(Ordering::Relaxed);
-            let labels = family.label_text(&labels, Some(("le", &bound)));
-            let _ = writeln!(out, "{name}_bucket{labels} {cumulative}");
-        }
-        let plain = family.label_text(&labels, None);
-        let sum = Duration::from_nanos(histogram.sum_nanos.load(Ordering::Relaxed));
-        let _ = writeln!(out, "{name}_sum{plain} {}", sum.as_secs_f64());
-        let count = histogram.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_count{plain} {count}");
-    }
-}
-
-/// Label value escaping of the text format: `\`, `"` and newline.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
 }
 
 static GLOBAL: Registry = Registry::new();
@@ -467,24 +256,31 @@ pub(crate) fn record_config_reload(success: bool) {
     global().record_config_reload(success);
 }
 
-/// [`Registry::record_client_check`] on the [`global`] registry.
+/// Counts one check under its caller's bounded label (see [`ClientLabels`]).
 pub(crate) fn record_client_check(client: &str, decision: &str, route: &str) {
-    global().record_client_check(client, decision, route);
+    global()
+        .callers
+        .record_client_check(client, decision, route);
 }
 
-/// [`Registry::record_audit_exported`] on the [`global`] registry.
+/// Counts `count` audit records exported.
 pub(crate) fn record_audit_exported(count: u64) {
-    global().record_audit_exported(count);
+    global().callers.record_audit_exported(count);
 }
 
-/// [`Registry::record_audit_dropped`] on the [`global`] registry.
+/// Counts `count` audit records dropped for `reason`.
 pub(crate) fn record_audit_dropped(reason: &str, count: u64) {
-    global().record_audit_dropped(reason, count);
+    global().callers.record_audit_dropped(reason, count);
 }
 
-/// [`Registry::set_audit_queue`] on the [`global`] registry.
+/// Sets the number of audit records waiting for export.
 pub(crate) fn set_audit_queue(records: usize) {
-    global().set_audit_queue(records);
+    global().callers.set_audit_queue(records);
+}
+
+/// [`Registry::record_binding_check`] on the [`global`] registry.
+pub(crate) fn record_binding_check(binding: &str, result: &str) {
+    global().record_binding_check(binding, result);
 }
 
 /// The [`global`] registry in the Prometheus text format, for `/metrics`

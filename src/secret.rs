@@ -29,6 +29,12 @@ impl Secret {
         Ok(Secret(trimmed.to_vec()))
     }
 
+    /// A secret from bytes already in hand (tests).
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Secret {
+        Secret(bytes.to_vec())
+    }
+
     /// The secret itself; callers must not log it.
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0

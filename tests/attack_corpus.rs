@@ -1,50 +1,77 @@
 //! The attack corpus: every entry of `tests/attacks/corpus.yaml` (the
 //! known ways JWT validators have been broken, each with its reference)
 //! sent to the real `tollgate` binary over gRPC `Check`, then once more
-//! through the real Envoy in front of it. One tollgate, one Envoy and one
-//! IdP serve every entry; the format is described in
-//! `tests/attacks/README.md`.
+//! through the real Envoy in front of it. One tollgate, one IdP and two
+//! Envoys serve every entry: a plain one, and one with a TLS listener for
+//! the entries that present a client certificate. The format is described
+//! in `tests/attacks/README.md`.
 //!
-//! Per entry: never an allow (except the leeway boundary controls), exactly
-//! the expected status and RFC 6750 error, tollgate still SERVING, no
-//! request to an attacker's URL. After all of them: no panic in the log,
-//! and no token or signature in it.
+//! Per entry: never an allow (except the controls, which show that a
+//! legitimate variant passes), exactly the expected status, challenge and
+//! error, tollgate still SERVING, no request to an attacker's URL. After
+//! all of them: no panic in the log, and no token, proof or signature in
+//! it.
+//!
+//! # Layout
+//! - this file: the entries, the attempts made of them, and judging the
+//!   answers.
+//! - `sign`: the `sign` recipes, for tokens and DPoP proofs.
+//! - `binding`: JWKs, thumbprints and certificates for sender-constrained
+//!   tokens, and the DPoP proof recipe.
+//! - `placeholders`: what each `${...}` stands for.
+//! - `attacker`: the attacker's counting server.
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "attack_corpus/attacker.rs"]
+mod attacker;
+#[path = "attack_corpus/binding.rs"]
+mod binding;
+#[path = "attack_corpus/placeholders.rs"]
+mod placeholders;
+#[path = "attack_corpus/sign.rs"]
+mod sign;
+
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer;
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use support::check::{GRPC_OK, fixture, keys_dir, pem_der, request, rsa_public_pem};
+use attacker::AttackerServer;
+use binding::ProofRecipe;
+use placeholders::{Origin, Vars, expand, expand_text};
+use sign::{b64, sign_with_key, signature};
+use support::check::{GRPC_OK, fixture, keys_dir, pem_der, request};
 use support::idp::{Idp, jwks_of};
 use support::stack::Stack;
-use support::{Response, repo_path};
+use support::{DownstreamTls, Envoy, EnvoyOptions, Response, repo_path};
 
 const CORPUS: &str = include_str!("attacks/corpus.yaml");
 const CONFIG: &str = include_str!("attacks/tollgate.yaml");
 /// How many entries the corpus holds: an entry lost to a YAML slip fails
 /// the test instead of silently not running. Update it with the corpus.
-const ENTRIES: usize = 187;
+const ENTRIES: usize = 248;
 /// `leeway` of both providers in `tests/attacks/tollgate.yaml`.
 const LEEWAY: i64 = 30;
 /// The `hmac` provider's configured secret (64 bytes, for HS512).
 const HMAC_SECRET: &str = "corpus-hmac-secret-0123456789abcdef0123456789abcdef0123456789abc";
 const REALM: &str = "attacks";
+/// `algs` of tollgate's DPoP challenges: `binding.dpop.algorithms` in
+/// `tests/attacks/tollgate.yaml`, in its order.
+const DPOP_ALGS: &str = "ES256 ES384 EdDSA PS256 PS384 PS512 RS256 RS384 RS512";
+/// The request's `:scheme` and `:authority` in the CheckRequests the test
+/// sends itself (through Envoy they are Envoy's).
+const GRPC_ORIGIN: (&str, &str) = ("https", "api.example.com");
 /// The claims `claims: valid` stands for: a token the main provider accepts
 /// on `/read`.
 const VALID_CLAIMS: &str = r#"{"iss":"https://idp.attacks.test","aud":"orders-api","sub":"mallory","client_id":"corpus","scope":"read","iat":${now},"exp":${now+300}}"#;
@@ -80,8 +107,17 @@ struct Entry {
     expect: Expect,
     /// What a client sees at Envoy, when Envoy answers before asking tollgate.
     envoy: Option<u16>,
-    /// Why an `allow` is expected: only leeway boundary controls may.
+    /// Why an `allow` is expected: only controls, which show that a
+    /// legitimate variant passes, may.
     control: Option<String>,
+    /// A DPoP proof, sent as `${proof}`.
+    proof: Option<ProofRecipe>,
+    /// The fixture certificate presented as the TLS client certificate.
+    certificate: Option<String>,
+    /// Send the request twice: the first must be allowed, the second is
+    /// judged against `expect`.
+    #[serde(default)]
+    replay: bool,
 }
 
 fn default_path() -> String {
@@ -96,6 +132,8 @@ enum Expect {
         status: u16,
         error: String,
         scope: Option<String>,
+        /// `DPoP` for a DPoP challenge (implied by `invalid_dpop_proof`).
+        scheme: Option<String>,
     },
 }
 
@@ -123,111 +161,8 @@ fn corpus() -> Vec<Entry> {
 }
 
 // ---------------------------------------------------------------------------
-// Placeholders
-// ---------------------------------------------------------------------------
-
-/// What `${...}` placeholders stand for.
-struct Vars {
-    now: i64,
-    attacker_url: String,
-    attacker_jwk: String,
-    attacker_x5c: String,
-    /// The entry's own token, in request headers.
-    token: Option<String>,
-    /// A token the main provider accepts, in request headers.
-    valid: Option<String>,
-}
-
-/// `text` with every placeholder replaced; bytes, since `${byte:HH}` need
-/// not make UTF-8.
-fn expand(text: &str, vars: &Vars) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.extend_from_slice(&rest.as_bytes()[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed placeholder in {text:?}"))?;
-        out.extend(placeholder(&after[..end], vars)?);
-        rest = &after[end + 1..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(out)
-}
-
-fn expand_text(text: &str, vars: &Vars) -> Result<String, String> {
-    String::from_utf8(expand(text, vars)?)
-        .map_err(|_| format!("{text:?} is not UTF-8 once expanded"))
-}
-
-fn placeholder(name: &str, vars: &Vars) -> Result<Vec<u8>, String> {
-    let missing = || format!("${{{name}}} has no value here");
-    if let Some(offset) = name.strip_prefix("now") {
-        return Ok((vars.now + seconds(offset)?).to_string().into_bytes());
-    }
-    if let Some(spec) = name.strip_prefix("repeat:") {
-        let (count, unit) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("${{{name}}}: repeat:COUNT:TEXT"))?;
-        let count: usize = count
-            .parse()
-            .map_err(|_| format!("${{{name}}}: bad count"))?;
-        return Ok(unit.repeat(count).into_bytes());
-    }
-    if let Some(depth) = name.strip_prefix("nest:") {
-        let depth: usize = depth
-            .parse()
-            .map_err(|_| format!("${{{name}}}: bad depth"))?;
-        return Ok(["[".repeat(depth), "]".repeat(depth)].concat().into_bytes());
-    }
-    if let Some(hex) = name.strip_prefix("byte:") {
-        let byte = u8::from_str_radix(hex, 16).map_err(|_| format!("${{{name}}}: bad hex"))?;
-        return Ok(vec![byte]);
-    }
-    let value = match name {
-        "attacker_url" => vars.attacker_url.clone(),
-        "attacker_jwk" => vars.attacker_jwk.clone(),
-        "attacker_x5c" => vars.attacker_x5c.clone(),
-        "token" => vars.token.clone().ok_or_else(missing)?,
-        "valid" => vars.valid.clone().ok_or_else(missing)?,
-        _ => return Err(format!("unknown placeholder ${{{name}}}")),
-    };
-    Ok(value.into_bytes())
-}
-
-/// `+300`, `-leeway-1`, `` (zero): a sum of signed terms, each a number of
-/// seconds or `leeway`.
-fn seconds(offset: &str) -> Result<i64, String> {
-    let mut total = 0;
-    let mut rest = offset;
-    while !rest.is_empty() {
-        let sign = match rest.as_bytes()[0] {
-            b'+' => 1,
-            b'-' => -1,
-            _ => return Err(format!("bad time offset {offset:?}")),
-        };
-        rest = &rest[1..];
-        let end = rest.find(['+', '-']).unwrap_or(rest.len());
-        let term = match &rest[..end] {
-            "leeway" => LEEWAY,
-            digits => digits
-                .parse::<i64>()
-                .map_err(|_| format!("bad time offset {offset:?}"))?,
-        };
-        total += sign * term;
-        rest = &rest[end..];
-    }
-    Ok(total)
-}
-
-// ---------------------------------------------------------------------------
 // Tokens
 // ---------------------------------------------------------------------------
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The entry's token, as its recipe says.
 fn build_token(entry: &Entry, vars: &Vars) -> Result<String, String> {
@@ -237,7 +172,10 @@ fn build_token(entry: &Entry, vars: &Vars) -> Result<String, String> {
     let header = expand(entry.header.as_deref().ok_or("no header or token")?, vars)?;
     let claims = match entry.claims.as_deref().ok_or("no claims")? {
         "valid" => expand(VALID_CLAIMS, vars)?,
-        text => expand(text, vars)?,
+        text => match text.strip_prefix("valid with ") {
+            Some(more) => valid_with(more, vars)?,
+            None => expand(text, vars)?,
+        },
     };
     let sign = entry.sign.as_deref().ok_or("no sign")?;
     let input = format!("{}.{}", b64(&header), b64(&claims));
@@ -245,151 +183,39 @@ fn build_token(entry: &Entry, vars: &Vars) -> Result<String, String> {
     Ok(format!("{input}.{signature}"))
 }
 
-/// The header's `alg` if it reads as one (duplicates: the last), else "".
-fn header_alg(header: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(header)
-        .ok()
-        .and_then(|h| h.get("alg")?.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// The signature part (base64url text) for recipe `sign`.
-fn signature(sign: &str, header: &[u8], claims: &[u8], input: &str) -> Result<String, String> {
-    let alg = header_alg(header);
-    let (recipe, argument) = sign.split_once(':').unwrap_or((sign, ""));
-    Ok(match recipe {
-        "provider" => b64(&sign_with_key(provider_key(&alg)?, &alg, input.as_bytes())?),
-        "key" => b64(&sign_with_key(argument, &alg, input.as_bytes())?),
-        "empty" => String::new(),
-        "truncated" => {
-            let full = b64(&sign_with_key(provider_key(&alg)?, &alg, input.as_bytes())?);
-            full[..full.len() / 2].to_owned()
-        }
-        "hmac" => b64(&hmac(&alg, &hmac_secret(argument)?, input.as_bytes())),
-        "ecdsa" => {
-            let (r, s) = argument
-                .split_once(':')
-                .ok_or("ecdsa:R:S, each 0, 1, n, n+1 or ff")?;
-            let width = if alg == "ES384" { 48 } else { 32 };
-            b64(&[scalar(r, width)?, scalar(s, width)?].concat())
-        }
-        "raw" => argument.to_owned(),
-        "rfc7797" => {
-            let (header_part, _) = input.split_once('.').ok_or("no header part")?;
-            let unencoded = [header_part.as_bytes(), b".", claims].concat();
-            b64(&sign_with_key(provider_key(&alg)?, &alg, &unencoded)?)
-        }
-        _ => return Err(format!("unknown sign recipe {sign:?}")),
-    })
-}
-
-/// The main provider's real private key for `alg`.
-fn provider_key(alg: &str) -> Result<&'static str, String> {
-    Ok(match alg {
-        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" => "rsa-2048",
-        "ES256" => "ec-p256-1",
-        "ES384" => "ec-p384",
-        "EdDSA" => "ed25519",
-        other => return Err(format!("the provider has no key for alg {other:?}")),
-    })
-}
-
-/// Signs with fixture key `name` in that key's own algorithm: an EC key on
-/// its own curve whatever the header says (so a header can lie about the
-/// curve); RSA with the header's RS/PS hash, RS256 otherwise.
-fn sign_with_key(name: &str, alg: &str, message: &[u8]) -> Result<Vec<u8>, String> {
-    use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
-    let pem = match name {
-        "tls-server" => std::fs::read(repo_path("tests/fixtures/tls/server.key"))
-            .map_err(|e| format!("reading the TLS server key: {e}"))?,
-        "rsa-2048" | "ec-p256-1" | "ec-p256-2" | "ec-p384" | "ed25519" => {
-            fixture(&format!("{name}.pem"))
-        }
-        other => return Err(format!("unknown key {other:?}")),
+/// `claims: valid with {...}`: the valid claims with these members added
+/// (a binding's `cnf`, for instance).
+fn valid_with(more: &str, vars: &Vars) -> Result<Vec<u8>, String> {
+    let object = |bytes: Vec<u8>| {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+            .map_err(|e| format!("`valid with` needs a JSON object: {e}"))
     };
-    let der = pem_der(&pem);
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let failed = |_| format!("signing with {name} failed");
-    if let Ok(key) = RsaKeyPair::from_pkcs8(&der) {
-        let padding: &'static dyn signature::RsaEncoding = match alg {
-            "RS384" => &signature::RSA_PKCS1_SHA384,
-            "RS512" => &signature::RSA_PKCS1_SHA512,
-            "PS256" => &signature::RSA_PSS_SHA256,
-            "PS384" => &signature::RSA_PSS_SHA384,
-            "PS512" => &signature::RSA_PSS_SHA512,
-            _ => &signature::RSA_PKCS1_SHA256,
-        };
-        let mut out = vec![0; key.public_modulus_len()];
-        key.sign(padding, &rng, message, &mut out).map_err(failed)?;
-        return Ok(out);
-    }
-    for curve in [
-        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-    ] {
-        if let Ok(key) = EcdsaKeyPair::from_pkcs8(curve, &der) {
-            return Ok(key.sign(&rng, message).map_err(failed)?.as_ref().to_vec());
-        }
-    }
-    let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
-        .map_err(|_| format!("{name} is not an RSA, EC or Ed25519 PKCS#8 key"))?;
-    Ok(key.sign(message).as_ref().to_vec())
+    let mut claims = object(expand(VALID_CLAIMS, vars)?)?;
+    claims.extend(object(expand(more, vars)?)?);
+    serde_json::to_vec(&claims).map_err(|e| e.to_string())
 }
 
-fn hmac_secret(which: &str) -> Result<Vec<u8>, String> {
-    Ok(match which {
-        "pem" => rsa_public_pem().into_bytes(),
-        "jwk" => String::from_utf8_lossy(&fixture("rsa-2048.jwk.json"))
-            .trim()
-            .as_bytes()
-            .to_vec(),
-        "secret" => HMAC_SECRET.as_bytes().to_vec(),
-        "empty" => Vec::new(),
-        other => match other.strip_prefix("text=") {
-            Some(text) => text.as_bytes().to_vec(),
-            None => return Err(format!("hmac:{other}: pem, jwk, secret, empty or text=...")),
-        },
-    })
-}
-
-fn hmac(alg: &str, secret: &[u8], message: &[u8]) -> Vec<u8> {
-    use aws_lc_rs::hmac;
-    let algorithm = match alg {
-        "HS384" => hmac::HMAC_SHA384,
-        "HS512" => hmac::HMAC_SHA512,
-        _ => hmac::HMAC_SHA256,
+/// The entry's DPoP proof (RFC 9449 §4.2), for the token in `vars`.
+fn build_proof(recipe: &ProofRecipe, vars: &mut Vars) -> Result<String, String> {
+    let jwk = recipe.jwk.as_ref().unwrap_or(&recipe.key);
+    vars.proof_keys = Some((recipe.key.clone(), jwk.clone()));
+    let header = expand(
+        recipe.header.as_deref().unwrap_or(binding::PROOF_HEADER),
+        vars,
+    );
+    let claims = expand(
+        recipe.claims.as_deref().unwrap_or(binding::PROOF_CLAIMS),
+        vars,
+    );
+    vars.proof_keys = None;
+    let (header, claims) = (header?, claims?);
+    let sign = match &recipe.sign {
+        Some(sign) => sign.clone(),
+        None => format!("key:{}", recipe.key),
     };
-    hmac::sign(&hmac::Key::new(algorithm, secret), message)
-        .as_ref()
-        .to_vec()
-}
-
-/// One ECDSA signature half, big-endian in `width` bytes.
-fn scalar(word: &str, width: usize) -> Result<Vec<u8>, String> {
-    // The group orders of P-256 and P-384 (SEC 2 §2.4.2, §2.5.1).
-    const N256: &str = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
-    const N384: &str = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973";
-    let order = || {
-        let hex = if width == 48 { N384 } else { N256 };
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
-            .collect::<Vec<u8>>()
-    };
-    let mut value = match word {
-        "0" => vec![0; width],
-        "1" => vec![0; width],
-        "n" | "n+1" => order(),
-        "ff" => vec![0xff; width],
-        other => return Err(format!("ECDSA scalar {other:?}: 0, 1, n, n+1 or ff")),
-    };
-    if matches!(word, "1" | "n+1") {
-        // Neither order ends in 0xff, so adding one never carries.
-        if let Some(last) = value.last_mut() {
-            *last += 1;
-        }
-    }
-    Ok(value)
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = signature(&sign, &header, &claims, &input)?;
+    Ok(format!("{input}.{signature}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -399,28 +225,62 @@ fn scalar(word: &str, width: usize) -> Result<Vec<u8>, String> {
 /// One entry made concrete: its token and the header lines that carry it.
 struct Attempt {
     token: String,
+    /// The DPoP proof sent with it, if any.
+    proof: Option<String>,
     headers: Vec<(String, String)>,
     header_map: Vec<(String, String)>,
 }
 
-fn attempt(entry: &Entry, vars: &mut Vars) -> Result<Attempt, String> {
+impl Attempt {
+    /// What must never be repeated in an answer or a log line.
+    fn secrets(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.token.as_str())
+            .chain(self.proof.as_deref())
+            .filter(|secret| !secret.is_empty())
+    }
+
+    /// The first secret `text` repeats, named.
+    fn leaked_in(&self, text: &str) -> Option<&'static str> {
+        self.secrets().find_map(|secret| leaked(text, secret))
+    }
+}
+
+/// The entry made concrete for a request to `origin`.
+fn attempt(entry: &Entry, vars: &mut Vars, origin: &Origin) -> Result<Attempt, String> {
     vars.token = None;
     vars.valid = None;
+    vars.proof = None;
+    vars.origin = origin.clone();
+    vars.path.clone_from(&entry.path);
+    vars.jti = binding::fresh_jti();
     let token = build_token(entry, vars)?;
     vars.token = Some(token.clone());
     vars.valid = Some(valid_token(vars)?);
+    let proof = entry
+        .proof
+        .as_ref()
+        .map(|recipe| build_proof(recipe, vars))
+        .transpose()?;
+    vars.proof.clone_from(&proof);
     let lines = |pairs: &[(String, String)], vars: &Vars| {
         pairs
             .iter()
             .map(|(name, value)| Ok((name.to_ascii_lowercase(), expand_text(value, vars)?)))
             .collect::<Result<Vec<_>, String>>()
     };
-    let default = [("authorization".to_owned(), "Bearer ${token}".to_owned())];
+    let default = match proof {
+        None => vec![("authorization".to_owned(), "Bearer ${token}".to_owned())],
+        Some(_) => vec![
+            ("authorization".to_owned(), "DPoP ${token}".to_owned()),
+            ("dpop".to_owned(), "${proof}".to_owned()),
+        ],
+    };
     let mut headers = lines(entry.headers.as_deref().unwrap_or(&default), vars)?;
     headers.extend((0..entry.filler_headers).map(|i| (format!("x-filler-{i}"), i.to_string())));
     let header_map = lines(&entry.header_map, vars)?;
     Ok(Attempt {
         token,
+        proof,
         headers,
         header_map,
     })
@@ -434,41 +294,79 @@ fn valid_token(vars: &Vars) -> Result<String, String> {
     Ok(format!("{input}.{signature}"))
 }
 
-fn check_request(entry: &Entry, attempt: &Attempt) -> CheckRequest {
+/// The CheckRequest Envoy would send for `attempt`: to [`GRPC_ORIGIN`],
+/// with the entry's certificate as the TLS peer's.
+fn check_request(entry: &Entry, attempt: &Attempt) -> Result<CheckRequest, String> {
     let pairs: Vec<(&str, &str)> = attempt
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let mut check = request("GET", "api.example.com", &entry.path, &pairs);
-    if !attempt.header_map.is_empty() {
-        let http = check
-            .attributes
-            .as_mut()
-            .and_then(|a| a.request.as_mut())
-            .and_then(|r| r.http.as_mut());
-        if let Some(http) = http {
-            http.header_map = Some(HeaderMap {
-                headers: attempt
-                    .header_map
-                    .iter()
-                    .map(|(key, value)| HeaderValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                        raw_value: Vec::new(),
-                    })
-                    .collect(),
-            });
-        }
+    let (scheme, authority) = GRPC_ORIGIN;
+    let mut check = request("GET", authority, &entry.path, &pairs);
+    let attributes = check.attributes.as_mut().ok_or("no attributes")?;
+    if let Some(name) = &entry.certificate {
+        attributes.source = Some(Peer {
+            certificate: binding::url_encode(&binding::certificate_pem(name)?),
+            ..Peer::default()
+        });
     }
-    check
+    let http = attributes
+        .request
+        .as_mut()
+        .and_then(|r| r.http.as_mut())
+        .ok_or("no HTTP attributes")?;
+    scheme.clone_into(&mut http.scheme);
+    if !attempt.header_map.is_empty() {
+        http.header_map = Some(HeaderMap {
+            headers: attempt
+                .header_map
+                .iter()
+                .map(|(key, value)| HeaderValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                    raw_value: Vec::new(),
+                })
+                .collect(),
+        });
+    }
+    Ok(check)
 }
 
-/// The `WWW-Authenticate` tollgate must send for a deny.
-fn challenge(error: &str, scope: Option<&str>) -> String {
-    match scope {
-        Some(scope) => format!(r#"Bearer realm="{REALM}", error="{error}", scope="{scope}""#),
-        None => format!(r#"Bearer realm="{REALM}", error="{error}""#),
+/// What a deny must look like: HTTP status, `WWW-Authenticate` and the
+/// body's `error`.
+struct Refusal<'e> {
+    status: u16,
+    challenge: String,
+    error: &'e str,
+}
+
+impl Expect {
+    /// The refusal expected, or `None` for an allow.
+    fn refusal(&self) -> Option<Refusal<'_>> {
+        let Expect::Deny {
+            status,
+            error,
+            scope,
+            scheme,
+        } = self
+        else {
+            return None;
+        };
+        let mut params = vec![format!(r#"realm="{REALM}""#), format!(r#"error="{error}""#)];
+        if let Some(scope) = scope {
+            params.push(format!(r#"scope="{scope}""#));
+        }
+        let dpop = error == "invalid_dpop_proof" || scheme.as_deref() == Some("DPoP");
+        if dpop {
+            params.push(format!(r#"algs="{DPOP_ALGS}""#));
+        }
+        let name = if dpop { "DPoP" } else { "Bearer" };
+        Some(Refusal {
+            status: *status,
+            challenge: format!("{name} {}", params.join(", ")),
+            error,
+        })
     }
 }
 
@@ -480,26 +378,20 @@ fn grpc_code(status: u16) -> i32 {
     }
 }
 
-/// Whether tollgate's gRPC answer is what the entry expects.
+/// Whether tollgate's gRPC answer is `expect`.
 fn judge_grpc(
-    entry: &Entry,
+    expect: &Expect,
     answer: &envoy_types::pb::envoy::service::auth::v3::CheckResponse,
-    token: &str,
+    attempt: &Attempt,
 ) -> Result<(), String> {
     let code = answer.status.as_ref().map(|s| s.code);
-    match (&entry.expect, &answer.http_response) {
-        (Expect::Allow(_), Some(HttpResponse::OkResponse(_))) if code == Some(GRPC_OK) => Ok(()),
-        (Expect::Deny { status, .. }, Some(HttpResponse::OkResponse(_))) => {
-            Err(format!("ALLOWED, expected {status}: {answer:?}"))
+    let refusal = expect.refusal();
+    match (refusal, &answer.http_response) {
+        (None, Some(HttpResponse::OkResponse(_))) if code == Some(GRPC_OK) => Ok(()),
+        (Some(refusal), Some(HttpResponse::OkResponse(_))) => {
+            Err(format!("ALLOWED, expected {}: {answer:?}", refusal.status))
         }
-        (
-            Expect::Deny {
-                status,
-                error,
-                scope,
-            },
-            Some(HttpResponse::DeniedResponse(denied)),
-        ) => {
+        (Some(refusal), Some(HttpResponse::DeniedResponse(denied))) => {
             let got = denied.status.as_ref().map_or(0, |s| s.code);
             let challenge_got = denied
                 .headers
@@ -509,34 +401,38 @@ fn judge_grpc(
                 .map(|h| h.value.clone());
             let body: serde_json::Value =
                 serde_json::from_str(&denied.body).unwrap_or(serde_json::Value::Null);
-            let wanted = challenge(error, scope.as_deref());
-            if u16::try_from(got).ok() != Some(*status)
-                || code != Some(grpc_code(*status))
-                || challenge_got.as_deref() != Some(wanted.as_str())
-                || body["error"] != error.as_str()
+            let Refusal {
+                status,
+                challenge,
+                error,
+            } = refusal;
+            if u16::try_from(got).ok() != Some(status)
+                || code != Some(grpc_code(status))
+                || challenge_got.as_deref() != Some(challenge.as_str())
+                || body["error"] != error
             {
                 return Err(format!(
-                    "expected {status} {wanted:?} (body error {error:?}), got {answer:?}"
+                    "expected {status} {challenge:?} (body error {error:?}), got {answer:?}"
                 ));
             }
-            if let Some(leak) = leaked(&format!("{answer:?}"), token) {
+            if let Some(leak) = attempt.leaked_in(&format!("{answer:?}")) {
                 return Err(format!("the deny repeats the {leak}"));
             }
             Ok(())
         }
-        _ => Err(format!("expected {:?}, got {answer:?}", entry.expect)),
+        _ => Err(format!("expected {expect:?}, got {answer:?}")),
     }
 }
 
-/// `GET entry.path` through Envoy with every header line of `attempt`
-/// (its `header_map` lines too: Envoy has only one kind).
+/// `GET entry.path` at `envoy` with every header line of `attempt` (its
+/// `header_map` lines too: Envoy has only one kind).
 async fn send(
     http: &reqwest::Client,
-    stack: &Stack,
+    envoy: &Envoy,
     entry: &Entry,
     attempt: &Attempt,
 ) -> Result<Response, reqwest::Error> {
-    let mut request = http.get(stack.envoy.url(&entry.path));
+    let mut request = http.get(envoy.url(&entry.path));
     for (name, value) in attempt.headers.iter().chain(&attempt.header_map) {
         request = request.header(name, value);
     }
@@ -548,8 +444,14 @@ async fn send(
     })
 }
 
-/// Whether what Envoy's client got is what the entry expects.
-fn judge_envoy(entry: &Entry, response: &Response, token: &str) -> Result<(), String> {
+/// Whether what Envoy's client got is `expect` (or Envoy's own answer,
+/// when the entry says Envoy answers itself).
+fn judge_envoy(
+    entry: &Entry,
+    expect: &Expect,
+    response: &Response,
+    attempt: &Attempt,
+) -> Result<(), String> {
     let shown = || {
         format!(
             "{} {:?} {}",
@@ -562,28 +464,28 @@ fn judge_envoy(entry: &Entry, response: &Response, token: &str) -> Result<(), St
         }
         return Ok(());
     }
-    match &entry.expect {
-        Expect::Allow(_) if response.status == 200 => Ok(()),
-        Expect::Allow(_) => Err(format!("expected an allow, got {}", shown())),
-        Expect::Deny {
-            status,
-            error,
-            scope,
-        } => {
-            let body: serde_json::Value =
-                serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null);
-            let wanted = challenge(error, scope.as_deref());
-            if response.status != *status
-                || response.header("www-authenticate") != Some(wanted.as_str())
-                || body["error"] != error.as_str()
-            {
-                return Err(format!("expected {status} {wanted:?}, got {}", shown()));
-            }
-            match leaked(&response.body, token) {
-                Some(leak) => Err(format!("the response body repeats the {leak}")),
-                None => Ok(()),
-            }
-        }
+    let Some(Refusal {
+        status,
+        challenge,
+        error,
+    }) = expect.refusal()
+    else {
+        return match response.status {
+            200 => Ok(()),
+            _ => Err(format!("expected an allow, got {}", shown())),
+        };
+    };
+    let body: serde_json::Value =
+        serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null);
+    if response.status != status
+        || response.header("www-authenticate") != Some(challenge.as_str())
+        || body["error"] != error
+    {
+        return Err(format!("expected {status} {challenge:?}, got {}", shown()));
+    }
+    match attempt.leaked_in(&response.body) {
+        Some(leak) => Err(format!("the response body repeats the {leak}")),
+        None => Ok(()),
     }
 }
 
@@ -626,62 +528,6 @@ fn unix_now() -> i64 {
 }
 
 // ---------------------------------------------------------------------------
-// The attacker's server
-// ---------------------------------------------------------------------------
-
-/// An HTTP server on 127.0.0.1:0 that serves the attacker's JWKS to
-/// anyone and counts every connection: the URL `jku` and `x5u` name.
-struct AttackerServer {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AttackerServer {
-    async fn start(jwks: String) -> AttackerServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the attacker's server");
-        let addr = listener.local_addr().expect("attacker's address");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&connections);
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
-                    jwks.len()
-                );
-                tokio::spawn(async move {
-                    let mut request = [0u8; 4096];
-                    let _ = stream.read(&mut request).await;
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        AttackerServer {
-            addr,
-            connections,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for AttackerServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Setup
 // ---------------------------------------------------------------------------
 
@@ -717,6 +563,27 @@ fn vars(attacker_url: String) -> Vars {
         attacker_x5c: STANDARD.encode(pem_der(&certificate)),
         token: None,
         valid: None,
+        origin: grpc_origin(),
+        path: default_path(),
+        jti: String::new(),
+        proof_keys: None,
+        proof: None,
+    }
+}
+
+fn grpc_origin() -> Origin {
+    Origin {
+        scheme: GRPC_ORIGIN.0,
+        authority: GRPC_ORIGIN.1.to_owned(),
+    }
+}
+
+/// Where a request to `envoy` goes, as Envoy tells tollgate: its
+/// listener's scheme, and the `host:port` the client named.
+fn envoy_origin(envoy: &Envoy) -> Origin {
+    Origin {
+        scheme: envoy.scheme(),
+        authority: envoy.listener_addr().to_string(),
     }
 }
 
@@ -725,9 +592,54 @@ fn config(idp: &Idp) -> String {
         CONFIG.contains(&format!("leeway: {LEEWAY}s")),
         "tests/attacks/tollgate.yaml must keep leeway {LEEWAY}s"
     );
+    assert!(
+        CONFIG.contains(&format!("algorithms: [{}]", DPOP_ALGS.replace(' ', ", "))),
+        "tests/attacks/tollgate.yaml must list the DPoP algorithms {DPOP_ALGS}"
+    );
     CONFIG
         .replace("${jwks_uri}", &idp.jwks_uri())
         .replace("${keys}", &keys_dir().display().to_string())
+}
+
+/// The second Envoy, for entries with a `certificate`: a TLS listener that
+/// asks every client for a certificate and takes any (a certificate-bound
+/// token may be bound to a self-signed certificate, RFC 8705 §2.2; the
+/// binding is the check), passing it to tollgate as Envoy's
+/// `include_peer_certificate` does.
+async fn tls_envoy(stack: &Stack) -> Envoy {
+    let tls = |file: &str| repo_path(format!("tests/fixtures/tls/{file}"));
+    let options =
+        EnvoyOptions::new(stack.echo.addr, stack.tollgate.addr()).downstream_tls(DownstreamTls {
+            cert: tls("server.crt"),
+            key: tls("server.key"),
+            client_ca: tls("ca.crt"),
+        });
+    Envoy::start(options).await
+}
+
+/// An HTTPS client for the TLS Envoy per fixture certificate, presenting
+/// that certificate.
+fn tls_clients() -> HashMap<&'static str, reqwest::Client> {
+    let ca = std::fs::read(repo_path("tests/fixtures/tls/ca.crt")).expect("reading the test CA");
+    let ca = reqwest::Certificate::from_pem(&ca).expect("the test CA");
+    binding::CERTIFICATES
+        .into_iter()
+        .map(|name| {
+            let (certificate, key) = binding::certificate_files(name).expect("a fixture");
+            let pem = [
+                std::fs::read(&key).expect("reading the key"),
+                std::fs::read(&certificate).expect("reading the certificate"),
+            ]
+            .concat();
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .tls_certs_only([ca.clone()])
+                .identity(reqwest::Identity::from_pem(&pem).expect("a PEM identity"))
+                .build()
+                .expect("building an HTTPS client");
+            (name, client)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -745,7 +657,12 @@ fn the_corpus_parses_and_every_entry_builds() {
     );
     let mut names = std::collections::HashSet::new();
     let mut vars = vars("http://127.0.0.1:9".to_owned());
+    let envoy = Origin {
+        scheme: "http",
+        authority: "127.0.0.1:9".to_owned(),
+    };
     for entry in &entries {
+        let label = entry.label();
         assert!(
             names.insert(entry.name.as_str()),
             "duplicate name {}",
@@ -756,26 +673,90 @@ fn the_corpus_parses_and_every_entry_builds() {
             "{} has no reference",
             entry.name
         );
-        if let Expect::Allow(_) = entry.expect {
-            assert!(
-                entry.control.is_some() && entry.at_boundary(),
-                "{}: only leeway boundary controls (with `control:`) may expect an allow",
-                entry.label()
-            );
+        match &entry.expect {
+            Expect::Allow(_) => assert!(
+                entry.control.is_some() && !entry.replay,
+                "{label}: only controls (with `control:`) may expect an allow; a replay expects its second send refused"
+            ),
+            Expect::Deny {
+                status,
+                error,
+                scheme,
+                ..
+            } => {
+                let fits = matches!(
+                    (*status, error.as_str()),
+                    (400, "invalid_request")
+                        | (401, "invalid_token" | "invalid_dpop_proof")
+                        | (403, "insufficient_scope")
+                );
+                assert!(fits, "{label}: status {status} with error {error:?}");
+                assert!(
+                    scheme.as_deref().is_none_or(|s| s == "DPoP"),
+                    "{label}: scheme is DPoP or left out (Bearer)"
+                );
+            }
         }
-        if let Expect::Deny { status, error, .. } = &entry.expect {
-            let fits = matches!(
-                (*status, error.as_str()),
-                (400, "invalid_request") | (401, "invalid_token") | (403, "insufficient_scope")
-            );
-            assert!(
-                fits,
-                "{}: status {status} with error {error:?}",
-                entry.label()
-            );
+        if let Some(name) = &entry.certificate {
+            binding::certificate_files(name).unwrap_or_else(|e| panic!("{label}: {e}"));
         }
-        attempt(entry, &mut vars).unwrap_or_else(|e| panic!("{}: {e}", entry.label()));
+        for origin in [&grpc_origin(), &envoy] {
+            let attempt =
+                attempt(entry, &mut vars, origin).unwrap_or_else(|e| panic!("{label}: {e}"));
+            check_request(entry, &attempt).unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
     }
+}
+
+/// Sends `attempt` to tollgate over gRPC, twice for a replay, and judges
+/// the answers.
+async fn grpc_leg(
+    client: &AuthorizationClient<tonic::transport::Channel>,
+    entry: &Entry,
+    attempt: &Attempt,
+) -> Result<(), String> {
+    let request = check_request(entry, attempt)?;
+    let mut sends = vec![(&entry.expect, request.clone())];
+    if entry.replay {
+        sends.insert(0, (&Expect::Allow(AllowWord::Allow), request));
+    }
+    let replayed = sends.len() > 1;
+    for (index, (expect, request)) in sends.into_iter().enumerate() {
+        let verdict = match client.clone().check(request).await {
+            Ok(answer) => judge_grpc(expect, answer.get_ref(), attempt),
+            Err(status) => Err(format!("gRPC error instead of a decision: {status:?}")),
+        };
+        verdict.map_err(|e| match replayed {
+            true => format!("send {} of 2: {e}", index + 1),
+            false => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Sends `attempt` to `envoy`, twice for a replay, and judges the answers.
+async fn envoy_leg(
+    http: &reqwest::Client,
+    envoy: &Envoy,
+    entry: &Entry,
+    attempt: &Attempt,
+) -> Result<(), String> {
+    let mut expectations = vec![&entry.expect];
+    if entry.replay {
+        expectations.insert(0, &Expect::Allow(AllowWord::Allow));
+    }
+    let replayed = expectations.len() > 1;
+    for (index, expect) in expectations.into_iter().enumerate() {
+        let verdict = match send(http, envoy, entry, attempt).await {
+            Ok(response) => judge_envoy(entry, expect, &response, attempt),
+            Err(error) => Err(format!("no answer from Envoy: {error}")),
+        };
+        verdict.map_err(|e| match replayed {
+            true => format!("send {} of 2: {e}", index + 1),
+            false => e,
+        })?;
+    }
+    Ok(())
 }
 
 #[tokio::test]
@@ -785,6 +766,7 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     let attacker = AttackerServer::start(jwks_of(&[&fixture_text("ec-p256-2.jwk.json")])).await;
     let idp = Idp::start(idp_jwks()).await;
     let stack = Stack::start(&config(&idp), &[("ATTACKS_HMAC_SECRET", HMAC_SECRET)]).await;
+    let tls_envoy = tls_envoy(&stack).await;
 
     // The keys the JWKS load must refuse, each skipped with its reason.
     for (kid, reason) in [
@@ -818,33 +800,34 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
         .no_proxy()
         .build()
         .expect("building the HTTP client");
+    let tls_clients = tls_clients();
     let mut vars = vars(attacker.url());
     let mut failures = Vec::new();
-    let mut tokens = Vec::new();
+    let mut sent = Vec::new();
     let mut judged = 0;
 
     for entry in &entries {
         let grpc = run(entry, &mut vars, async |vars| {
-            let attempt = attempt(entry, vars)?;
-            let verdict = match client.clone().check(check_request(entry, &attempt)).await {
-                Ok(answer) => judge_grpc(entry, answer.get_ref(), &attempt.token),
-                Err(status) => Err(format!("gRPC error instead of a decision: {status:?}")),
-            };
-            tokens.push((entry, attempt.token));
+            let attempt = attempt(entry, vars, &grpc_origin())?;
+            let verdict = grpc_leg(&client, entry, &attempt).await;
+            sent.push((entry, attempt));
             verdict
         })
         .await;
+        // An entry with a certificate presents it to the TLS Envoy.
+        let (via, envoy, http) = match entry.certificate.as_deref() {
+            None => ("Envoy", &stack.envoy, &http),
+            Some(name) => ("Envoy (TLS)", &tls_envoy, &tls_clients[name]),
+        };
+        let origin = envoy_origin(envoy);
         let envoy = run(entry, &mut vars, async |vars| {
-            let attempt = attempt(entry, vars)?;
-            let verdict = match send(&http, &stack, entry, &attempt).await {
-                Ok(response) => judge_envoy(entry, &response, &attempt.token),
-                Err(error) => Err(format!("no answer from Envoy: {error}")),
-            };
-            tokens.push((entry, attempt.token));
+            let attempt = attempt(entry, vars, &origin)?;
+            let verdict = envoy_leg(http, envoy, entry, &attempt).await;
+            sent.push((entry, attempt));
             verdict
         })
         .await;
-        for (via, outcome) in [("gRPC", grpc), ("Envoy", envoy)] {
+        for (via, outcome) in [("gRPC", grpc), (via, envoy)] {
             judged += 1;
             if let Err(problem) = outcome.and_then(|verdict| verdict) {
                 failures.push(format!("{via}: {}: {problem}", entry.label()));
@@ -874,8 +857,8 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     if logs.contains("panicked") {
         failures.push("tollgate's log shows a panic".to_owned());
     }
-    for (entry, token) in &tokens {
-        if let Some(leak) = leaked(&logs, token) {
+    for (entry, attempt) in &sent {
+        if let Some(leak) = attempt.leaked_in(&logs) {
             failures.push(format!(
                 "log: {}: the log repeats the {leak}",
                 entry.label()
@@ -890,7 +873,7 @@ async fn every_attack_is_refused_over_grpc_and_through_envoy() {
     assert!(serving().await, "tollgate is SERVING after the corpus");
     assert!(
         failures.is_empty(),
-        "{} of {ENTRIES} corpus entries failed:\n{}\n--- tollgate log ---\n{}",
+        "{} checks failed over {ENTRIES} corpus entries (one per leg):\n{}\n--- tollgate log ---\n{}",
         failures.len(),
         failures.join("\n"),
         logs

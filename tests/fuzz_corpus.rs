@@ -7,6 +7,8 @@ use std::path::Path;
 
 #[path = "../fuzz/bodies/config.rs"]
 mod config;
+#[path = "../fuzz/bodies/dpop.rs"]
+mod dpop;
 #[path = "../fuzz/bodies/extract.rs"]
 mod extract;
 #[path = "../fuzz/bodies/jwks.rs"]
@@ -51,12 +53,13 @@ fn replay(target: &str, body: Body) -> usize {
 /// corpus should have (so a corpus that went missing fails too).
 #[test]
 fn every_seed_and_regression_holds() {
-    let targets: [(&str, Body, usize); 5] = [
+    let targets: [(&str, Body, usize); 6] = [
         ("extract", extract::run, 10),
         ("jws", jws::run, 10),
         ("jwks", jwks::run, 10),
         ("config", config::run, 5),
         ("paths", paths::run, 10),
+        ("dpop", dpop::run, 10),
     ];
     for (target, body, fewest) in targets {
         let seeds = replay(target, body);
@@ -74,7 +77,30 @@ fn valid_jws_seeds_verify() {
             let token = std::fs::read(folder.join(&name)).unwrap();
             assert_eq!(jws::verifications(&token), 1, "{name}");
         }
+        // RFC 7515 §4: unknown header members of any JSON type are ignored.
+        let odd = std::fs::read(folder.join(format!("valid-{alg}-unknown-members"))).unwrap();
+        assert_eq!(jws::verifications(&odd), 1, "valid-{alg}-unknown-members");
         let expired = std::fs::read(folder.join(format!("{alg}-expired"))).unwrap();
         assert_eq!(jws::verifications(&expired), 0, "{alg}-expired");
+    }
+}
+
+/// The oracle behind the `dpop` target only speaks when a proof is
+/// accepted: each valid seed must be, and each spoiled variant not.
+#[test]
+fn valid_dpop_seeds_are_accepted() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dpop");
+    let read = |name: &str| std::fs::read(folder.join(name)).unwrap();
+    for alg in ["ES256", "RS256", "EdDSA"] {
+        for name in [format!("valid-{alg}"), format!("{alg}-unknown-members")] {
+            assert!(dpop::accepts(&read(&name)), "{name}");
+        }
+        for spoiled in ["truncated-signature", "wrong-typ", "wrong-htu", "stale"] {
+            let name = format!("{alg}-{spoiled}");
+            assert!(!dpop::accepts(&read(&name)), "{name}");
+        }
+    }
+    for name in ["alg-none", "private-jwk", "two-proofs"] {
+        assert!(!dpop::accepts(&read(name)), "{name}");
     }
 }

@@ -7,9 +7,13 @@ mod support;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
+use support::binding::{
+    ClientCert, HttpsClients, dpop_token_response, mtls_token_response, oidc_mtls,
+};
+use support::dpop::DpopKey;
 use support::oidc::{
-    BASIC_CLIENT, JWT_RESOURCE, OPAQUE_RESOURCE, OidcClient, OidcProvider, POST_CLIENT,
-    TOLLGATE_POST_CLIENT,
+    BASIC_CLIENT, DPOP_CLIENT, JWT_RESOURCE, MTLS_CLIENT, OPAQUE_RESOURCE, OidcClient, OidcOptions,
+    OidcProvider, POST_CLIENT, TOLLGATE_POST_CLIENT,
 };
 
 /// The header and payload of a compact JWS, or `None` if `token` is not one.
@@ -207,4 +211,81 @@ async fn restarts_on_the_same_port_with_a_rotated_key() {
     assert_eq!(kid_of(&again), "key-2");
     // Issued tokens live in memory and die with the process.
     assert_eq!(provider.introspect(&opaque).await["active"], false);
+}
+
+#[tokio::test]
+async fn bound_clients_get_tokens_only_with_their_proof_or_certificate() {
+    let provider = OidcProvider::start_with(OidcOptions {
+        mtls: Some(oidc_mtls()),
+        ..OidcOptions::default()
+    })
+    .await;
+    let clients = HttpsClients::new();
+
+    // DPoP: no proof, no token; with one, a token bound to its key.
+    let refused = dpop_token_response(&provider, DPOP_CLIENT, None, JWT_RESOURCE).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "invalid_grant", "{}", refused.body);
+    let key = DpopKey::generate();
+    let proof = key.proof("POST", provider.token_endpoint()).sign();
+    let answer = dpop_token_response(&provider, DPOP_CLIENT, Some(&proof), JWT_RESOURCE).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = answer.json();
+    assert_eq!(answer["token_type"], "DPoP");
+    let token = answer["access_token"].as_str().unwrap_or_default();
+    let (_, payload) = jws_parts(token).unwrap_or_else(|| panic!("not a JWS: {answer}"));
+    assert_eq!(payload["cnf"]["jkt"], key.thumbprint(), "{payload}");
+    // The same proof again is a replay.
+    let replayed = dpop_token_response(&provider, DPOP_CLIENT, Some(&proof), JWT_RESOURCE).await;
+    assert_eq!(replayed.status, 400, "{}", replayed.body);
+
+    // Certificate-bound: only over mutual TLS, bound to the certificate shown.
+    let plain = provider.token_response(MTLS_CLIENT, "read", None).await;
+    assert_eq!(plain.status, 400, "{}", plain.body);
+    for cert in [ClientCert::A, ClientCert::B] {
+        let answer = mtls_token_response(&provider, &clients, MTLS_CLIENT, cert, JWT_RESOURCE)
+            .await
+            .unwrap_or_else(|e| panic!("with certificate {cert:?}: {e}"));
+        assert_eq!(answer.status, 200, "{cert:?}: {}", answer.body);
+        let token = answer.json()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (_, payload) = jws_parts(&token).unwrap_or_else(|| panic!("not a JWS: {token}"));
+        assert_eq!(
+            payload["cnf"]["x5t#S256"].as_str(),
+            cert.thumbprint().as_deref(),
+            "{cert:?}: {payload}"
+        );
+    }
+    let no_certificate = mtls_token_response(
+        &provider,
+        &clients,
+        MTLS_CLIENT,
+        ClientCert::None,
+        JWT_RESOURCE,
+    )
+    .await;
+    assert!(
+        no_certificate.is_err(),
+        "the mutual-TLS listener answered without a certificate: {no_certificate:?}"
+    );
+
+    // Other clients' tokens stay unbound, on either listener.
+    let answer = mtls_token_response(
+        &provider,
+        &clients,
+        BASIC_CLIENT,
+        ClientCert::A,
+        JWT_RESOURCE,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("basic-client over mutual TLS: {e}"));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let token = answer.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, payload) = jws_parts(&token).unwrap_or_else(|| panic!("not a JWS: {token}"));
+    assert!(payload.get("cnf").is_none(), "{payload}");
 }

@@ -1,7 +1,10 @@
 //! The [`Authorizer`]: one immutable configuration, and the check of one
 //! request against it, top to bottom.
 
-use serde_json::Map;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
 
 use super::grant::{self, HeaderTables};
 use super::providers::Providers;
@@ -10,14 +13,15 @@ use super::request::{AuthzRequest, Target};
 use super::settings::{AuthzSettings, RequestLimits, RoutePolicy, Unmatched};
 use super::verify;
 use crate::audit::{Auditor, Evidence};
+use crate::binding::{Binder, BindingSettings, Presented, ProofRequest, Refusal, Scheme};
 use crate::claims::{Unmet, scopes};
 use crate::digest::TokenKey;
 use crate::headers::render_claims;
 use crate::identity::{IdentityMinter, Subject};
 use crate::metrics::ClientLabels;
-use crate::outcome::{Decision, Denial, DenyReason, Fault, TokenProblem};
+use crate::outcome::{Bound, Decision, Denial, DenyReason, Fault, TokenProblem};
 use crate::routes::{PathParameters, RouteTable};
-use crate::token::extract::{self, ExtractError, TokenSource};
+use crate::token::extract::{self, ExtractError, HeaderFormat, TokenSource};
 use crate::token::provider::Provider;
 use crate::token::verified::{VerifiedCache, VerifiedCacheSettings};
 
@@ -29,6 +33,13 @@ pub struct Authorizer {
     verified: VerifiedCache,
     token_cache: VerifiedCacheSettings,
     token_sources: Vec<TokenSource>,
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1), looked for besides
+    /// the configured sources.
+    dpop_source: [TokenSource; 1],
+    /// Holds bound tokens to their client certificate or DPoP proof; its
+    /// replay cache is kept across reloads that leave its settings alone.
+    binder: Arc<Binder>,
+    binding: BindingSettings,
     tables: HeaderTables,
     unmatched: Unmatched,
     limits: RequestLimits,
@@ -86,6 +97,7 @@ impl Authorizer {
             limits,
             path_parameters,
             client_labels,
+            binding,
         } = settings;
         let providers = Providers::start(providers, client, roots, previous.map(|p| &p.providers));
         // The cache's entries name the provider and verifier that vouched,
@@ -93,6 +105,10 @@ impl Authorizer {
         let verified = match previous {
             Some(previous) if previous.token_cache == token_cache => previous.verified.clone(),
             _ => VerifiedCache::new(&token_cache),
+        };
+        let binder = match previous {
+            Some(previous) if previous.binding == binding => Arc::clone(&previous.binder),
+            _ => Arc::new(Binder::new(&binding)),
         };
         let identity = identity.map(IdentityMinter::new);
         let routes = routes
@@ -105,6 +121,12 @@ impl Authorizer {
             verified,
             token_cache,
             token_sources,
+            dpop_source: [TokenSource::Header {
+                name: "authorization".to_owned(),
+                format: HeaderFormat::Scheme("DPoP".to_owned()),
+            }],
+            binder,
+            binding,
             tables,
             unmatched,
             limits,
@@ -203,6 +225,17 @@ impl Authorizer {
     }
 
     /// The decision for a request that matched `route`.
+    /// [`verify::verify`] against this authorizer's providers and cache.
+    async fn verify<'a>(
+        &'a self,
+        route: &RoutePolicy,
+        token: &str,
+        key: TokenKey,
+        evidence: &mut Evidence,
+    ) -> Result<verify::Verdict<'a>, Fault> {
+        verify::verify(&self.providers, &self.verified, route, token, key, evidence).await
+    }
+
     async fn decide_route(
         &self,
         target: &Target<'_>,
@@ -217,42 +250,42 @@ impl Authorizer {
                 .grant(target, Some(route), None, set, Map::new());
             return Ok(Decision::Allow(grant));
         }
-        let token = match extract::extract(&self.token_sources, target) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Ok(Decision::Deny(route.deny(DenyReason::MissingToken))),
-            Err(ExtractError::Conflict) => {
-                return Ok(Decision::Deny(route.deny(DenyReason::ConflictingTokens)));
-            }
-            Err(ExtractError::Malformed) => {
-                let reason = DenyReason::InvalidToken(TokenProblem::Malformed);
-                return Ok(Decision::Deny(route.deny(reason)));
-            }
+        let deny = |reason, scheme| {
+            Decision::Deny(Denial {
+                scheme: self.binder.challenge(route.binding, scheme),
+                ..route.deny(reason)
+            })
+        };
+        let (token, scheme) = match self.token(target) {
+            Ok(found) => found,
+            Err((reason, scheme)) => return Ok(deny(reason, scheme)),
         };
         if token.len() > self.limits.max_token_bytes {
-            let reason = DenyReason::InvalidToken(TokenProblem::TooLong);
-            return Ok(Decision::Deny(route.deny(reason)));
+            return Ok(deny(
+                DenyReason::InvalidToken(TokenProblem::TooLong),
+                scheme,
+            ));
         }
         // Hashed once: the verified-JWT, introspection and identity caches
         // all look it up by this.
         let key = TokenKey::of(&token);
-        let verdict = verify::verify(
-            &self.providers,
-            &self.verified,
-            route,
-            &token,
-            key,
-            evidence,
-        )
-        .await?;
+        let verdict = self.verify(route, &token, key, evidence).await?;
         let (provider, claims) = match verdict {
             Ok(verified) => verified,
-            Err(problem) => {
-                return Ok(Decision::Deny(
-                    route.deny(DenyReason::InvalidToken(problem)),
-                ));
-            }
+            Err(problem) => return Ok(deny(DenyReason::InvalidToken(problem), scheme)),
         };
         let caller = grant::caller(provider.name(), &claims);
+        let bound = match self.bind(target, route, &token, scheme, &claims) {
+            Ok(bound) => bound,
+            Err(refusal) => {
+                return Ok(Decision::Deny(Denial {
+                    caller: Some(caller),
+                    scheme: refusal.scheme,
+                    binding: refusal.bound,
+                    ..route.deny(refusal.reason)
+                }));
+            }
+        };
         let granted = scopes(&claims, provider.scope_claims());
         if let Err(unmet) = route.require.check(&granted, &claims) {
             let scope_hint = route.require.scope_hint(&unmet);
@@ -264,6 +297,8 @@ impl Authorizer {
                 caller: Some(caller),
                 scope_hint,
                 detail,
+                binding: bound,
+                scheme: self.binder.challenge(route.binding, scheme),
                 ..route.deny(reason)
             }));
         }
@@ -278,10 +313,62 @@ impl Authorizer {
         grant::caller_headers(self.identity(), route, &mut set, &token, subject).await?;
         grant::add_static(&mut set, &route.output.static_headers);
         let metadata = grant::metadata(route, &claims);
-        let grant = self
+        let mut grant = self
             .tables
             .grant(target, Some(route), Some(caller), set, metadata);
+        grant.binding = bound;
         Ok(Decision::Allow(grant))
+    }
+
+    /// The token and how it came: from the configured sources, or as
+    /// `Authorization: DPoP`. Both at once is two tokens (RFC 6750 §2). A
+    /// refusal names the scheme its challenge should use.
+    fn token<'t>(
+        &'t self,
+        target: &'t Target<'_>,
+    ) -> Result<(Cow<'t, str>, Scheme), (DenyReason, Scheme)> {
+        let refuse = |scheme| {
+            move |error| match error {
+                ExtractError::Conflict => (DenyReason::ConflictingTokens, scheme),
+                ExtractError::Malformed => {
+                    (DenyReason::InvalidToken(TokenProblem::Malformed), scheme)
+                }
+            }
+        };
+        let bearer =
+            extract::extract(&self.token_sources, target).map_err(refuse(Scheme::Bearer))?;
+        let dpop = extract::extract(&self.dpop_source, target).map_err(refuse(Scheme::Dpop))?;
+        match (bearer, dpop) {
+            (Some(_), Some(_)) => Err((DenyReason::ConflictingTokens, Scheme::Bearer)),
+            (Some(token), None) => Ok((token, Scheme::Bearer)),
+            (None, Some(token)) => Ok((token, Scheme::Dpop)),
+            (None, None) => Err((DenyReason::MissingToken, Scheme::Bearer)),
+        }
+    }
+
+    /// Holds the token to the bindings it carries and the route demands.
+    fn bind(
+        &self,
+        target: &Target<'_>,
+        route: &RoutePolicy,
+        token: &str,
+        scheme: Scheme,
+        claims: &Map<String, Value>,
+    ) -> Result<Bound, Refusal> {
+        let presented = Presented {
+            token,
+            scheme,
+            request: ProofRequest {
+                method: &target.method,
+                scheme: &target.raw.scheme,
+                authority: &target.raw.authority,
+                path: target.path.as_deref().unwrap_or_default(),
+                path_parameters: self.path_parameters,
+            },
+            headers: target.headers,
+            peer_certificate: target.raw.peer_certificate.as_deref(),
+        };
+        self.binder.check(route.binding, &presented, claims)
     }
 }
 

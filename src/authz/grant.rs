@@ -12,7 +12,7 @@ use super::request::Target;
 use super::settings::{AuthzSettings, RoutePolicy};
 use crate::headers::UpstreamHeaders;
 use crate::identity::{IdentityMinter, Subject};
-use crate::outcome::{Caller, Fault, Grant};
+use crate::outcome::{Bound, Caller, Fault, Grant};
 use crate::token::extract::TokenSource;
 
 /// The header sets every answer is built with.
@@ -84,6 +84,7 @@ impl HeaderTables {
             upstream: self.upstream(target, route, set),
             response_headers: route.map_or_else(Vec::new, |r| r.output.response_headers.clone()),
             metadata,
+            binding: Bound::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use super::request::Target;
 use crate::audit::{AuditRecord, Auditor, DecisionId, Evidence};
 use crate::error_chain::ErrorChain;
 use crate::metrics::ClientLabels;
-use crate::outcome::{Caller, Decision, Denial, Fault};
+use crate::outcome::{Bound, Caller, Decision, Denial, Fault};
 
 /// The dynamic metadata key of the decision id.
 pub(crate) const DECISION_ID_KEY: &str = "decision_id";
@@ -46,16 +46,31 @@ pub(crate) fn audit(
     evidence: &Evidence,
     latency: Duration,
 ) {
-    let (decision, reason, status, route, caller) = match outcome {
-        Ok(Decision::Allow(grant)) => ("allow", None, None, &grant.route, grant.caller.as_ref()),
+    let (decision, reason, status, route, caller, bound) = match outcome {
+        Ok(Decision::Allow(grant)) => (
+            "allow",
+            None,
+            None,
+            &grant.route,
+            grant.caller.as_ref(),
+            grant.binding,
+        ),
         Ok(Decision::Deny(denial)) => (
             "deny",
             Some(denial.reason.label()),
             Some(denial.reason.http_status()),
             &denial.route,
             denial.caller.as_ref(),
+            denial.binding,
         ),
-        Err(fault) => ("error", Some(fault.label()), None, &None, None),
+        Err(fault) => (
+            "error",
+            Some(fault.label()),
+            None,
+            &None,
+            None,
+            Bound::default(),
+        ),
     };
     audit.submit(AuditRecord {
         decision_id: id,
@@ -71,12 +86,17 @@ pub(crate) fn audit(
         subject: audit.mask_field("sub", caller.and_then(|c| c.subject.clone())),
         client_id: audit.mask_field("client_id", caller.and_then(|c| c.client_id.clone())),
         key_id: evidence.key_id.clone(),
-        binding: evidence.binding,
+        binding: evidence.binding.or(binding_label(bound)),
         cache_hit: evidence.cache_hit,
         latency,
         claims: audit.claims(evidence.claims.as_ref()),
         trace_id: crate::telemetry::trace_id(),
     });
+}
+
+/// The sender constraint a check held the token to, for the record.
+fn binding_label(bound: Bound) -> Option<&'static str> {
+    (bound != Bound::default()).then(|| bound.label())
 }
 
 /// Counts the check under its caller's bounded `client` label, when
@@ -128,9 +148,15 @@ pub(crate) fn log_outcome(
     let path = target.logged_path();
     let host = target.logged_host();
     let trace_id = crate::telemetry::trace_id();
-    let (decision, route, caller, denial) = match outcome {
-        Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None),
-        Ok(Decision::Deny(denial)) => ("deny", &denial.route, &denial.caller, Some(denial)),
+    let (decision, route, caller, denial, bound) = match outcome {
+        Ok(Decision::Allow(grant)) => ("allow", &grant.route, &grant.caller, None, grant.binding),
+        Ok(Decision::Deny(denial)) => (
+            "deny",
+            &denial.route,
+            &denial.caller,
+            Some(denial),
+            denial.binding,
+        ),
         Err(fault) => {
             tracing::error!(
                 decision = "error",
@@ -159,6 +185,7 @@ pub(crate) fn log_outcome(
         provider = caller.map(|c| &*c.provider),
         subject = caller.and_then(|c| c.subject.as_deref()),
         client_id = caller.and_then(|c| c.client_id.as_deref()),
+        binding = (bound != Bound::default()).then(|| bound.label()),
         trace_id,
         decision_id,
         "check"
@@ -176,6 +203,8 @@ pub(crate) fn log_dry_run(target: &Target<'_>, denial: &Denial) {
         method = %target.method,
         path = target.logged_path(),
         subject = denial.caller.as_ref().and_then(|c| c.subject.as_deref()),
+        binding = (denial.binding != Bound::default()).then(|| denial.binding.label()),
+        detail = denial.detail.as_deref(),
         "dry run: deny not enforced, request allowed"
     );
 }

@@ -11,9 +11,12 @@ use crate::routes::{
 use crate::token::extract::TokenCarrier;
 
 /// A request as an edge read it: Envoy's `:authority`, method and `:path`
-/// (with its query) as sent, and the header lines.
+/// (with its query) as sent, the header lines, and what Envoy knows of the
+/// connection (scheme, client certificate).
 #[derive(Debug, Clone, Default)]
 pub struct AuthzRequest {
+    /// `http` or `https`: Envoy's `:scheme`, empty when unknown.
+    pub scheme: String,
     /// `:authority` (or `Host`) as received.
     pub authority: String,
     /// Method as received.
@@ -22,6 +25,9 @@ pub struct AuthzRequest {
     pub path: String,
     /// Header lines, names lower-case, one entry per value.
     pub headers: Vec<(String, String)>,
+    /// The TLS client certificate of the downstream connection, URL-encoded
+    /// PEM, as Envoy sends it with `include_peer_certificate: true`.
+    pub peer_certificate: Option<String>,
 }
 
 /// A request as routes and token sources see it: canonical host and path,
@@ -38,6 +44,9 @@ pub(crate) struct Target<'r> {
     pub(crate) query: Option<&'r str>,
     /// Header lines, names lower-case.
     pub(crate) headers: &'r [(String, String)],
+    /// The request as received, for what normalisation drops (the port,
+    /// the scheme, the client certificate).
+    pub(crate) raw: &'r AuthzRequest,
 }
 
 impl AuthzRequest {
@@ -53,6 +62,7 @@ impl AuthzRequest {
             path: normalize_request_path(&self.path, parameters),
             query,
             headers: &self.headers,
+            raw: self,
         }
     }
 }
@@ -109,7 +119,7 @@ mod tests {
             authority: authority.into(),
             method: method.into(),
             path: path.into(),
-            headers: Vec::new(),
+            ..AuthzRequest::default()
         }
     }
 

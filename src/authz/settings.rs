@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::binding::{BindingSettings, RouteBinding};
 use crate::claims::{ClaimPath, Requirements};
 use crate::headers::HeaderMapping;
 use crate::identity::{IdentitySettings, RouteIdentity};
@@ -39,6 +40,8 @@ pub(crate) struct AuthzSettings {
     pub(crate) path_parameters: PathParameters,
     /// Which callers get a `client` metrics label of their own.
     pub(crate) client_labels: ClientLabels,
+    /// Client certificate sources and DPoP proof checks, for bound tokens.
+    pub(crate) binding: BindingSettings,
 }
 
 /// Bounds on a checked request, refused before any parsing past them.
@@ -79,6 +82,8 @@ pub(crate) struct RoutePolicy {
     pub(crate) anonymous: bool,
     /// Scopes and claims the token must have.
     pub(crate) require: Requirements,
+    /// How the token must be bound to its caller.
+    pub(crate) binding: RouteBinding,
     /// Headers set on the upstream request from claims.
     pub(crate) upstream_headers: Arc<[HeaderMapping]>,
     /// Remove the headers tokens are read from before the request goes upstream.

@@ -21,9 +21,12 @@
 //! - `routes`: `routes:`, their matchers, requirements and cross-checks;
 //!   `output` for what routes and `defaults:` send besides claim headers.
 //! - `identity`: the `identity:` section.
+//! - `binding`: the `binding:` section (client certificates, DPoP) and a
+//!   route's `require.binding`.
 //! - `audit`: the `audit:` and `metrics:` sections.
 
 mod audit;
+mod binding;
 mod error;
 mod identity;
 mod introspection;
@@ -119,6 +122,8 @@ impl Config {
             identity_configured: identity.is_some(),
         };
         let routes = routes::routes(raw.routes, raw.defaults, &context, &mut warnings)?;
+        let binding = binding::settings(raw.binding, base)?;
+        binding::warn_unprovable(&binding, &routes.routes, &mut warnings);
         if server.http.is_some() && sources::has_query(&token_sources) {
             routes::warn_query_token_in_http_mode(&routes.routes, &mut warnings);
         }
@@ -133,6 +138,7 @@ impl Config {
             limits: checks.limits,
             path_parameters: checks.path_parameters,
             client_labels,
+            binding,
         };
         Ok(Config {
             server,

@@ -10,6 +10,7 @@ use super::output::{OutputDefaults, RawOutput, with_preset};
 use super::raw::{self, RawClaimPath, RawPath, RawRoute, RawRouteDefaults, RawUnmatched};
 use super::values::{RESERVED_HEADERS, claim_path, is_http_token};
 use crate::authz::settings::{Route, RoutePolicy, Unmatched};
+use crate::binding::RouteBinding;
 use crate::claims::{ClaimPath, ClaimRule, ClaimTest, Requirements};
 use crate::headers::HeaderMapping;
 use crate::outcome::DenyShape;
@@ -263,15 +264,17 @@ fn route(
     }
     let matcher = matcher(raw.matcher, field, defaults.path_parameters, warnings)?;
     let provider_ids = provider_ids(raw.providers, providers, field)?;
+    let binding = super::binding::route_binding(raw.require.binding);
     let require = requirements(raw.require, field)?;
     if raw.anonymous
         && (!require.all_scopes.is_empty()
             || !require.any_scopes.is_empty()
-            || !require.claims.is_empty())
+            || !require.claims.is_empty()
+            || binding != RouteBinding::None)
     {
         return Err(invalid(
             format!("{field}.require"),
-            "an anonymous route cannot require scopes or claims",
+            "an anonymous route cannot require scopes, claims or a binding",
         ));
     }
     let upstream_headers = match raw.upstream_headers {
@@ -300,6 +303,7 @@ fn route(
             providers: provider_ids,
             anonymous: raw.anonymous,
             require,
+            binding,
             upstream_headers,
             remove_token_header: raw
                 .remove_token_header

@@ -93,10 +93,13 @@ fn trace_context(metadata: &tonic::metadata::MetadataMap) -> Vec<(String, String
 /// `encode_raw_headers`). Takes the request by value so header names and
 /// values move into the [`AuthzRequest`] instead of being copied.
 pub fn authz_request(check: CheckRequest) -> AuthzRequest {
-    let http = check
-        .attributes
-        .and_then(|a| a.request)
-        .and_then(|r| r.http);
+    let attributes = check.attributes;
+    let peer_certificate = attributes
+        .as_ref()
+        .and_then(|a| a.source.as_ref())
+        .map(|source| source.certificate.clone())
+        .filter(|pem| !pem.is_empty());
+    let http = attributes.and_then(|a| a.request).and_then(|r| r.http);
     let Some(http) = http else {
         return AuthzRequest::default();
     };
@@ -131,11 +134,14 @@ pub fn authz_request(check: CheckRequest) -> AuthzRequest {
     let authority = attribute(http.host, &[":authority", "host"]);
     let path = attribute(http.path, &[":path"]);
     let method = attribute(http.method, &[":method"]);
+    let scheme = attribute(http.scheme, &[":scheme", "x-forwarded-proto"]);
     AuthzRequest {
+        scheme,
         authority,
         method,
         path,
         headers,
+        peer_certificate,
     }
 }
 
@@ -341,6 +347,7 @@ mod tests {
             metadata: [("route".to_owned(), serde_json::json!("r1"))]
                 .into_iter()
                 .collect(),
+            binding: crate::outcome::Bound::default(),
         };
         let response = check_response(Decision::Allow(grant));
         let metadata = response.dynamic_metadata.clone().unwrap();

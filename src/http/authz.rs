@@ -120,11 +120,22 @@ fn authz_request(request: &Request<Incoming>, path_prefix: Option<&str>) -> Opti
         .map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned())
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default();
+    // Envoy's HTTP service sends no scheme; it sets x-forwarded-proto from
+    // the downstream connection (and overwrites a client's at the edge).
+    let scheme = headers
+        .iter()
+        .find(|(name, _)| name == "x-forwarded-proto")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
     Some(AuthzRequest {
+        scheme,
         authority,
         method: request.method().as_str().to_owned(),
         path: raw_path.to_owned(),
         headers,
+        // Envoy's HTTP service cannot pass the peer certificate; a trusted
+        // x-forwarded-client-cert can.
+        peer_certificate: None,
     })
 }
 

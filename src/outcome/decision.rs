@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::reason::DenyReason;
-use super::reply::{DenyReply, DenyShape};
+use super::reply::{AuthScheme, DenyReply, DenyShape};
 use crate::headers::UpstreamHeaders;
 
 /// What to do with the request.
@@ -32,6 +32,31 @@ pub struct Grant {
     pub response_headers: Vec<(String, String)>,
     /// Route name and selected claims, for Envoy's dynamic metadata.
     pub metadata: Map<String, Value>,
+    /// The sender constraints the token was held to.
+    pub binding: Bound,
+}
+
+/// Which sender constraints (RFC 9449 DPoP, RFC 8705 certificate binding)
+/// a check held a token to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bound {
+    /// The token is DPoP-bound and was checked against its proof.
+    pub dpop: bool,
+    /// The token is certificate-bound and was checked against the request's
+    /// client certificate.
+    pub mtls: bool,
+}
+
+impl Bound {
+    /// A stable name for logs and metrics: `none`, `dpop`, `mtls`, `dpop+mtls`.
+    pub fn label(self) -> &'static str {
+        match (self.dpop, self.mtls) {
+            (false, false) => "none",
+            (true, false) => "dpop",
+            (false, true) => "mtls",
+            (true, true) => "dpop+mtls",
+        }
+    }
 }
 
 /// The verified identity behind a token, for logs and upstream identity.
@@ -65,6 +90,10 @@ pub struct Denial {
     pub extra_headers: Vec<(String, String)>,
     /// Envoy dynamic metadata sent with the deny (the decision id).
     pub metadata: Map<String, Value>,
+    /// The challenge's scheme: `Bearer` unless DPoP is in play.
+    pub scheme: AuthScheme,
+    /// The sender constraints that were being checked.
+    pub binding: Bound,
 }
 
 impl Denial {
@@ -79,12 +108,16 @@ impl Denial {
             detail: None,
             extra_headers: Vec::new(),
             metadata: Map::new(),
+            scheme: AuthScheme::Bearer,
+            binding: Bound::default(),
         }
     }
 
     /// What the client gets: shaped by the route, never the detail.
     pub fn reply(&self) -> DenyReply {
-        let mut reply = self.shape.reply(self.reason, self.scope_hint.as_deref());
+        let mut reply =
+            self.shape
+                .reply_with(self.reason, self.scope_hint.as_deref(), &self.scheme);
         reply.headers.extend(self.extra_headers.iter().cloned());
         reply
     }

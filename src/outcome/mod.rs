@@ -16,8 +16,8 @@ pub(crate) mod fault;
 pub(crate) mod reason;
 pub(crate) mod reply;
 
-pub use decision::{Caller, Decision, Denial, Grant};
+pub use decision::{Bound, Caller, Decision, Denial, Grant};
 pub(crate) use fault::{Fault, FaultKind};
-pub use reason::{DenyReason, TokenProblem};
+pub use reason::{DenyReason, ProofProblem, TokenProblem};
 pub(crate) use reply::DenyBody;
-pub use reply::DenyShape;
+pub use reply::{AuthScheme, DenyShape};

@@ -28,6 +28,12 @@ pub enum DenyReason {
     InsufficientScope,
     /// The token lacks a claim value the route requires.
     ClaimMismatch,
+    /// The DPoP proof (RFC 9449) sent with a DPoP-bound token is missing,
+    /// malformed, or does not fit the request.
+    InvalidDpopProof(ProofProblem),
+    /// The DPoP proof lacks a current server nonce (RFC 9449 §9); the
+    /// reply carries a fresh one in `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 /// Why a token is not acceptable. Every variant is a 401 `invalid_token`;
@@ -61,6 +67,72 @@ pub enum TokenProblem {
     Inactive,
     /// The issuer says this is not an access token (a refresh or ID token).
     NotAccessToken,
+    /// The route requires a sender-constrained token and this one is not
+    /// bound (or not bound the way the route requires).
+    NotSenderConstrained,
+    /// The token is bound to a client certificate (RFC 8705) and the
+    /// request came with none.
+    CertificateMissing,
+    /// The token is bound to a client certificate other than the request's.
+    CertificateMismatch,
+    /// The token is DPoP-bound (RFC 9449) and was sent as a bearer token.
+    DpopTokenAsBearer,
+    /// The token was sent with the DPoP scheme but is not DPoP-bound.
+    NotDpopBound,
+    /// The DPoP proof is signed by a key other than the one the token is
+    /// bound to: someone else's token.
+    DpopKeyMismatch,
+    /// The token's `cnf` confirmation claim is not an object of strings.
+    InvalidConfirmation,
+}
+
+/// Why a DPoP proof (RFC 9449 §4.3) is refused. Every variant is a 401
+/// `invalid_dpop_proof`; the variant is for logs and metrics only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofProblem {
+    /// No `DPoP` header came with a DPoP-bound token.
+    Missing,
+    /// More than one proof, not a compact JWS of JSON objects, a repeated
+    /// member, a `crit` header, or a required member missing or mistyped.
+    Malformed,
+    /// `typ` is not `dpop+jwt`.
+    WrongType,
+    /// `alg` is symmetric, `none`, unknown, off the allow-list, or does not
+    /// fit the key.
+    DisallowedAlgorithm,
+    /// `jwk` is missing, not a usable public key, or carries private members.
+    BadKey,
+    /// The signature does not verify with `jwk`.
+    BadSignature,
+    /// `htm` is not the request's method.
+    WrongMethod,
+    /// `htu` is not the request's URL.
+    WrongUrl,
+    /// `iat` is outside the accepted window.
+    Stale,
+    /// The proof's `jti` was seen before: a replay.
+    Replayed,
+    /// `ath` is not the hash of the access token sent with it.
+    WrongTokenHash,
+}
+
+impl ProofProblem {
+    /// A stable, low-cardinality name for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProofProblem::Missing => "dpop_proof_missing",
+            ProofProblem::Malformed => "dpop_proof_malformed",
+            ProofProblem::WrongType => "dpop_proof_type",
+            ProofProblem::DisallowedAlgorithm => "dpop_proof_algorithm",
+            ProofProblem::BadKey => "dpop_proof_key",
+            ProofProblem::BadSignature => "dpop_proof_signature",
+            ProofProblem::WrongMethod => "dpop_proof_method",
+            ProofProblem::WrongUrl => "dpop_proof_url",
+            ProofProblem::Stale => "dpop_proof_stale",
+            ProofProblem::Replayed => "dpop_proof_replayed",
+            ProofProblem::WrongTokenHash => "dpop_proof_token_hash",
+        }
+    }
 }
 
 impl TokenProblem {
@@ -80,6 +152,13 @@ impl TokenProblem {
             TokenProblem::InvalidClaims => "invalid_claims",
             TokenProblem::Inactive => "inactive",
             TokenProblem::NotAccessToken => "not_access_token",
+            TokenProblem::NotSenderConstrained => "not_sender_constrained",
+            TokenProblem::CertificateMissing => "certificate_missing",
+            TokenProblem::CertificateMismatch => "certificate_mismatch",
+            TokenProblem::DpopTokenAsBearer => "dpop_token_as_bearer",
+            TokenProblem::NotDpopBound => "not_dpop_bound",
+            TokenProblem::DpopKeyMismatch => "dpop_key_mismatch",
+            TokenProblem::InvalidConfirmation => "invalid_confirmation",
         }
     }
 }
@@ -90,14 +169,18 @@ impl From<NotANumericDate> for TokenProblem {
     }
 }
 
-/// The `WWW-Authenticate` challenge a deny carries (RFC 6750 §3).
+/// The `WWW-Authenticate` challenge a deny carries (RFC 6750 §3, RFC 9449
+/// §7.1). Its scheme (`Bearer` or `DPoP`) is the denial's, not the reason's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Challenge {
     /// None: the refusal is not about credentials.
     None,
-    /// `Bearer`, with an `error` code when a token was sent or the request
+    /// A challenge with an `error` code when a token was sent or the request
     /// is malformed (RFC 6750 §3.1 asks for none when no token was sent).
-    Bearer(Option<&'static str>),
+    Credentials(Option<&'static str>),
+    /// A challenge that only the DPoP scheme can carry (`invalid_dpop_proof`,
+    /// `use_dpop_nonce`).
+    Dpop(&'static str),
 }
 
 /// A deny reason as the client and the operator see it.
@@ -115,9 +198,9 @@ pub struct Wire {
     pub label: &'static str,
 }
 
-const INVALID_REQUEST: Challenge = Challenge::Bearer(Some("invalid_request"));
-const INVALID_TOKEN: Challenge = Challenge::Bearer(Some("invalid_token"));
-const INSUFFICIENT_SCOPE: Challenge = Challenge::Bearer(Some("insufficient_scope"));
+const INVALID_REQUEST: Challenge = Challenge::Credentials(Some("invalid_request"));
+const INVALID_TOKEN: Challenge = Challenge::Credentials(Some("invalid_token"));
+const INSUFFICIENT_SCOPE: Challenge = Challenge::Credentials(Some("insufficient_scope"));
 
 impl DenyReason {
     /// This reason's wire form: the table.
@@ -137,11 +220,13 @@ impl DenyReason {
             R::BadHost => row(400, INVALID_REQUEST, "invalid_request", "the request host is not acceptable", "bad_host"),
             R::ConflictingTokens => row(400, INVALID_REQUEST, "invalid_request", "the request carries more than one access token", "conflicting_tokens"),
             R::TooManyHeaders => row(400, INVALID_REQUEST, "invalid_request", "the request carries too many headers", "too_many_headers"),
-            R::MissingToken => row(401, Challenge::Bearer(None), "unauthorized", "an access token is required", "missing_token"),
+            R::MissingToken => row(401, Challenge::Credentials(None), "unauthorized", "an access token is required", "missing_token"),
             R::InvalidToken(TokenProblem::Expired) => row(401, INVALID_TOKEN, "invalid_token", "the access token expired", "expired"),
             R::InvalidToken(problem) => row(401, INVALID_TOKEN, "invalid_token", "the access token is not valid", problem.label()),
             R::InsufficientScope => row(403, INSUFFICIENT_SCOPE, "insufficient_scope", "the access token lacks a required scope", "insufficient_scope"),
             R::ClaimMismatch => row(403, INSUFFICIENT_SCOPE, "insufficient_scope", "the access token does not grant access to this resource", "claim_mismatch"),
+            R::InvalidDpopProof(problem) => row(401, Challenge::Dpop("invalid_dpop_proof"), "invalid_dpop_proof", "the DPoP proof is not valid for this request", problem.label()),
+            R::UseDpopNonce => row(401, Challenge::Dpop("use_dpop_nonce"), "use_dpop_nonce", "the DPoP proof must carry the nonce in DPoP-Nonce", "dpop_nonce"),
         };
         wire
     }
@@ -177,6 +262,13 @@ mod tests {
             TokenProblem::InvalidClaims,
             TokenProblem::Inactive,
             TokenProblem::NotAccessToken,
+            TokenProblem::NotSenderConstrained,
+            TokenProblem::CertificateMissing,
+            TokenProblem::CertificateMismatch,
+            TokenProblem::DpopTokenAsBearer,
+            TokenProblem::NotDpopBound,
+            TokenProblem::DpopKeyMismatch,
+            TokenProblem::InvalidConfirmation,
         ] {
             let wire = DenyReason::InvalidToken(problem).wire();
             assert_eq!(wire.status, 401);
@@ -197,7 +289,16 @@ mod tests {
         let missing = DenyReason::MissingToken.wire();
         assert_eq!(
             (missing.status, missing.challenge),
-            (401, Challenge::Bearer(None))
+            (401, Challenge::Credentials(None))
+        );
+        let proof = DenyReason::InvalidDpopProof(ProofProblem::Replayed).wire();
+        assert_eq!(
+            (proof.status, proof.challenge, proof.label),
+            (
+                401,
+                Challenge::Dpop("invalid_dpop_proof"),
+                "dpop_proof_replayed"
+            )
         );
         let no_route = DenyReason::NoRoute.wire();
         assert_eq!(

@@ -29,6 +29,22 @@ pub enum DenyBody {
     Empty,
 }
 
+/// The authentication scheme a deny's challenge names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Bearer` (RFC 6750 §3).
+    #[default]
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): for a route that requires DPoP, a token sent
+    /// with the DPoP scheme, or a DPoP-bound token.
+    Dpop {
+        /// The proof algorithms accepted, space-separated, for `algs`.
+        algs: std::sync::Arc<str>,
+        /// A fresh server nonce, sent in `DPoP-Nonce` (RFC 9449 §8).
+        nonce: Option<String>,
+    },
+}
+
 /// A deny as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyReply {
@@ -43,7 +59,18 @@ pub struct DenyReply {
 impl DenyShape {
     /// The reply for `reason`, naming `scope_hint` in the challenge of an
     /// `insufficient_scope`. Carries no internal detail and never the token.
+    #[cfg(test)]
     pub fn reply(&self, reason: DenyReason, scope_hint: Option<&str>) -> DenyReply {
+        self.reply_with(reason, scope_hint, &AuthScheme::Bearer)
+    }
+
+    /// As [`DenyShape::reply`], challenging with `scheme`.
+    pub fn reply_with(
+        &self,
+        reason: DenyReason,
+        scope_hint: Option<&str>,
+        scheme: &AuthScheme,
+    ) -> DenyReply {
         let wire = reason.wire();
         let mut headers = Vec::with_capacity(4 + self.headers.len());
         let body = match self.body {
@@ -65,8 +92,14 @@ impl DenyShape {
             DenyBody::Empty => String::new(),
         };
         headers.push(("cache-control".to_owned(), "no-store".to_owned()));
-        if let Some(challenge) = self.challenge(wire.challenge, scope_hint) {
+        if let Some(challenge) = self.challenge(wire.challenge, scope_hint, scheme) {
             headers.push(("www-authenticate".to_owned(), challenge));
+        }
+        if let AuthScheme::Dpop {
+            nonce: Some(nonce), ..
+        } = scheme
+        {
+            headers.push(("dpop-nonce".to_owned(), nonce.clone()));
         }
         if let Some(name) = &self.reason_header {
             headers.push((name.clone(), wire.label.to_owned()));
@@ -79,13 +112,20 @@ impl DenyShape {
         }
     }
 
-    /// The `WWW-Authenticate` value (RFC 6750 §3), or `None` when the
-    /// refusal is not about credentials.
-    fn challenge(&self, challenge: Challenge, scope_hint: Option<&str>) -> Option<String> {
-        let Challenge::Bearer(error) = challenge else {
-            return None;
+    /// The `WWW-Authenticate` value (RFC 6750 §3, RFC 9449 §7.1), or
+    /// `None` when the refusal is not about credentials.
+    fn challenge(
+        &self,
+        challenge: Challenge,
+        scope_hint: Option<&str>,
+        scheme: &AuthScheme,
+    ) -> Option<String> {
+        let error = match challenge {
+            Challenge::None => return None,
+            Challenge::Credentials(error) => error,
+            Challenge::Dpop(error) => Some(error),
         };
-        let mut params = Vec::with_capacity(3);
+        let mut params = Vec::with_capacity(4);
         if let Some(realm) = &self.realm {
             params.push(format!("realm=\"{realm}\""));
         }
@@ -95,10 +135,19 @@ impl DenyShape {
         if let Some(scope) = scope_hint {
             params.push(format!("scope=\"{scope}\""));
         }
+        let name = match scheme {
+            // A DPoP-only error never goes out under `Bearer`.
+            AuthScheme::Bearer if matches!(challenge, Challenge::Dpop(_)) => "DPoP",
+            AuthScheme::Bearer => "Bearer",
+            AuthScheme::Dpop { algs, .. } => {
+                params.push(format!("algs=\"{algs}\""));
+                "DPoP"
+            }
+        };
         Some(if params.is_empty() {
-            "Bearer".to_owned()
+            name.to_owned()
         } else {
-            format!("Bearer {}", params.join(", "))
+            format!("{name} {}", params.join(", "))
         })
     }
 }
@@ -121,6 +170,43 @@ mod tests {
             realm: Some(realm.into()),
             ..DenyShape::default()
         }
+    }
+
+    #[test]
+    fn dpop_challenges_name_the_algorithms_and_carry_the_nonce() {
+        let scheme = AuthScheme::Dpop {
+            algs: "ES256 EdDSA".into(),
+            nonce: None,
+        };
+        let reply = realm("api").reply_with(DenyReason::MissingToken, None, &scheme);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some(r#"DPoP realm="api", algs="ES256 EdDSA""#)
+        );
+        let reason = DenyReason::InvalidDpopProof(crate::outcome::reason::ProofProblem::Stale);
+        let reply = DenyShape::default().reply_with(reason, None, &scheme);
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some(r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA""#)
+        );
+        assert!(reply.body.contains("invalid_dpop_proof"), "{}", reply.body);
+        let with_nonce = AuthScheme::Dpop {
+            algs: "ES256".into(),
+            nonce: Some("n-1".into()),
+        };
+        let reply = DenyShape::default().reply_with(DenyReason::UseDpopNonce, None, &with_nonce);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some(r#"DPoP error="use_dpop_nonce", algs="ES256""#)
+        );
+        assert_eq!(header(&reply, "dpop-nonce"), Some("n-1"));
+        let bound = DenyReason::InvalidToken(TokenProblem::DpopTokenAsBearer);
+        let reply = DenyShape::default().reply_with(bound, None, &scheme);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some(r#"DPoP error="invalid_token", algs="ES256 EdDSA""#)
+        );
     }
 
     #[test]

@@ -169,7 +169,7 @@ const TOKEN68: [bool; 256] = {
 
 /// Percent-decodes a query component. `+` stays `+`: a space is never valid
 /// in a token, so reading it as one could only turn a good token bad.
-fn percent_decode(input: &str) -> Option<Cow<'_, str>> {
+pub(crate) fn percent_decode(input: &str) -> Option<Cow<'_, str>> {
     if !input.contains('%') {
         return Some(Cow::Borrowed(input));
     }

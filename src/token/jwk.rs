@@ -184,7 +184,9 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, SkippedKey> {
 
 /// The allowed algorithms and key of a JWK; `key_ops`, `x5c`, `x5t` and
 /// unknown members are ignored on purpose (see the module docs).
-fn parse_key_material(jwk: &Map<String, Value>) -> Result<(Vec<Algorithm>, DecodingKey), String> {
+pub(crate) fn parse_key_material(
+    jwk: &Map<String, Value>,
+) -> Result<(Vec<Algorithm>, DecodingKey), String> {
     if jwk.get("use").and_then(Value::as_str) == Some("enc") {
         return Err("key is for encryption (use \"enc\")".to_owned());
     }

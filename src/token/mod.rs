@@ -20,6 +20,6 @@ pub(crate) mod introspection;
 pub(crate) mod jwk;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
-mod members;
+pub(crate) mod members;
 pub(crate) mod provider;
 pub(crate) mod verified;

@@ -1,10 +1,14 @@
 // A real OpenID provider (oidc-provider) on 127.0.0.1 for tollgate's tests.
 //
 //   node server.mjs --jwks keys.json [--port 0] [--store store.json]
+//                   [--mtls-cert server.crt --mtls-key server.key --mtls-ca ca.crt [--mtls-port 0]]
 //       Serves; prints {"issuer":"http://127.0.0.1:PORT","port":PORT} once listening.
 //       With --store, issued tokens are kept in that file and survive a
 //       restart (as a real IdP's database would); without it they live in
-//       memory only.
+//       memory only. With the --mtls-* files it also serves the same
+//       endpoints over HTTPS on a second port that asks for a client
+//       certificate signed by --mtls-ca (RFC 8705 mtls_endpoint_aliases, in
+//       discovery), adding "mtls_port":N to the line it prints.
 //   node server.mjs --generate-keys keys.json [--kid key-1]
 //       Writes a private JWK set holding one new RS256 key, then exits.
 //
@@ -13,6 +17,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { parseArgs } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
@@ -24,6 +29,10 @@ const { values: args } = parseArgs({
     'generate-keys': { type: 'string' },
     kid: { type: 'string', default: 'key-1' },
     store: { type: 'string' },
+    'mtls-cert': { type: 'string' },
+    'mtls-key': { type: 'string' },
+    'mtls-ca': { type: 'string' },
+    'mtls-port': { type: 'string', default: '0' },
   },
 });
 
@@ -54,14 +63,26 @@ const resourceServers = {
   [OPAQUE_RESOURCE]: { scope, audience: OPAQUE_RESOURCE, accessTokenFormat: 'opaque' },
 };
 
-const client = (id, method, grantTypes) => ({
+const client = (id, method, grantTypes, metadata = {}) => ({
   client_id: id,
   client_secret: `${id}-secret`,
   token_endpoint_auth_method: method,
   grant_types: grantTypes,
   response_types: [],
   redirect_uris: [],
+  ...metadata,
 });
+
+// The client certificate of an HTTPS request, as PEM, for RFC 8705
+// certificate-bound tokens: the one the TLS handshake of the mutual-TLS
+// listener verified, never a header. A plain-HTTP request has none.
+const PEM_LINE = /.{1,64}/g;
+const peerCertificate = (ctx) => {
+  const raw = ctx.socket.getPeerCertificate?.()?.raw;
+  if (!raw || !ctx.socket.authorized) return undefined;
+  const body = raw.toString('base64').match(PEM_LINE).join('\n');
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+};
 
 // The resource server's own credentials: may introspect and revoke any token.
 const RESOURCE_SERVER_CLIENTS = new Set(['tollgate', 'tollgate-post']);
@@ -119,6 +140,15 @@ class FileAdapter {
   }
 }
 
+const mtlsFiles = ['mtls-cert', 'mtls-key', 'mtls-ca'].filter((name) => args[name]);
+if (mtlsFiles.length !== 0 && mtlsFiles.length !== 3) {
+  console.error('--mtls-cert, --mtls-key and --mtls-ca go together');
+  process.exit(64);
+}
+const mtls = mtlsFiles.length === 3
+  ? { cert: readFileSync(args['mtls-cert']), key: readFileSync(args['mtls-key']), ca: readFileSync(args['mtls-ca']) }
+  : undefined;
+
 const server = createServer();
 server.listen(Number(args.port), '127.0.0.1', () => {
   const { port } = server.address();
@@ -131,11 +161,28 @@ server.listen(Number(args.port), '127.0.0.1', () => {
       client('post-client', 'client_secret_post', ['client_credentials']),
       client('tollgate', 'client_secret_basic', []),
       client('tollgate-post', 'client_secret_post', []),
+      // RFC 9449: every token is bound to the key of the DPoP proof sent
+      // with the token request (cnf.jkt); a request without a proof is refused.
+      client('dpop-client', 'client_secret_basic', ['client_credentials'], {
+        dpop_bound_access_tokens: true,
+      }),
+      // RFC 8705: every token is bound to the client certificate presented
+      // to the mutual-TLS listener (cnf["x5t#S256"]); elsewhere it gets none.
+      client('mtls-client', 'client_secret_basic', ['client_credentials'], {
+        tls_client_certificate_bound_access_tokens: true,
+      }),
     ],
     scopes: ['read', 'write'],
+    // DPoP proofs the token endpoint accepts: every asymmetric algorithm a
+    // resource server may be configured with (the default is ES256 and EdDSA).
+    enabledJWA: {
+      dPoPSigningAlgValues: ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'RS256'],
+    },
     ttl: { ClientCredentials: 600 },
     features: {
       devInteractions: { enabled: false },
+      dPoP: { enabled: true },
+      mTLS: { enabled: true, certificateBoundAccessTokens: true, getCertificate: peerCertificate },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: ownTokenOrResourceServer },
       revocation: { enabled: true, allowedPolicy: ownTokenOrResourceServer },
@@ -152,6 +199,33 @@ server.listen(Number(args.port), '127.0.0.1', () => {
       },
     },
   });
-  server.on('request', provider.callback());
-  console.log(JSON.stringify({ issuer, port }));
+  if (!mtls) {
+    server.on('request', provider.callback());
+    console.log(JSON.stringify({ issuer, port }));
+    return;
+  }
+  const tlsServer = createTlsServer({ ...mtls, requestCert: true, rejectUnauthorized: true });
+  tlsServer.listen(Number(args['mtls-port']), '127.0.0.1', () => {
+    const mtlsPort = tlsServer.address().port;
+    // RFC 8705 section 5: the endpoints a client reaches with its certificate.
+    provider.use(async (ctx, next) => {
+      await next();
+      if (ctx.oidc?.route === 'discovery' && ctx.body) {
+        const alias = (url) => {
+          const moved = new URL(url);
+          moved.protocol = 'https:';
+          moved.port = String(mtlsPort);
+          return moved.href;
+        };
+        ctx.body.mtls_endpoint_aliases = Object.fromEntries(
+          ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint']
+            .map((name) => [name, alias(ctx.body[name])]),
+        );
+      }
+    });
+    const callback = provider.callback();
+    server.on('request', callback);
+    tlsServer.on('request', callback);
+    console.log(JSON.stringify({ issuer, port, mtls_port: mtlsPort }));
+  });
 });

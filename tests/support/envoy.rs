@@ -30,6 +30,7 @@ pub struct EnvoyOptions {
     routes: Option<String>,
     /// HTTP filter entries between ext_authz and the router, as YAML.
     filters_after_authz: String,
+    downstream_tls: Option<DownstreamTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +62,17 @@ pub struct AuthzTls {
     pub server_name: String,
 }
 
+/// PEM files for a TLS listener that asks clients for a certificate.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    /// The listener's certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA client certificates are checked against; one that does not
+    /// chain to it is still accepted (and passed on), as is no certificate.
+    pub client_ca: PathBuf,
+}
+
 impl EnvoyOptions {
     /// Routes everything to `upstream` through the ext_authz filter, which
     /// calls tollgate over gRPC (HTTP/2) at `authz_addr` with a 2 s timeout
@@ -78,6 +90,7 @@ impl EnvoyOptions {
             access_log: None,
             routes: None,
             filters_after_authz: String::new(),
+            downstream_tls: None,
         }
     }
 
@@ -115,6 +128,7 @@ impl EnvoyOptions {
             access_log: None,
             routes: None,
             filters_after_authz: String::new(),
+            downstream_tls: None,
         }
     }
 
@@ -168,6 +182,14 @@ impl EnvoyOptions {
         self
     }
 
+    /// Serves the listener over TLS, asking each client for a certificate
+    /// without requiring one, and has the ext_authz filter pass the
+    /// client's certificate to tollgate (`include_peer_certificate`).
+    pub fn downstream_tls(mut self, tls: DownstreamTls) -> Self {
+        self.downstream_tls = Some(tls);
+        self
+    }
+
     fn authz_mut(&mut self) -> &mut AuthzOptions {
         self.authz
             .as_mut()
@@ -179,6 +201,8 @@ impl EnvoyOptions {
 #[derive(Debug)]
 pub struct Envoy {
     child: Child,
+    /// `https` on a TLS listener, else `http`.
+    scheme: &'static str,
     listener: SocketAddr,
     admin: SocketAddr,
     bootstrap: String,
@@ -190,11 +214,22 @@ impl Envoy {
     /// Writes the bootstrap, starts Envoy and returns once it reports ready
     /// with its listener bound. Panics with Envoy's own output on failure.
     pub async fn start(options: EnvoyOptions) -> Self {
+        let scheme = match options.downstream_tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        Self::start_bootstrap(bootstrap_yaml(&options), scheme).await
+    }
+
+    /// As [`Envoy::start`], with a bootstrap written by the caller: admin
+    /// and every listener on 127.0.0.1 port 0; [`Envoy::url`] is the first
+    /// listener, served over `scheme` (`http` or `https`);
+    /// [`Envoy::listener_named`] finds the others.
+    pub async fn start_bootstrap(bootstrap: String, scheme: &'static str) -> Self {
         let binary = tokio::task::spawn_blocking(envoy_binary)
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let dir = ScratchDir::new("envoy");
-        let bootstrap = bootstrap_yaml(&options);
         let config_path = dir.join("envoy.yaml");
         let admin_path = dir.join("admin-address");
         std::fs::write(&config_path, &bootstrap).expect("writing the Envoy bootstrap");
@@ -224,6 +259,7 @@ impl Envoy {
 
         let mut envoy = Self {
             child,
+            scheme,
             listener: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap,
@@ -233,9 +269,15 @@ impl Envoy {
         envoy
     }
 
-    /// `http://<listener>` + `path`; `path` starts with `/`.
+    /// `http://<listener>` (`https` on a TLS listener) + `path`; `path`
+    /// starts with `/`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listener)
+        format!("{}://{}{path}", self.scheme, self.listener)
+    }
+
+    /// `https` on a TLS listener, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// `http://<admin>` + `path`, for stats and config dumps.
@@ -331,6 +373,37 @@ impl Envoy {
         if let Some(addr) = listener {
             self.listener = addr;
         }
+    }
+
+    /// The bound address of the listener called `name`, from the admin API.
+    pub async fn listener_named(&self, name: &str) -> SocketAddr {
+        let url = self.admin_url("/listeners?format=json");
+        let body: serde_json::Value = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("building the admin client")
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let statuses = body["listener_statuses"].as_array().cloned();
+        let socket = statuses
+            .unwrap_or_default()
+            .into_iter()
+            .find(|status| status["name"] == name)
+            .map(|status| status["local_address"]["socket_address"].clone())
+            .unwrap_or_else(|| panic!("{url}: no listener {name:?} in {body}"));
+        let (Some(address), Some(port)) =
+            (socket["address"].as_str(), socket["port_value"].as_u64())
+        else {
+            panic!("{url}: listener {name:?} has no address in {body}");
+        };
+        format!("{address}:{port}")
+            .parse()
+            .unwrap_or_else(|e| panic!("{url}: bad address {address}:{port}: {e}"))
     }
 
     /// The bound address of the one listener, from `/listeners?format=json`.
@@ -496,9 +569,10 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              include_peer_certificate: false
+              include_peer_certificate: {peer}
               encode_raw_headers: {raw}
 {service}{extra}"#,
+                peer = options.downstream_tls.is_some(),
                 raw = authz.encode_raw_headers,
             )
         }
@@ -547,6 +621,28 @@ fn bootstrap_yaml(options: &EnvoyOptions) -> String {
             .to_owned()
     });
     let more_filters = &options.filters_after_authz;
+    // Goes between `- ` and `filters:` of the filter chain.
+    let listener_tls = match &options.downstream_tls {
+        None => String::new(),
+        Some(tls) => format!(
+            r#"transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: false
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {{ filename: {cert} }}
+              private_key: {{ filename: {key} }}
+            validation_context:
+              trusted_ca: {{ filename: {ca} }}
+              trust_chain_verification: ACCEPT_UNTRUSTED
+      "#,
+            cert = quoted(&tls.cert.to_string_lossy()),
+            key = quoted(&tls.key.to_string_lossy()),
+            ca = quoted(&tls.client_ca.to_string_lossy()),
+        ),
+    };
     format!(
         r#"# Written by tests/support/envoy.rs for one test.
 admin:
@@ -558,7 +654,7 @@ static_resources:
     address:
       socket_address: {{ address: 127.0.0.1, port_value: 0 }}
     filter_chains:
-    - filters:
+    - {listener_tls}filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager

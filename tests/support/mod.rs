@@ -19,6 +19,11 @@
 //! - `stack`: echo upstream, the tollgate binary and Envoy, started together.
 //! - `check`: calls `Check` as Envoy does and reads allows and denies back.
 //! - `tokens`: signs test JWTs with the committed fixture keys.
+//! - `challenge`: parses `WWW-Authenticate` challenges.
+//! - `dpop`: DPoP keys and proofs (RFC 9449), built field by field.
+//! - `binding`: client certificates, HTTPS clients presenting them, bound
+//!   tokens from the real OpenID provider, and an Envoy bootstrap with TLS
+//!   listeners passing the client certificate to tollgate.
 //!
 //! Envoy runs against the wall clock, so tests using it must not pause
 //! tokio's time (`start_paused`).
@@ -30,8 +35,11 @@
 // libraries, so `pub` can never be reachable from outside them.
 #![allow(unreachable_pub)]
 
+pub mod binding;
+pub mod challenge;
 pub mod check;
 mod client;
+pub mod dpop;
 mod echo;
 mod envoy;
 mod envoy_bin;
@@ -53,7 +61,7 @@ pub use client::{Response, get, request};
 #[allow(unused_imports)]
 pub use echo::EchoUpstream;
 #[allow(unused_imports)]
-pub use envoy::{AuthzTls, Envoy, EnvoyOptions, wait_for_file_containing};
+pub use envoy::{AuthzTls, DownstreamTls, Envoy, EnvoyOptions, wait_for_file_containing};
 #[allow(unused_imports)]
 pub use envoy_bin::{ENVOY_VERSION, envoy_binary, validate_config};
 #[allow(unused_imports)]

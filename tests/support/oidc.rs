@@ -69,6 +69,16 @@ pub const TOLLGATE_CLIENT: OidcClient =
 pub const TOLLGATE_POST_CLIENT: OidcClient =
     OidcClient::new("tollgate-post", "tollgate-post-secret", ClientAuth::Post);
 
+/// Gets DPoP-bound tokens only (`dpop_bound_access_tokens`): its token
+/// requests must carry a DPoP proof.
+pub const DPOP_CLIENT: OidcClient =
+    OidcClient::new("dpop-client", "dpop-client-secret", ClientAuth::Basic);
+/// Gets certificate-bound tokens only
+/// (`tls_client_certificate_bound_access_tokens`), from the mutual-TLS
+/// listener ([`OidcOptions::mtls`]).
+pub const MTLS_CLIENT: OidcClient =
+    OidcClient::new("mtls-client", "mtls-client-secret", ClientAuth::Basic);
+
 /// How to start the provider.
 #[derive(Debug, Clone, Default)]
 pub struct OidcOptions {
@@ -77,6 +87,17 @@ pub struct OidcOptions {
     /// Private RS256 JWKs, the first one signing; empty generates one with
     /// kid `key-1`.
     pub keys: Vec<Value>,
+    /// Also serve the endpoints over mutual TLS (RFC 8705 aliases).
+    pub mtls: Option<OidcMtls>,
+}
+
+/// PEM files for the provider's mutual-TLS listener: its certificate and
+/// key, and the CA whose client certificates it accepts.
+#[derive(Debug, Clone)]
+pub struct OidcMtls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The provider's endpoints, from its discovery document.
@@ -86,6 +107,8 @@ struct Endpoints {
     introspection: String,
     revocation: String,
     jwks_uri: String,
+    /// `mtls_endpoint_aliases.token_endpoint`, when the mutual-TLS listener runs.
+    mtls_token: Option<String>,
 }
 
 /// A running `oidc-provider`; killed when dropped.
@@ -96,6 +119,7 @@ pub struct OidcProvider {
     issuer: String,
     endpoints: Endpoints,
     keys: Vec<Value>,
+    mtls: Option<OidcMtls>,
     // Stderr and stray stdout of every run, shared with reader tasks; held
     // only to push or copy lines.
     logs: Arc<Mutex<Vec<String>>>,
@@ -124,8 +148,10 @@ impl OidcProvider {
                 introspection: String::new(),
                 revocation: String::new(),
                 jwks_uri: String::new(),
+                mtls_token: None,
             },
             keys,
+            mtls: options.mtls,
             logs: Arc::default(),
             dir: ScratchDir::new("oidc"),
         };
@@ -156,6 +182,13 @@ impl OidcProvider {
 
     pub fn jwks_uri(&self) -> &str {
         &self.endpoints.jwks_uri
+    }
+
+    /// The token endpoint on the mutual-TLS listener (from discovery's
+    /// `mtls_endpoint_aliases`); `None` unless started with
+    /// [`OidcOptions::mtls`].
+    pub fn mtls_token_endpoint(&self) -> Option<&str> {
+        self.endpoints.mtls_token.as_deref()
     }
 
     /// The private JWKs it signs with, the first one signing.
@@ -290,12 +323,23 @@ impl OidcProvider {
         fs::write(&jwks_path, jwks)
             .unwrap_or_else(|e| panic!("writing {}: {e}", jwks_path.display()));
         let script = server_script();
-        let mut child = tokio::process::Command::new("node")
+        let mut command = tokio::process::Command::new("node");
+        command
             .arg(&script)
             .arg("--jwks")
             .arg(&jwks_path)
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(self.port.to_string());
+        if let Some(mtls) = &self.mtls {
+            command
+                .arg("--mtls-cert")
+                .arg(&mtls.cert)
+                .arg("--mtls-key")
+                .arg(&mtls.key)
+                .arg("--mtls-ca")
+                .arg(&mtls.ca);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -380,6 +424,9 @@ impl OidcProvider {
             introspection: endpoint("introspection_endpoint"),
             revocation: endpoint("revocation_endpoint"),
             jwks_uri: endpoint("jwks_uri"),
+            mtls_token: document["mtls_endpoint_aliases"]["token_endpoint"]
+                .as_str()
+                .map(str::to_owned),
         }
     }
 
@@ -470,7 +517,7 @@ async fn post_form(url: &str, client: OidcClient, form: &[(&str, &str)]) -> Resp
 }
 
 /// `application/x-www-form-urlencoded` encoding of one name or value.
-fn form_encode(text: &str) -> String {
+pub(super) fn form_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {

@@ -5,13 +5,15 @@
 //! - `loading`: the file, the environment, shapes and field names;
 //! - `server`: listeners, limits, TLS;
 //! - `providers`: key sources, HMAC, audiences, validation, JWKS timing;
-//! - `routes`: routes, defaults, output settings and identity headers.
+//! - `routes`: routes, defaults, output settings and identity headers;
+//! - `binding`: certificate sources, DPoP proofs, a route's `require.binding`;
 //! - `audit`: the audit stream and per-client metric labels.
 
 // figment::Jail closures return figment::Error by value, as its API requires.
 #![allow(clippy::result_large_err)]
 
 mod audit;
+mod binding;
 mod loading;
 mod providers;
 mod routes;

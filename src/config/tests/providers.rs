@@ -102,21 +102,13 @@ fn empty_audiences_are_warned_about() {
 }
 
 #[test]
-fn validation_is_explicit() {
+fn expectations_carry_issuer_audiences_and_leeway() {
     let config =
         Config::from_yaml(&with_provider_setting("audiences: [api]"), Path::new(".")).unwrap();
-    let v = config.authz.providers[0]
-        .expectations
-        .validation(Algorithm::ES256);
-    assert!(v.validate_nbf && v.validate_exp);
-    assert_eq!(v.leeway, 30);
-    assert_eq!(v.algorithms, [Algorithm::ES256]);
-    assert!(v.required_spec_claims.contains("aud") && v.required_spec_claims.contains("iss"));
-    assert!(
-        v.iss
-            .as_ref()
-            .is_some_and(|i| i.contains("https://a.example"))
-    );
+    let expectations = &config.authz.providers[0].expectations;
+    assert_eq!(expectations.issuer.as_deref(), Some("https://a.example"));
+    assert_eq!(expectations.audiences, ["api"]);
+    assert_eq!(expectations.leeway, std::time::Duration::from_secs(30));
 }
 
 #[test]

@@ -4,9 +4,11 @@
 //! - this file: an authorizer from a few lines of routes, requests, tokens;
 //! - `decisions`: allow, 400, 401 and 403 for what requests carry;
 //! - `upstream`: the headers an allow sets and removes;
+//! - `binding`: sender-constrained tokens, and JOSE headers as RFC 7515 reads them;
 //! - `caches`: remembered verifications, per route and across a reload;
 //! - `shapes`: dry runs and deny shapes.
 
+mod binding;
 mod caches;
 mod decisions;
 mod shapes;
@@ -73,6 +75,7 @@ pub(super) fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Aut
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
+        ..AuthzRequest::default()
     }
 }
 

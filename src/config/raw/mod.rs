@@ -7,6 +7,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+mod binding;
+mod scalar;
+
+pub(crate) use binding::{RawBinding, RawCertificateSource, RawNonce};
+pub(crate) use scalar::{RawDuration, RawSecret};
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +42,9 @@ pub(crate) struct RawConfig {
     pub(crate) audit: Option<figment::value::Value>,
     /// Per-client check metrics, off without it; read by `config::audit`.
     pub(crate) metrics: Option<figment::value::Value>,
+    /// Client certificate sources and DPoP proof checks for bound tokens.
+    #[serde(default)]
+    pub(crate) binding: RawBinding,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,17 +291,6 @@ pub(crate) struct RawJwksCache {
     pub(crate) fetch_timeout: Option<RawDuration>,
 }
 
-/// A secret read from the environment or a file, never written in the config itself.
-#[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a secret reference, {env: VARIABLE} or {file: PATH}"
-)]
-pub(crate) struct RawSecret {
-    pub(crate) env: Option<String>,
-    pub(crate) file: Option<PathBuf>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRouteDefaults {
@@ -422,6 +420,19 @@ pub(crate) struct RawRequire {
     pub(crate) any_scopes: Vec<String>,
     #[serde(default)]
     pub(crate) claims: Vec<RawClaimRule>,
+    /// How the token must be bound to its caller.
+    #[serde(default)]
+    pub(crate) binding: RawRouteBinding,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawRouteBinding {
+    #[default]
+    None,
+    Mtls,
+    Dpop,
+    AnyBound,
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,22 +464,4 @@ pub(crate) enum RawUnmatched {
     #[default]
     Deny,
     Allow,
-}
-
-/// A duration as written: `30s`. A bare number is kept as text so that
-/// validation can say it needs a unit, instead of a type error.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a duration such as 30s, 5m or 1h")]
-pub(crate) enum RawDuration {
-    Text(String),
-    Number(u64),
-}
-
-impl RawDuration {
-    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            RawDuration::Text(text) => std::borrow::Cow::Borrowed(text),
-            RawDuration::Number(n) => std::borrow::Cow::Owned(n.to_string()),
-        }
-    }
 }
