@@ -48,7 +48,7 @@ pub(crate) struct AuditRecord {
     /// The `kid` of the key that verified the token.
     #[serde(serialize_with = "shared_text")]
     pub(crate) key_id: Option<Arc<str>>,
-    /// The sender constraint checked (`dpop`, `mtls`), if any.
+    /// The sender constraint checked (`dpop`, `mtls`, `dpop+mtls`), if any.
     pub(crate) binding: Option<&'static str>,
     /// Whether the verified-JWT cache answered; none when no JWT was looked up.
     pub(crate) cache_hit: Option<bool>,
