@@ -156,7 +156,7 @@ impl Authorizer {
         self.check_audited(request, &Auditor::off()).await
     }
 
-    /// As [`Authorizer::check`], and hands the decision to `audit`: a
+    /// As `check`, and hands the decision to `audit`: a
     /// recorded decision gets a decision id, returned to Envoy with it.
     pub(crate) async fn check_audited(
         &self,
@@ -226,6 +226,9 @@ impl Authorizer {
 
     /// The decision for a request that matched `route`.
     /// [`verify::verify`] against this authorizer's providers and cache.
+    /// Who vouches for `token` on `route` ([`verify::verify`] over this
+    /// authorizer's providers and cache), noting what it learns for the
+    /// audit record.
     async fn verify<'a>(
         &'a self,
         route: &RoutePolicy,

@@ -3,7 +3,7 @@
 //! [`Decision`](crate::outcome::Decision), through the one check sequence
 //! in [`checkpoint`].
 //!
-//! A check, top to bottom ([`Authorizer::check`]): normalise host and path
+//! A check, top to bottom ([`Authorizer::check_audited`]): normalise host and path
 //! ([`request`]); refuse what cannot be matched safely; find the route;
 //! take the token from the configured places; find who vouches for it
 //! ([`verify`]: the verified-JWT cache, the issuer's keys, or the route's

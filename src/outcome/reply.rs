@@ -57,14 +57,15 @@ pub struct DenyReply {
 }
 
 impl DenyShape {
-    /// The reply for `reason`, naming `scope_hint` in the challenge of an
-    /// `insufficient_scope`. Carries no internal detail and never the token.
+    /// [`DenyShape::reply_with`] with the `Bearer` scheme (tests).
     #[cfg(test)]
     pub fn reply(&self, reason: DenyReason, scope_hint: Option<&str>) -> DenyReply {
         self.reply_with(reason, scope_hint, &AuthScheme::Bearer)
     }
 
-    /// As [`DenyShape::reply`], challenging with `scheme`.
+    /// The reply for `reason`, challenging with `scheme` (`Bearer` or
+    /// `DPoP`) and naming `scope_hint` in the challenge of an
+    /// `insufficient_scope`. Carries no internal detail and never the token.
     pub fn reply_with(
         &self,
         reason: DenyReason,
