@@ -85,8 +85,6 @@ pub(crate) struct Evidence {
     pub(crate) key_id: Option<Arc<str>>,
     /// Whether the verified-JWT cache answered (`None`: no JWT looked up).
     pub(crate) cache_hit: Option<bool>,
-    /// The sender constraint checked: `"dpop"`, `"mtls"`, or none.
-    pub(crate) binding: Option<&'static str>,
     /// The verified token's claims, for the configured record claims and
     /// the per-client metrics label.
     pub(crate) claims: Option<Claims>,

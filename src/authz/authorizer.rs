@@ -13,7 +13,7 @@ use super::request::{AuthzRequest, Target};
 use super::settings::{AuthzSettings, RequestLimits, RoutePolicy, Unmatched};
 use super::verify;
 use crate::audit::{Auditor, Evidence};
-use crate::binding::{Binder, BindingSettings, Presented, ProofRequest, Refusal, Scheme};
+use crate::binding::{Binder, Presented, ProofRequest, Refusal, Scheme};
 use crate::claims::{Unmet, scopes};
 use crate::digest::TokenKey;
 use crate::headers::render_claims;
@@ -39,7 +39,6 @@ pub struct Authorizer {
     /// Holds bound tokens to their client certificate or DPoP proof; its
     /// replay cache is kept across reloads that leave its settings alone.
     binder: Arc<Binder>,
-    binding: BindingSettings,
     tables: HeaderTables,
     unmatched: Unmatched,
     limits: RequestLimits,
@@ -107,7 +106,9 @@ impl Authorizer {
             _ => VerifiedCache::new(&token_cache),
         };
         let binder = match previous {
-            Some(previous) if previous.binding == binding => Arc::clone(&previous.binder),
+            Some(previous) if *previous.binder.settings() == binding => {
+                Arc::clone(&previous.binder)
+            }
             _ => Arc::new(Binder::new(&binding)),
         };
         let identity = identity.map(IdentityMinter::new);
@@ -126,7 +127,6 @@ impl Authorizer {
                 format: HeaderFormat::Scheme("DPoP".to_owned()),
             }],
             binder,
-            binding,
             tables,
             unmatched,
             limits,
@@ -224,8 +224,6 @@ impl Authorizer {
         })
     }
 
-    /// The decision for a request that matched `route`.
-    /// [`verify::verify`] against this authorizer's providers and cache.
     /// Who vouches for `token` on `route` ([`verify::verify`] over this
     /// authorizer's providers and cache), noting what it learns for the
     /// audit record.
@@ -239,6 +237,7 @@ impl Authorizer {
         verify::verify(&self.providers, &self.verified, route, token, key, evidence).await
     }
 
+    /// The decision for a request that matched `route`.
     async fn decide_route(
         &self,
         target: &Target<'_>,

@@ -86,17 +86,12 @@ pub(crate) fn audit(
         subject: audit.mask_field("sub", caller.and_then(|c| c.subject.clone())),
         client_id: audit.mask_field("client_id", caller.and_then(|c| c.client_id.clone())),
         key_id: evidence.key_id.clone(),
-        binding: evidence.binding.or(binding_label(bound)),
+        binding: bound.checked(),
         cache_hit: evidence.cache_hit,
         latency,
         claims: audit.claims(evidence.claims.as_ref()),
         trace_id: crate::telemetry::trace_id(),
     });
-}
-
-/// The sender constraint a check held the token to, for the record.
-fn binding_label(bound: Bound) -> Option<&'static str> {
-    (bound != Bound::default()).then(|| bound.label())
 }
 
 /// Counts the check under its caller's bounded `client` label, when
@@ -185,7 +180,7 @@ pub(crate) fn log_outcome(
         provider = caller.map(|c| &*c.provider),
         subject = caller.and_then(|c| c.subject.as_deref()),
         client_id = caller.and_then(|c| c.client_id.as_deref()),
-        binding = (bound != Bound::default()).then(|| bound.label()),
+        binding = bound.checked(),
         trace_id,
         decision_id,
         "check"
@@ -203,7 +198,7 @@ pub(crate) fn log_dry_run(target: &Target<'_>, denial: &Denial) {
         method = %target.method,
         path = target.logged_path(),
         subject = denial.caller.as_ref().and_then(|c| c.subject.as_deref()),
-        binding = (denial.binding != Bound::default()).then(|| denial.binding.label()),
+        binding = denial.binding.checked(),
         detail = denial.detail.as_deref(),
         "dry run: deny not enforced, request allowed"
     );

@@ -102,7 +102,9 @@ pub(crate) struct Refusal {
 
 /// Holds tokens to their bindings.
 pub(crate) struct Binder {
-    certificate_sources: Vec<CertificateSource>,
+    /// What it was built from: a reload with the same keeps this binder,
+    /// and with it the DPoP replay cache.
+    settings: BindingSettings,
     dpop: DpopVerifier,
 }
 
@@ -110,9 +112,14 @@ impl Binder {
     /// A binder with an empty DPoP replay cache.
     pub(crate) fn new(settings: &BindingSettings) -> Binder {
         Binder {
-            certificate_sources: settings.certificate_sources.clone(),
+            settings: settings.clone(),
             dpop: DpopVerifier::new(&settings.dpop),
         }
+    }
+
+    /// The settings it was built from.
+    pub(crate) fn settings(&self) -> &BindingSettings {
+        &self.settings
     }
 
     /// The challenge scheme for a deny on a route demanding `route` of a
@@ -232,7 +239,8 @@ impl Binder {
     /// The client certificate's thumbprint, from the first configured
     /// source that has one.
     fn certificate_thumbprint(&self, presented: &Presented<'_>) -> Option<String> {
-        self.certificate_sources
+        self.settings
+            .certificate_sources
             .iter()
             .find_map(|source| match source {
                 CertificateSource::Peer => presented

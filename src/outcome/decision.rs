@@ -57,6 +57,12 @@ impl Bound {
             (true, true) => "dpop+mtls",
         }
     }
+
+    /// [`Bound::label`], or `None` when nothing was checked: for log
+    /// fields and records that leave an unbound token's binding out.
+    pub fn checked(self) -> Option<&'static str> {
+        (self != Bound::default()).then(|| self.label())
+    }
 }
 
 /// The verified identity behind a token, for logs and upstream identity.
